@@ -1,0 +1,3 @@
+module backinstock/deploy/devstack
+
+go 1.26.8

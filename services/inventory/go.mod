@@ -1,0 +1,3 @@
+module backinstock/services/inventory
+
+go 1.26.8

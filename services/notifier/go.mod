@@ -1,0 +1,3 @@
+module backinstock/services/notifier
+
+go 1.26.8

@@ -1,0 +1,3 @@
+module backinstock/services/wishlist
+
+go 1.26.8

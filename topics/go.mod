@@ -1,0 +1,3 @@
+module backinstock/topics
+
+go 1.26.8
