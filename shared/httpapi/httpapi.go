@@ -1,0 +1,122 @@
+// Package httpapi holds what the public JSON APIs share: bearer-token
+// authentication, bounded strict JSON decoding and one error body shape,
+// {"error": {"code": "...", "message": "..."}}.
+package httpapi
+
+import (
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+)
+
+// Error is an API error: an HTTP status, a stable machine code and a message
+// that names the offending field.
+type Error struct {
+	Status  int    `json:"-"`
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("%d %s: %s", e.Status, e.Code, e.Message) }
+
+// Errorf builds an *Error.
+func Errorf(status int, code, format string, args ...any) *Error {
+	return &Error{Status: status, Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// Invalid is the 422 for a well-formed request whose content breaks a rule.
+func Invalid(format string, args ...any) *Error {
+	return Errorf(http.StatusUnprocessableEntity, "invalid", format, args...)
+}
+
+// BadRequest is the 400 for a request that cannot be read.
+func BadRequest(format string, args ...any) *Error {
+	return Errorf(http.StatusBadRequest, "bad_request", format, args...)
+}
+
+// WriteJSON writes v with status.
+func WriteJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// WriteError writes err as the error body; errors that are not *Error become 500s
+// whose message does not leak internals.
+func WriteError(w http.ResponseWriter, err error) {
+	var e *Error
+	if !errors.As(err, &e) {
+		e = Errorf(http.StatusInternalServerError, "internal", "internal error")
+	}
+	WriteJSON(w, e.Status, map[string]*Error{"error": e})
+}
+
+// Decode reads exactly one JSON value of at most maxBytes into dst, rejecting
+// unknown fields, so a misspelled field is an error rather than a silent default.
+func Decode(w http.ResponseWriter, r *http.Request, maxBytes int64, dst any) error {
+	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
+		return Errorf(http.StatusUnsupportedMediaType, "unsupported_media_type", "content-type must be application/json, got %q", ct)
+	}
+	body := http.MaxBytesReader(w, r.Body, maxBytes)
+	dec := json.NewDecoder(body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(dst); err != nil {
+		return decodeError(err, maxBytes)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return decodeError(err, maxBytes)
+		}
+		return BadRequest("body must hold a single JSON value")
+	}
+	return nil
+}
+
+func decodeError(err error, maxBytes int64) error {
+	var (
+		mbe *http.MaxBytesError
+		syn *json.SyntaxError
+		typ *json.UnmarshalTypeError
+	)
+	switch {
+	case errors.As(err, &mbe):
+		return Errorf(http.StatusRequestEntityTooLarge, "too_large", "body exceeds %d bytes", maxBytes)
+	case errors.As(err, &syn):
+		return BadRequest("malformed JSON at byte %d: %v", syn.Offset, err)
+	case errors.As(err, &typ):
+		return BadRequest("field %q: expected %s, got JSON %s", typ.Field, typ.Type, typ.Value)
+	case errors.Is(err, io.EOF):
+		return BadRequest("body is empty")
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return BadRequest("malformed JSON: unexpected end of body")
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		return BadRequest("unknown field %s", strings.TrimPrefix(err.Error(), "json: unknown field "))
+	default:
+		return BadRequest("malformed JSON: %v", err)
+	}
+}
+
+// BearerAuth rejects requests whose Authorization header is not "Bearer token".
+// The comparison is constant-time so the token cannot be guessed by timing.
+func BearerAuth(token string, next http.Handler) http.Handler {
+	want := []byte("Bearer " + token)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got := r.Header.Get("Authorization")
+		if got == "" {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="backinstock"`)
+			WriteError(w, Errorf(http.StatusUnauthorized, "unauthorized", "missing Authorization: Bearer token"))
+			return
+		}
+		if subtle.ConstantTimeCompare([]byte(got), want) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="backinstock", error="invalid_token"`)
+			WriteError(w, Errorf(http.StatusUnauthorized, "unauthorized", "invalid token"))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}

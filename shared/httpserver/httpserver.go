@@ -1,0 +1,141 @@
+// Package httpserver runs a service's HTTP listener with the endpoints every
+// process answers: /healthz (alive), /readyz (able to serve: its checks pass)
+// and /metrics (Prometheus), and shuts it down gracefully.
+package httpserver
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.uber.org/zap"
+)
+
+// Check reports whether one dependency is ready; a non-nil error says why not.
+type Check func(ctx context.Context) error
+
+// Server is an http.Server plus health, readiness and metrics.
+type Server struct {
+	addr     string
+	log      *zap.Logger
+	mux      *http.ServeMux
+	gatherer prometheus.Gatherer
+
+	mu     sync.Mutex
+	checks map[string]Check
+	ln     net.Listener
+	srv    *http.Server
+}
+
+// New builds a server on addr (host:port; port 0 picks a free one). app, when
+// not nil, serves every path other than the built-in ones.
+func New(addr string, log *zap.Logger, gatherer prometheus.Gatherer, app http.Handler) *Server {
+	s := &Server{addr: addr, log: log, mux: http.NewServeMux(), gatherer: gatherer, checks: map[string]Check{}}
+	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	s.mux.HandleFunc("GET /readyz", s.ready)
+	if gatherer != nil {
+		s.mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
+	}
+	if app != nil {
+		s.mux.Handle("/", app)
+	}
+	return s
+}
+
+// AddCheck registers a readiness check under name.
+func (s *Server) AddCheck(name string, c Check) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.checks[name] = c
+}
+
+func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	s.mu.Lock()
+	checks := make(map[string]Check, len(s.checks))
+	for k, v := range s.checks {
+		checks[k] = v
+	}
+	s.mu.Unlock()
+	status, body := http.StatusOK, map[string]string{}
+	for name, c := range checks {
+		if err := c(ctx); err != nil {
+			status, body[name] = http.StatusServiceUnavailable, err.Error()
+		} else {
+			body[name] = "ok"
+		}
+	}
+	writeJSON(w, status, body)
+}
+
+// Listen binds the address, so callers learn the port before Run.
+func (s *Server) Listen() error {
+	ln, err := net.Listen("tcp", s.addr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", s.addr, err)
+	}
+	s.mu.Lock()
+	s.ln = ln
+	s.mu.Unlock()
+	return nil
+}
+
+// Addr is the bound address (after Listen).
+func (s *Server) Addr() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ln == nil {
+		return s.addr
+	}
+	return s.ln.Addr().String()
+}
+
+// Run serves until ctx ends, then gives in-flight requests up to 10 s.
+func (s *Server) Run(ctx context.Context) error {
+	if s.ln == nil {
+		if err := s.Listen(); err != nil {
+			return err
+		}
+	}
+	s.srv = &http.Server{
+		Handler:           s.mux,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          zap.NewStdLog(s.log.Named("http")),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- s.srv.Serve(s.ln) }()
+	s.log.Info("http listening", zap.String("addr", s.Addr()))
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve http: %w", err)
+	case <-ctx.Done():
+	}
+	shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := s.srv.Shutdown(shutCtx); err != nil {
+		return fmt.Errorf("shutdown http: %w", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve http: %w", err)
+	}
+	return nil
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}

@@ -1,0 +1,426 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/IBM/sarama"
+	"go.uber.org/zap"
+)
+
+// Batch is a run of records from one partition, handed to a Handler in order.
+type Batch struct {
+	Topic     string
+	Partition int32
+	Records   []*sarama.ConsumerMessage
+
+	stopping <-chan struct{}
+	runner   *Group
+	rejected []rejection
+}
+
+type rejection struct {
+	msg    *sarama.ConsumerMessage
+	reason string
+}
+
+// Reject sends msg to the dead-letter topic with reason instead of processing
+// it. The dead letter is produced (acks=all) before the batch's offsets are
+// committed, so a poison record is never lost and never blocks the partition.
+func (b *Batch) Reject(msg *sarama.ConsumerMessage, reason error) {
+	b.rejected = append(b.rejected, rejection{msg: msg, reason: reason.Error()})
+}
+
+// Stopping is closed when the group is rebalancing or shutting down. A long
+// handler (a million-record fan-out) checkpoints and returns ErrInterrupted.
+func (b *Batch) Stopping() <-chan struct{} { return b.stopping }
+
+// Wait pauses fetching for this partition for d (a rate limit or an edge that
+// is not acknowledging), so nothing buffers while the handler waits.
+func (b *Batch) Wait(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return nil
+	}
+	b.runner.pause(b.Topic, b.Partition)
+	defer b.runner.resume(b.Topic, b.Partition)
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Last is the batch's last record.
+func (b *Batch) Last() *sarama.ConsumerMessage { return b.Records[len(b.Records)-1] }
+
+// ErrInterrupted is returned by a handler that stopped part-way because the
+// batch is Stopping; the runner leaves the batch uncommitted without logging
+// an error.
+var ErrInterrupted = errors.New("interrupted by rebalance or shutdown")
+
+// Handler processes batches. Handle returns nil only when the effect of every
+// record (other than rejected ones) is durable; the runner then commits past
+// the batch. A non-nil error makes the runner pause the partition, back off and
+// hand the same batch again, so Handle must be idempotent.
+type Handler interface {
+	Handle(ctx context.Context, b *Batch) error
+}
+
+// HandlerFunc adapts a function to Handler.
+type HandlerFunc func(ctx context.Context, b *Batch) error
+
+// Handle calls f.
+func (f HandlerFunc) Handle(ctx context.Context, b *Batch) error { return f(ctx, b) }
+
+// GroupOptions tune a Group; zero values take the defaults.
+type GroupOptions struct {
+	Group  string
+	Topics []string
+	// MaxBatch caps the records per Handle call (default 500).
+	MaxBatch int
+	// Linger is how long a batch waits for more records once it has one (default 5ms).
+	Linger time.Duration
+	// RetryBackoff is the first wait after a failed batch, doubling to MaxBackoff (defaults 100ms, 5s).
+	RetryBackoff, MaxBackoff time.Duration
+	// CloseTimeout bounds how long an in-flight batch may take after shutdown begins (default 30s).
+	CloseTimeout time.Duration
+	// DeadLetterTopic receives rejected records (default "deadletter.v1").
+	DeadLetterTopic string
+	// FromNewest starts a group with no committed offsets at the end instead of the beginning.
+	FromNewest bool
+	// Metrics, when set, records the runner's metrics.
+	Metrics *Metrics
+}
+
+func (o *GroupOptions) setDefaults() {
+	if o.MaxBatch <= 0 {
+		o.MaxBatch = 500
+	}
+	if o.Linger <= 0 {
+		o.Linger = 5 * time.Millisecond
+	}
+	if o.RetryBackoff <= 0 {
+		o.RetryBackoff = 100 * time.Millisecond
+	}
+	if o.MaxBackoff <= 0 {
+		o.MaxBackoff = 5 * time.Second
+	}
+	if o.CloseTimeout <= 0 {
+		o.CloseTimeout = 30 * time.Second
+	}
+	if o.DeadLetterTopic == "" {
+		o.DeadLetterTopic = "deadletter.v1"
+	}
+	if o.Metrics == nil {
+		o.Metrics = NewMetrics(nil)
+	}
+}
+
+// Validate names what is missing.
+func (o GroupOptions) Validate() error {
+	var errs []error
+	if o.Group == "" {
+		errs = append(errs, errors.New("group: required"))
+	}
+	if len(o.Topics) == 0 {
+		errs = append(errs, errors.New("topics: at least one is required"))
+	}
+	return errors.Join(errs...)
+}
+
+// Group runs a consumer group: one goroutine per claimed partition collects
+// batches, calls the handler, dead-letters rejected records and then commits
+// synchronously. Offsets are never committed for a batch whose handler failed.
+type Group struct {
+	opts    GroupOptions
+	log     *zap.Logger
+	handler Handler
+	group   sarama.ConsumerGroup
+	client  sarama.Client
+	dlq     sarama.SyncProducer
+
+	mu     sync.Mutex
+	paused map[string]map[int32]int // nested pause counts
+}
+
+// NewGroup connects a consumer group and a dead-letter producer.
+func NewGroup(c Config, o GroupOptions, h Handler, log *zap.Logger) (*Group, error) {
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	o.setDefaults()
+	sc, err := c.Sarama()
+	if err != nil {
+		return nil, err
+	}
+	sc.Consumer.Offsets.AutoCommit.Enable = false
+	sc.Consumer.Offsets.Initial = sarama.OffsetOldest
+	if o.FromNewest {
+		sc.Consumer.Offsets.Initial = sarama.OffsetNewest
+	}
+	sc.Consumer.Return.Errors = true
+	sc.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{sarama.NewBalanceStrategySticky()}
+	sc.Consumer.Group.Rebalance.Timeout = 60 * time.Second
+	sc.Consumer.Fetch.Default = 4 << 20
+	sc.ChannelBufferSize = 1024
+	cl, err := newClient(c, sc)
+	if err != nil {
+		return nil, err
+	}
+	cg, err := sarama.NewConsumerGroupFromClient(o.Group, cl)
+	if err != nil {
+		_ = cl.Close()
+		return nil, fmt.Errorf("consumer group %s: %w", o.Group, err)
+	}
+	pc, err := SaramaProducerConfig(c, ProducerOptions{})
+	if err != nil {
+		_ = cg.Close()
+		return nil, err
+	}
+	dlq, err := sarama.NewSyncProducer(c.Brokers, pc)
+	if err != nil {
+		_ = cg.Close()
+		return nil, fmt.Errorf("dead-letter producer: %w", err)
+	}
+	return &Group{opts: o, log: log.With(zap.String("group", o.Group)), handler: h, group: cg, client: cl, dlq: dlq, paused: map[string]map[int32]int{}}, nil
+}
+
+// Client is the group's client (offsets, metadata, readiness).
+func (g *Group) Client() sarama.Client { return g.client }
+
+// Run consumes until ctx ends, then lets in-flight batches finish (up to
+// CloseTimeout), commits them and leaves the group.
+func (g *Group) Run(ctx context.Context) error {
+	hard, cancelHard := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelHard()
+	stopTimer := context.AfterFunc(ctx, func() {
+		t := time.AfterFunc(g.opts.CloseTimeout, cancelHard)
+		context.AfterFunc(hard, func() { t.Stop() })
+	})
+	defer stopTimer()
+
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for err := range g.group.Errors() {
+			g.log.Warn("consumer group error", zap.Error(err))
+		}
+	}()
+	h := &claimHandler{g: g, hard: hard}
+	backoff := g.opts.RetryBackoff
+	var runErr error
+	for ctx.Err() == nil {
+		err := g.group.Consume(ctx, g.opts.Topics, h)
+		if errors.Is(err, sarama.ErrClosedConsumerGroup) {
+			break
+		}
+		if err != nil && ctx.Err() == nil {
+			g.log.Warn("consume session ended", zap.Error(err), zap.Duration("retry_in", backoff))
+			if !sleep(ctx, backoff) {
+				break
+			}
+			backoff = min(2*backoff, g.opts.MaxBackoff)
+			continue
+		}
+		backoff = g.opts.RetryBackoff
+	}
+	if err := g.group.Close(); err != nil && !errors.Is(err, sarama.ErrClosedConsumerGroup) {
+		runErr = fmt.Errorf("close group %s: %w", g.opts.Group, err)
+	}
+	wg.Wait()
+	if err := g.dlq.Close(); err != nil {
+		runErr = errors.Join(runErr, fmt.Errorf("close dead-letter producer: %w", err))
+	}
+	if err := g.client.Close(); err != nil && !errors.Is(err, sarama.ErrClosedClient) {
+		runErr = errors.Join(runErr, err)
+	}
+	return runErr
+}
+
+func (g *Group) pause(topic string, p int32) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.paused[topic] == nil {
+		g.paused[topic] = map[int32]int{}
+	}
+	g.paused[topic][p]++
+	if g.paused[topic][p] == 1 {
+		g.group.Pause(map[string][]int32{topic: {p}})
+		g.opts.Metrics.Paused.WithLabelValues(g.opts.Group, topic).Inc()
+	}
+}
+
+func (g *Group) resume(topic string, p int32) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.paused[topic][p]--
+	if g.paused[topic][p] == 0 {
+		delete(g.paused[topic], p)
+		g.group.Resume(map[string][]int32{topic: {p}})
+		g.opts.Metrics.Paused.WithLabelValues(g.opts.Group, topic).Dec()
+	}
+}
+
+type claimHandler struct {
+	g    *Group
+	hard context.Context
+}
+
+func (h *claimHandler) Setup(s sarama.ConsumerGroupSession) error {
+	h.g.log.Info("partitions assigned", zap.Any("claims", s.Claims()), zap.Int32("generation", s.GenerationID()))
+	return nil
+}
+
+func (h *claimHandler) Cleanup(s sarama.ConsumerGroupSession) error {
+	h.g.log.Info("partitions released", zap.Any("claims", s.Claims()))
+	return nil
+}
+
+func (h *claimHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
+	g := h.g
+	m := g.opts.Metrics
+	part := strconv.Itoa(int(claim.Partition()))
+	lag := m.Lag.WithLabelValues(g.opts.Group, claim.Topic(), part)
+	defer m.Lag.DeleteLabelValues(g.opts.Group, claim.Topic(), part)
+	for {
+		recs, open := collect(sess.Context(), claim.Messages(), g.opts.MaxBatch, g.opts.Linger)
+		if len(recs) == 0 {
+			return nil
+		}
+		b := &Batch{Topic: claim.Topic(), Partition: claim.Partition(), Records: recs, stopping: sess.Context().Done(), runner: g}
+		if !h.process(sess, b) {
+			return nil
+		}
+		lag.Set(float64(max(0, claim.HighWaterMarkOffset()-b.Last().Offset-1)))
+		if !open {
+			return nil
+		}
+	}
+}
+
+// process runs the handler until it succeeds, dead-letters the rejects and
+// commits. It reports false when the session ended before the batch was done.
+func (h *claimHandler) process(sess sarama.ConsumerGroupSession, b *Batch) bool {
+	g := h.g
+	m := g.opts.Metrics
+	backoff := g.opts.RetryBackoff
+	for attempt := 1; ; attempt++ {
+		b.rejected = b.rejected[:0]
+		start := time.Now()
+		err := g.handler.Handle(h.hard, b)
+		m.HandleSeconds.WithLabelValues(g.opts.Group, b.Topic).Observe(time.Since(start).Seconds())
+		if err == nil {
+			err = h.deadLetter(b)
+		}
+		if err == nil {
+			break
+		}
+		if errors.Is(err, ErrInterrupted) || sess.Context().Err() != nil || h.hard.Err() != nil {
+			g.log.Info("batch left uncommitted", zap.String("topic", b.Topic), zap.Int32("partition", b.Partition),
+				zap.Int64("first_offset", b.Records[0].Offset), zap.NamedError("cause", err))
+			return false
+		}
+		m.Retries.WithLabelValues(g.opts.Group, b.Topic).Inc()
+		g.log.Warn("batch failed; pausing partition and retrying", zap.String("topic", b.Topic), zap.Int32("partition", b.Partition),
+			zap.Int64("first_offset", b.Records[0].Offset), zap.Int("attempt", attempt), zap.Duration("retry_in", backoff), zap.Error(err))
+		if b.Wait(sess.Context(), backoff) != nil {
+			return false
+		}
+		backoff = min(2*backoff, g.opts.MaxBackoff)
+	}
+	sess.MarkOffset(b.Topic, b.Partition, b.Last().Offset+1, "")
+	sess.Commit()
+	m.Records.WithLabelValues(g.opts.Group, b.Topic).Add(float64(len(b.Records)))
+	return true
+}
+
+// Header names on dead letters.
+const (
+	HeaderDLQTopic     = "dlq-source-topic"
+	HeaderDLQPartition = "dlq-source-partition"
+	HeaderDLQOffset    = "dlq-source-offset"
+	HeaderDLQGroup     = "dlq-group"
+	HeaderDLQReason    = "dlq-reason"
+)
+
+func (h *claimHandler) deadLetter(b *Batch) error {
+	if len(b.rejected) == 0 {
+		return nil
+	}
+	g := h.g
+	msgs := make([]*sarama.ProducerMessage, 0, len(b.rejected))
+	for _, r := range b.rejected {
+		hdrs := []sarama.RecordHeader{
+			{Key: []byte(HeaderDLQTopic), Value: []byte(r.msg.Topic)},
+			{Key: []byte(HeaderDLQPartition), Value: []byte(strconv.Itoa(int(r.msg.Partition)))},
+			{Key: []byte(HeaderDLQOffset), Value: []byte(strconv.FormatInt(r.msg.Offset, 10))},
+			{Key: []byte(HeaderDLQGroup), Value: []byte(g.opts.Group)},
+			{Key: []byte(HeaderDLQReason), Value: []byte(r.reason)},
+		}
+		for _, rh := range r.msg.Headers {
+			hdrs = append(hdrs, *rh)
+		}
+		msgs = append(msgs, &sarama.ProducerMessage{
+			Topic:   g.opts.DeadLetterTopic,
+			Key:     sarama.ByteEncoder(r.msg.Key),
+			Value:   sarama.ByteEncoder(r.msg.Value),
+			Headers: hdrs,
+		})
+		g.log.Warn("record dead-lettered", zap.String("topic", r.msg.Topic), zap.Int32("partition", r.msg.Partition),
+			zap.Int64("offset", r.msg.Offset), zap.String("reason", r.reason))
+	}
+	if err := g.dlq.SendMessages(msgs); err != nil {
+		return fmt.Errorf("produce %d dead letters: %w", len(msgs), err)
+	}
+	g.opts.Metrics.DeadLetters.WithLabelValues(g.opts.Group, b.Topic).Add(float64(len(msgs)))
+	return nil
+}
+
+// collect blocks for a first record, then takes what arrives within linger, up
+// to max. open is false once the claim's channel has closed.
+func collect(ctx context.Context, in <-chan *sarama.ConsumerMessage, max int, linger time.Duration) (recs []*sarama.ConsumerMessage, open bool) {
+	select {
+	case m, ok := <-in:
+		if !ok {
+			return nil, false
+		}
+		recs = append(recs, m)
+	case <-ctx.Done():
+		return nil, true
+	}
+	t := time.NewTimer(linger)
+	defer t.Stop()
+	for len(recs) < max {
+		select {
+		case m, ok := <-in:
+			if !ok {
+				return recs, false
+			}
+			recs = append(recs, m)
+		case <-t.C:
+			return recs, true
+		case <-ctx.Done():
+			return recs, true
+		}
+	}
+	return recs, true
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}

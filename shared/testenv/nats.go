@@ -1,0 +1,93 @@
+package testenv
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+)
+
+// NATSOptions configure the embedded server.
+type NATSOptions struct {
+	StoreDir string
+	// Port and WSPort: 0 picks free ports.
+	Port, WSPort int
+	// Configure, when set, adjusts the server options before start (auth, accounts).
+	Configure func(*server.Options)
+}
+
+// NATS is an embedded nats-server with JetStream and websocket.
+type NATS struct {
+	Server *server.Server
+	opts   *server.Options
+}
+
+// StartNATS starts the server and waits until it accepts connections.
+func StartNATS(o NATSOptions) (*NATS, error) {
+	var err error
+	if o.Port == 0 {
+		if o.Port, err = FreePort(); err != nil {
+			return nil, err
+		}
+	}
+	if o.WSPort == 0 {
+		if o.WSPort, err = FreePort(); err != nil {
+			return nil, err
+		}
+	}
+	opts := &server.Options{
+		ServerName: "backinstock-test",
+		Host:       "127.0.0.1",
+		Port:       o.Port,
+		JetStream:  true,
+		StoreDir:   o.StoreDir,
+		NoSigs:     true,
+		NoLog:      true,
+		MaxPayload: 1 << 20,
+		Websocket:  server.WebsocketOpts{Host: "127.0.0.1", Port: o.WSPort, NoTLS: true},
+	}
+	if o.Configure != nil {
+		o.Configure(opts)
+	}
+	n := &NATS{opts: opts}
+	return n, n.start()
+}
+
+func (n *NATS) start() error {
+	s, err := server.NewServer(n.opts)
+	if err != nil {
+		return fmt.Errorf("nats-server: %w", err)
+	}
+	go s.Start()
+	if !s.ReadyForConnections(15 * time.Second) {
+		s.Shutdown()
+		return errors.New("nats-server: not ready within 15s")
+	}
+	n.Server = s
+	return nil
+}
+
+// URL is the client URL.
+func (n *NATS) URL() string { return fmt.Sprintf("nats://127.0.0.1:%d", n.opts.Port) }
+
+// WSURL is the websocket URL browsers use.
+func (n *NATS) WSURL() string { return fmt.Sprintf("ws://127.0.0.1:%d", n.opts.Websocket.Port) }
+
+// Stop shuts the server down, keeping its store for Restart.
+func (n *NATS) Stop() {
+	if n.Server != nil {
+		n.Server.Shutdown()
+		n.Server.WaitForShutdown()
+		n.Server = nil
+	}
+}
+
+// Restart starts it again on the same ports and store.
+func (n *NATS) Restart() error {
+	n.Stop()
+	return n.start()
+}
+
+// Close stops the server.
+func (n *NATS) Close() { n.Stop() }
