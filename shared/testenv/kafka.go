@@ -25,8 +25,13 @@ func StartKafka(n int, opts ...kfake.Opt) (*Kafka, error) {
 		}
 		ports[i] = p
 	}
+	return StartKafkaOnPorts(ports, opts...)
+}
+
+// StartKafkaOnPorts starts one broker per port, listening on 127.0.0.1 only.
+func StartKafkaOnPorts(ports []int, opts ...kfake.Opt) (*Kafka, error) {
 	all := append([]kfake.Opt{
-		kfake.NumBrokers(n),
+		kfake.NumBrokers(len(ports)),
 		kfake.Ports(ports...),
 		kfake.ListenFn(func(network, addr string) (net.Listener, error) {
 			_, port, _ := net.SplitHostPort(addr)

@@ -62,6 +62,12 @@ func (r *Redis) start() error {
 		r.mini = m
 		return nil
 	}
+	// redis-server changes into --dir before opening its log: paths must be absolute.
+	dir, err := filepath.Abs(r.o.Dir)
+	if err != nil {
+		return err
+	}
+	r.o.Dir = dir
 	if err := os.MkdirAll(r.o.Dir, 0o755); err != nil {
 		return err
 	}

@@ -1,0 +1,247 @@
+// Package stack is the embedded local stack behind `make demo`: a kfake Kafka
+// cluster, an embedded nats-server with JetStream and websocket, and Redis
+// (redis-server from PATH, else an embedded Go Redis), with the topic
+// catalogue applied. Every address is written to <data-dir>/devstack.env so
+// scripts can source it.
+package stack
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	"go.uber.org/zap"
+
+	"backinstock/shared/config"
+	"backinstock/shared/kafka"
+	"backinstock/shared/testenv"
+	"backinstock/topics/catalog"
+)
+
+// Config chooses where the stack keeps its state and which ports it uses.
+// The defaults stay clear of the standard ports (9092, 4222, 6379), which a
+// developer machine often has taken by system services.
+type Config struct {
+	DataDir    string
+	KafkaPorts []string
+	NATSPort   int
+	NATSWSPort int
+	RedisPort  int
+	APIToken   string
+	InfraOnly  bool
+	Regions    []string
+	LogLevel   string
+}
+
+// Bind registers the settings.
+func (c *Config) Bind(s *config.Set) {
+	s.String(&c.DataDir, "data-dir", "DEVSTACK_DATA_DIR", ".data", "directory for the stack's state")
+	s.List(&c.KafkaPorts, "kafka-ports", "DEVSTACK_KAFKA_PORTS", []string{"19092", "19093", "19094"}, "ports of the 3 Kafka brokers")
+	s.Int(&c.NATSPort, "nats-port", "DEVSTACK_NATS_PORT", 14222, "NATS client port")
+	s.Int(&c.NATSWSPort, "nats-ws-port", "DEVSTACK_NATS_WS_PORT", 14280, "NATS websocket port")
+	s.Int(&c.RedisPort, "redis-port", "DEVSTACK_REDIS_PORT", 16379, "Redis port")
+	s.String(&c.APIToken, "api-token", "API_TOKEN", "", "API token (default: generated once and kept in the data dir)")
+	s.Bool(&c.InfraOnly, "infra-only", "DEVSTACK_INFRA_ONLY", false, "run Kafka, NATS and Redis only, no services")
+	s.List(&c.Regions, "regions", "REGIONS", catalog.DefaultRegions, "regions to run fan-out groups and notifiers for")
+	s.String(&c.LogLevel, "log-level", "LOG_LEVEL", "info", "log level")
+}
+
+// Validate names what is wrong.
+func (c Config) Validate() error {
+	var p config.Problems
+	if c.DataDir == "" {
+		p.Addf("--data-dir", "required")
+	}
+	if len(c.KafkaPorts) < 1 {
+		p.Addf("--kafka-ports", "at least one port")
+	}
+	for _, port := range c.KafkaPorts {
+		var n int
+		if _, err := fmt.Sscanf(port, "%d", &n); err != nil || n <= 0 || n > 65535 {
+			p.Addf("--kafka-ports", "%q is not a port", port)
+		}
+	}
+	for name, port := range map[string]int{"--nats-port": c.NATSPort, "--nats-ws-port": c.NATSWSPort, "--redis-port": c.RedisPort} {
+		if port <= 0 || port > 65535 {
+			p.Addf(name, "%d is not a port", port)
+		}
+	}
+	return p.Err()
+}
+
+// Infra is the running infrastructure.
+type Infra struct {
+	Kafka *testenv.Kafka
+	NATS  *testenv.NATS
+	Redis *testenv.Redis
+	Env   Env
+}
+
+// Env is what devstack.env holds.
+type Env struct {
+	KafkaBrokers string
+	RedisURL     string
+	NATSURL      string
+	NATSWSURL    string
+	APIToken     string
+	Extra        [][2]string // service URLs, added as they start
+}
+
+// StartInfra brings up Kafka, NATS and Redis under cfg.DataDir and applies the catalogue.
+func StartInfra(ctx context.Context, cfg Config, log *zap.Logger) (*Infra, error) {
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return nil, err
+	}
+	token, err := apiToken(cfg)
+	if err != nil {
+		return nil, err
+	}
+	ports := make([]int, len(cfg.KafkaPorts))
+	for i, p := range cfg.KafkaPorts {
+		fmt.Sscanf(p, "%d", &ports[i])
+	}
+	in := &Infra{}
+	k, err := startKafka(filepath.Join(cfg.DataDir, "kafka"), ports)
+	if err != nil {
+		return nil, err
+	}
+	in.Kafka = k
+	n, err := testenv.StartNATS(testenv.NATSOptions{StoreDir: filepath.Join(cfg.DataDir, "nats"), Port: cfg.NATSPort, WSPort: cfg.NATSWSPort})
+	if err != nil {
+		in.Close()
+		return nil, err
+	}
+	in.NATS = n
+	r, err := testenv.StartRedis(testenv.RedisOptions{Dir: filepath.Join(cfg.DataDir, "redis"), AppendOnly: true, Port: cfg.RedisPort})
+	if err != nil {
+		in.Close()
+		return nil, err
+	}
+	in.Redis = r
+	if r.Embedded() {
+		log.Warn("redis-server not found on PATH: using the embedded Go Redis (state is not persisted)")
+	}
+	if err := ApplyCatalog(ctx, kafka.Config{Brokers: k.Brokers}, len(ports), log); err != nil {
+		in.Close()
+		return nil, err
+	}
+	in.Env = Env{KafkaBrokers: k.BrokerList(), RedisURL: r.URL(), NATSURL: n.URL(), NATSWSURL: n.WSURL(), APIToken: token}
+	return in, nil
+}
+
+func startKafka(dir string, ports []int) (*testenv.Kafka, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	// The cluster persists its logs and group offsets across restarts of the stack.
+	return testenv.StartKafkaOnPorts(ports, kfake.DataDir(dir))
+}
+
+// ApplyCatalog creates or updates the catalogue's topics, sized for the cluster.
+func ApplyCatalog(ctx context.Context, kc kafka.Config, brokers int, log *zap.Logger) error {
+	cat, err := catalog.Default()
+	if err != nil {
+		return err
+	}
+	cat = cat.ForBrokers(brokers)
+	adm, err := kafka.NewClusterAdmin(kc)
+	if err != nil {
+		return err
+	}
+	defer adm.Close()
+	plan, err := catalog.Plan(ctx, adm, cat, false)
+	if err != nil {
+		return fmt.Errorf("plan topics: %w", err)
+	}
+	if err := catalog.Apply(ctx, adm, plan); err != nil {
+		return fmt.Errorf("apply topics: %w", err)
+	}
+	log.Info("topic catalogue applied", zap.Int("topics", len(cat.Topics)), zap.Int("changes", len(plan.Actions)))
+	return nil
+}
+
+// apiToken is the configured token, else one generated on the first run and
+// kept in the data dir so restarts and scripts agree on it.
+func apiToken(cfg Config) (string, error) {
+	if cfg.APIToken != "" {
+		return cfg.APIToken, nil
+	}
+	path := filepath.Join(cfg.DataDir, "api-token")
+	if b, err := os.ReadFile(path); err == nil && len(strings.TrimSpace(string(b))) > 0 {
+		return strings.TrimSpace(string(b)), nil
+	}
+	buf := make([]byte, 16)
+	if _, err := rand.Read(buf); err != nil {
+		return "", err
+	}
+	tok := "dev-" + hex.EncodeToString(buf)
+	if err := os.WriteFile(path, []byte(tok+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("write api token: %w", err)
+	}
+	return tok, nil
+}
+
+// Close stops the infrastructure, last started first.
+func (in *Infra) Close() {
+	if in.Redis != nil {
+		in.Redis.Close()
+	}
+	if in.NATS != nil {
+		in.NATS.Close()
+	}
+	if in.Kafka != nil {
+		in.Kafka.Close()
+	}
+}
+
+// Lines renders the env as shell KEY=value lines.
+func (e Env) Lines() []string {
+	lines := []string{
+		"KAFKA_BROKERS=" + e.KafkaBrokers,
+		"REDIS_URL=" + e.RedisURL,
+		"NATS_URL=" + e.NATSURL,
+		"NATS_WS_URL=" + e.NATSWSURL,
+		"API_TOKEN=" + e.APIToken,
+	}
+	for _, kv := range e.Extra {
+		lines = append(lines, kv[0]+"="+kv[1])
+	}
+	return lines
+}
+
+// WriteEnv writes devstack.env atomically and prints it to w.
+func WriteEnv(dataDir string, e Env, w io.Writer) error {
+	path := filepath.Join(dataDir, "devstack.env")
+	body := "# written by devstack; source it: set -a; . " + path + "; set +a\n" + strings.Join(e.Lines(), "\n") + "\n"
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(body), 0o600); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	_, err := io.WriteString(w, body)
+	return err
+}
+
+// waitCtx waits for ctx or d, whichever first.
+func waitCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+var errStopped = errors.New("stack stopped")
