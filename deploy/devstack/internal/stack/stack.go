@@ -9,13 +9,11 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
 	"go.uber.org/zap"
@@ -231,17 +229,3 @@ func WriteEnv(dataDir string, e Env, w io.Writer) error {
 	_, err := io.WriteString(w, body)
 	return err
 }
-
-// waitCtx waits for ctx or d, whichever first.
-func waitCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-var errStopped = errors.New("stack stopped")

@@ -1,0 +1,58 @@
+# backinstock: every target here is what CI runs too. `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+GO          ?= go
+BIN         := $(CURDIR)/bin
+DATA_DIR    ?= .data
+# Every module of the workspace, as package patterns.
+PKGS        := $(shell $(GO) list -m -f '{{.Path}}/...' 2>/dev/null)
+# Binaries the project ships.
+CMDS        := backinstock/services/inventory/cmd/... backinstock/services/wishlist/cmd/... \
+               backinstock/services/notifier/cmd/... backinstock/topics/cmd/... backinstock/deploy/devstack/cmd/...
+# Tool versions are pinned here and installed into bin/tools on first use.
+STATICCHECK := $(BIN)/tools/staticcheck
+STATICCHECK_VERSION := v0.8.2
+
+.PHONY: help
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+.PHONY: build
+build: ## build every binary into bin/
+	@mkdir -p $(BIN)
+	$(GO) build -o $(BIN)/ $(CMDS)
+
+.PHONY: test
+test: ## run every module's tests with the race detector (starts its own Kafka, NATS and Redis)
+	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+
+.PHONY: demo
+demo: build ## run the whole pipeline locally on the embedded stack (Ctrl-C stops it)
+	$(BIN)/devstack --data-dir $(DATA_DIR)
+
+.PHONY: infra
+infra: build ## run only Kafka, NATS and Redis (for running services by hand)
+	$(BIN)/devstack --data-dir $(DATA_DIR) --infra-only
+
+.PHONY: topics
+topics: build ## validate the topic catalogue and plan it against KAFKA_BROKERS (default: the local stack)
+	$(BIN)/topics validate
+	set -a; [ -f $(DATA_DIR)/devstack.env ] && . $(DATA_DIR)/devstack.env; set +a; $(BIN)/topics plan
+
+.PHONY: bench
+bench: ## run the benchmarks and print their figures
+	$(GO) test -run '^$$' -bench . -benchtime 1x -count=1 $(PKGS)
+
+.PHONY: lint
+lint: $(STATICCHECK) ## gofmt check, go vet and staticcheck over every module
+	@out=$$(gofmt -l $$($(GO) list -m -f '{{.Dir}}')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+	$(STATICCHECK) $(PKGS)
+
+$(STATICCHECK):
+	GOBIN=$(BIN)/tools $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+.PHONY: clean
+clean: ## remove built binaries and the local stack's state
+	rm -rf $(BIN) $(DATA_DIR)

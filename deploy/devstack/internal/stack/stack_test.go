@@ -1,0 +1,135 @@
+package stack_test
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+
+	"backinstock/deploy/devstack/internal/stack"
+	"backinstock/shared/kafka"
+	"backinstock/shared/testenv"
+	"backinstock/topics/catalog"
+)
+
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
+func (s *syncBuf) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+func freePorts(t *testing.T, n int) []int {
+	ports := make([]int, n)
+	for i := range ports {
+		p, err := testenv.FreePort()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ports[i] = p
+	}
+	return ports
+}
+
+func TestInfraStartsAppliesCatalogAndWritesEnv(t *testing.T) {
+	dir := t.TempDir()
+	p := freePorts(t, 6)
+	cfg := stack.Config{
+		DataDir:    dir,
+		KafkaPorts: []string{strconv.Itoa(p[0]), strconv.Itoa(p[1]), strconv.Itoa(p[2])},
+		NATSPort:   p[3], NATSWSPort: p[4], RedisPort: p[5],
+		InfraOnly: true, Regions: catalog.DefaultRegions, LogLevel: "info",
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	out := &syncBuf{}
+	done := make(chan error, 1)
+	go func() { done <- stack.Run(ctx, cfg, zap.NewNop(), out) }()
+
+	envPath := filepath.Join(dir, "devstack.env")
+	testenv.Eventually(t, 60*time.Second, func() bool { _, err := os.Stat(envPath); return err == nil }, "devstack.env written")
+	b, err := os.ReadFile(envPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{}
+	for _, line := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(line, "="); ok && !strings.HasPrefix(k, "#") {
+			env[k] = v
+		}
+	}
+	for _, k := range []string{"KAFKA_BROKERS", "REDIS_URL", "NATS_URL", "NATS_WS_URL", "API_TOKEN"} {
+		if env[k] == "" {
+			t.Errorf("devstack.env lacks %s:\n%s", k, b)
+		}
+	}
+	if !strings.Contains(out.String(), "KAFKA_BROKERS=") {
+		t.Errorf("addresses not printed: %s", out)
+	}
+
+	cl, err := kafka.NewClient(kafka.Config{Brokers: strings.Split(env["KAFKA_BROKERS"], ",")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	have, err := cl.Topics()
+	cl.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cat, _ := catalog.Default()
+	for _, name := range cat.Names() {
+		found := false
+		for _, h := range have {
+			found = found || h == name
+		}
+		if !found {
+			t.Errorf("topic %s missing from the stack", name)
+		}
+	}
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("stack did not stop")
+	}
+	// The token is kept for the next run.
+	tok, _ := os.ReadFile(filepath.Join(dir, "api-token"))
+	if strings.TrimSpace(string(tok)) != env["API_TOKEN"] {
+		t.Fatalf("token not persisted: %q vs %q", tok, env["API_TOKEN"])
+	}
+}
+
+func TestConfigValidation(t *testing.T) {
+	tests := []struct {
+		name string
+		mod  func(*stack.Config)
+		want string
+	}{
+		{"bad kafka port", func(c *stack.Config) { c.KafkaPorts = []string{"x"} }, "--kafka-ports"},
+		{"bad nats port", func(c *stack.Config) { c.NATSPort = 70000 }, "--nats-port"},
+		{"no data dir", func(c *stack.Config) { c.DataDir = "" }, "--data-dir"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := stack.Config{DataDir: "d", KafkaPorts: []string{"1"}, NATSPort: 1, NATSWSPort: 2, RedisPort: 3}
+			tt.mod(&c)
+			if err := c.Validate(); err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("got %v, want %s", err, tt.want)
+			}
+		})
+	}
+}
