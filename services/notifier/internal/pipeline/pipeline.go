@@ -1,0 +1,352 @@
+// Package pipeline is the notifier's delivery protocol for one region. Per
+// batch of notify records:
+//
+//  1. decode; poison records are rejected to the dead-letter topic;
+//  2. drop stale notifications (the sku sold out again);
+//  3. look up the Redis sent markers and skip what was sent (layer 2);
+//  4. hold notifications inside the recipient's quiet hours in Redis;
+//  5. per rate-limit chunk: wait for tokens with the partition paused, publish
+//     to JetStream with Nats-Msg-Id = notification_id (layer 1), await every
+//     PubAck, then write the sent markers;
+//  6. return nil, and only then the runner commits the offsets.
+//
+// A crash anywhere leaves the batch uncommitted; its replay is absorbed by
+// the markers (after step 5) or by the stream's duplicate window (between
+// publish and marker). See docs/delivery-semantics.md.
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/IBM/sarama"
+	"go.uber.org/zap"
+
+	"backinstock/services/notifier/internal/edge"
+	"backinstock/services/notifier/internal/quiet"
+	"backinstock/services/notifier/internal/ratelimit"
+	"backinstock/services/notifier/internal/redisstore"
+	"backinstock/services/notifier/internal/stock"
+	"backinstock/shared/kafka"
+	"backinstock/topics/events"
+)
+
+// Crash points of the protocol, for the crash tests' hook.
+const (
+	AfterReserve = "after-reserve" // after the dedupe lookup (and holds), before publishing
+	AfterPublish = "after-publish" // published and flushed, before the PubAcks
+	AfterPubAck  = "after-puback"  // acknowledged, before the markers
+	AfterMark    = "after-mark"    // markers written, before the offset commit
+)
+
+// CrashPoints lists them in protocol order.
+var CrashPoints = []string{AfterReserve, AfterPublish, AfterPubAck, AfterMark}
+
+// Options wire a Processor.
+type Options struct {
+	Region  string
+	Store   *redisstore.Store
+	Pub     *edge.Publisher
+	Limits  *ratelimit.Set
+	Stock   *stock.View // nil: no stale drop
+	Now     func() time.Time
+	Metrics *Metrics
+	Log     *zap.Logger
+	// Crash, when set, is called at each crash point (test hook).
+	Crash func(point string)
+}
+
+// Processor handles batches for the consumer-group runner and releases held
+// notifications.
+type Processor struct {
+	o     Options
+	zones quiet.Zones
+}
+
+// New builds a processor.
+func New(o Options) *Processor {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Limits == nil {
+		o.Limits = ratelimit.NewSet(nil)
+	}
+	if o.Metrics == nil {
+		o.Metrics = NewMetrics(nil, o.Region)
+	}
+	if o.Crash == nil {
+		o.Crash = func(string) {}
+	}
+	return &Processor{o: o}
+}
+
+type cand struct {
+	n    events.Notification
+	data []byte
+}
+
+// channelOf reads the channel from notify.<region>.<channel>.v1.
+func channelOf(topic string) string {
+	parts := strings.Split(topic, ".")
+	if len(parts) == 4 {
+		return parts[2]
+	}
+	return ""
+}
+
+// Handle runs the protocol on one batch.
+func (p *Processor) Handle(ctx context.Context, b *kafka.Batch) error {
+	m := p.o.Metrics
+	channel := channelOf(b.Topic)
+	m.Consumed.WithLabelValues(channel).Add(float64(len(b.Records)))
+	cands := make([]cand, 0, len(b.Records))
+	for _, rec := range b.Records {
+		c, err := p.decode(rec, channel)
+		if err != nil {
+			b.Reject(rec, err)
+			continue
+		}
+		if p.o.Stock != nil && p.o.Stock.Stale(c.n) {
+			m.DroppedStale.WithLabelValues(channel).Inc()
+			continue
+		}
+		cands = append(cands, c)
+	}
+	return p.deliver(ctx, b, channel, cands)
+}
+
+func (p *Processor) decode(rec *sarama.ConsumerMessage, channel string) (cand, error) {
+	n, err := events.DecodeNotification(rec.Value)
+	if err != nil {
+		return cand{}, err
+	}
+	if n.Region != p.o.Region || n.Channel != channel {
+		return cand{}, fmt.Errorf("notification for %s/%s on topic of %s/%s", n.Region, n.Channel, p.o.Region, channel)
+	}
+	return cand{n: n, data: rec.Value}, nil
+}
+
+// deliver runs steps 3–5 for candidates of one channel; b is nil for the
+// releaser (nothing to pause, nothing to hold).
+func (p *Processor) deliver(ctx context.Context, b *kafka.Batch, channel string, cands []cand) error {
+	m := p.o.Metrics
+	fresh, err := p.unsent(ctx, channel, cands)
+	if err != nil {
+		return err
+	}
+	var send []cand
+	if b != nil {
+		var holds []redisstore.Held
+		now := p.o.Now()
+		for _, c := range fresh {
+			if rel, ok := p.releaseAt(now, c.n); ok {
+				holds = append(holds, redisstore.Held{ID: c.n.NotificationID, Release: rel, Payload: c.data})
+				continue
+			}
+			send = append(send, c)
+		}
+		if err := p.o.Store.Hold(ctx, holds); err != nil {
+			return err
+		}
+		m.Held.WithLabelValues(channel).Add(float64(len(holds)))
+	} else {
+		send = fresh
+	}
+	p.o.Crash(AfterReserve)
+	for len(send) > 0 {
+		k := p.o.Limits.Chunk(channel, len(send))
+		chunk := send[:k]
+		send = send[k:]
+		if d := p.o.Limits.Reserve(channel, k, p.o.Now()); d > 0 {
+			m.Throttled.WithLabelValues(channel).Add(float64(k))
+			m.ThrottleWait.WithLabelValues(channel).Add(d.Seconds())
+			if err := p.wait(ctx, b, d); err != nil {
+				return err
+			}
+		}
+		if err := p.publish(ctx, channel, chunk); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// unsent drops candidates whose sent marker exists.
+func (p *Processor) unsent(ctx context.Context, channel string, cands []cand) ([]cand, error) {
+	if len(cands) == 0 {
+		return nil, nil
+	}
+	refs := make([]redisstore.Ref, len(cands))
+	for i, c := range cands {
+		refs[i] = redisstore.Ref{UserID: c.n.UserID, NotificationID: c.n.NotificationID}
+	}
+	sent, err := p.o.Store.Sent(ctx, refs)
+	if err != nil {
+		return nil, err
+	}
+	out := cands[:0:0]
+	for i, c := range cands {
+		if !sent[i] {
+			out = append(out, c)
+		}
+	}
+	if d := len(cands) - len(out); d > 0 {
+		p.o.Metrics.Deduped.WithLabelValues(channel, "redis").Add(float64(d))
+	}
+	return out, nil
+}
+
+func (p *Processor) releaseAt(now time.Time, n events.Notification) (time.Time, bool) {
+	if n.QuietHours == nil || n.TimeZone == "" {
+		return time.Time{}, false
+	}
+	w, err := quiet.ParseWindow(n.QuietHours.Start, n.QuietHours.End)
+	if err != nil {
+		return time.Time{}, false // validated on decode; unreachable
+	}
+	loc, err := p.zones.Load(n.TimeZone)
+	if err != nil {
+		// A zone this host's tz database lacks: send rather than hold forever.
+		p.o.Log.Warn("unknown time zone; quiet hours ignored", zap.String("time_zone", n.TimeZone), zap.Error(err))
+		return time.Time{}, false
+	}
+	held, rel := quiet.ReleaseAt(now, loc, w)
+	return rel, held
+}
+
+// wait pauses the batch's partition for d (or just sleeps for the releaser),
+// giving up early when the batch is being revoked.
+func (p *Processor) wait(ctx context.Context, b *kafka.Batch, d time.Duration) error {
+	if b == nil {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		select {
+		case <-b.Stopping():
+			cancel()
+		case <-wctx.Done():
+		}
+	}()
+	err := b.Wait(wctx, d)
+	cancel()
+	<-done
+	if err != nil {
+		if ctx.Err() == nil {
+			return kafka.ErrInterrupted
+		}
+		return err
+	}
+	return nil
+}
+
+func (p *Processor) publish(ctx context.Context, channel string, chunk []cand) error {
+	m := p.o.Metrics
+	items := make([]edge.Item, len(chunk))
+	refs := make([]redisstore.Ref, len(chunk))
+	for i, c := range chunk {
+		items[i] = edge.Item{Subject: edge.Subject(p.o.Region, c.n.Channel, c.n.UserID), MsgID: c.n.NotificationID, Data: c.data}
+		refs[i] = redisstore.Ref{UserID: c.n.UserID, NotificationID: c.n.NotificationID}
+	}
+	start := time.Now()
+	pending := p.o.Pub.Publish(items)
+	p.o.Crash(AfterPublish)
+	dups, err := pending.Wait(ctx)
+	if err != nil {
+		m.EdgeFailures.WithLabelValues(channel).Inc()
+		return fmt.Errorf("publish %d notifications to the edge: %w", len(items), err)
+	}
+	m.PublishTime.WithLabelValues(channel).Observe(time.Since(start).Seconds())
+	p.o.Crash(AfterPubAck)
+	if err := p.o.Store.MarkSent(ctx, refs); err != nil {
+		return err
+	}
+	p.o.Crash(AfterMark)
+	var nd int
+	for _, d := range dups {
+		if d {
+			nd++
+		}
+	}
+	m.Sent.WithLabelValues(channel).Add(float64(len(dups) - nd))
+	if nd > 0 {
+		m.Deduped.WithLabelValues(channel, "jetstream").Add(float64(nd))
+	}
+	return nil
+}
+
+// ReleaseDue publishes held notifications whose quiet hours have ended and
+// removes them from the held set; it returns how many it handled.
+func (p *Processor) ReleaseDue(ctx context.Context, limit int) (int, error) {
+	due, err := p.o.Store.Due(ctx, p.o.Now(), limit)
+	if err != nil || len(due) == 0 {
+		return 0, err
+	}
+	byChannel := map[string][]cand{}
+	ids := make([]string, 0, len(due))
+	for _, h := range due {
+		ids = append(ids, h.ID)
+		n, err := events.DecodeNotification(h.Payload)
+		if err != nil {
+			p.o.Log.Warn("held notification undecodable; dropped", zap.String("notification_id", h.ID), zap.Error(err))
+			continue
+		}
+		byChannel[n.Channel] = append(byChannel[n.Channel], cand{n: n, data: h.Payload})
+	}
+	for ch, cs := range byChannel {
+		if err := p.deliver(ctx, nil, ch, cs); err != nil {
+			return 0, err
+		}
+		p.o.Metrics.Released.WithLabelValues(ch).Add(float64(len(cs)))
+	}
+	if err := p.o.Store.Release(ctx, ids); err != nil {
+		return 0, err
+	}
+	return len(ids), nil
+}
+
+// RunReleaser releases due notifications every interval until ctx ends.
+// Errors (Redis or the edge away) are logged and retried at the next tick:
+// a held notification stays in Redis until it is acknowledged.
+func (p *Processor) RunReleaser(ctx context.Context, interval time.Duration) error {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		for {
+			n, err := p.ReleaseDue(ctx, 500)
+			if err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				p.o.Log.Warn("release held notifications", zap.Error(err))
+				break
+			}
+			if n < 500 {
+				break
+			}
+		}
+		if c, err := p.o.Store.HeldCount(ctx); err == nil {
+			p.o.Metrics.HeldPending.Set(float64(c))
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// IsEdgeFailure tells whether err is the edge not acknowledging.
+func IsEdgeFailure(err error) bool { return errors.Is(err, edge.ErrNotAcknowledged) }

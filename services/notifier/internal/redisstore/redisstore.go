@@ -1,0 +1,186 @@
+// Package redisstore keeps the notifier's Redis state: the "sent" markers
+// that make a replay of old records cheap (invariant 2's second layer) and
+// the held set of notifications waiting for their recipients' quiet hours
+// to end.
+//
+// Keys (hash-tagged for Redis Cluster):
+//
+//	ntf:{<region>|<user_id>}:sent:<notification_id>  "1", EX = marker TTL (days)
+//	ntf:{<region>}:held         sorted set: notification_id scored by release time (unix ms)
+//	ntf:{<region>}:held:data    hash: notification_id -> the Notification JSON
+//
+// A marker is spread by user so the markers of a big fan-out land on every
+// cluster node; the held keys of a region share one slot so one script moves
+// a notification in or out of both atomically.
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Store wraps one Redis client for one region.
+type Store struct {
+	rdb       redis.UniversalClient
+	region    string
+	markerTTL time.Duration
+	heldKey   string
+	dataKey   string
+}
+
+// New builds a store for region; markers live for markerTTL.
+func New(rdb redis.UniversalClient, region string, markerTTL time.Duration) *Store {
+	return &Store{
+		rdb: rdb, region: region, markerTTL: markerTTL,
+		heldKey: "ntf:{" + region + "}:held",
+		dataKey: "ntf:{" + region + "}:held:data",
+	}
+}
+
+// Ref names one notification for the marker key.
+type Ref struct {
+	UserID, NotificationID string
+}
+
+func (s *Store) markerKey(r Ref) string {
+	return "ntf:{" + s.region + "|" + r.UserID + "}:sent:" + r.NotificationID
+}
+
+// Sent reports, per ref, whether a sent marker exists: one pipelined round
+// trip per batch (EXISTS per key, so a cluster client can split the pipeline
+// by slot).
+func (s *Store) Sent(ctx context.Context, refs []Ref) ([]bool, error) {
+	if len(refs) == 0 {
+		return nil, nil
+	}
+	cmds := make([]*redis.IntCmd, len(refs))
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, r := range refs {
+			cmds[i] = p.Exists(ctx, s.markerKey(r))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("check %d sent markers: %w", len(refs), err)
+	}
+	out := make([]bool, len(refs))
+	for i, c := range cmds {
+		out[i] = c.Val() > 0
+	}
+	return out, nil
+}
+
+// MarkSent writes the markers (pipelined SET EX). It runs only after the
+// edge acknowledged every one of them.
+func (s *Store) MarkSent(ctx context.Context, refs []Ref) error {
+	if len(refs) == 0 {
+		return nil
+	}
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, r := range refs {
+			p.Set(ctx, s.markerKey(r), "1", s.markerTTL)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("mark %d sent: %w", len(refs), err)
+	}
+	return nil
+}
+
+// Held is a notification waiting for its quiet hours to end.
+type Held struct {
+	ID      string
+	Release time.Time
+	Payload []byte
+}
+
+// holdScript adds a notification to the held set unless it is there already
+// (a replay must not push an earlier release back) and stores its payload.
+var holdScript = redis.NewScript(`
+for i = 1, #ARGV, 3 do
+  if redis.call('ZADD', KEYS[1], 'NX', ARGV[i+1], ARGV[i]) == 1 then
+    redis.call('HSET', KEYS[2], ARGV[i], ARGV[i+2])
+  end
+end
+return 1`)
+
+// Hold stores notifications for later release. It returns once Redis has
+// them, before the records' offsets are committed.
+func (s *Store) Hold(ctx context.Context, hs []Held) error {
+	if len(hs) == 0 {
+		return nil
+	}
+	args := make([]any, 0, 3*len(hs))
+	for _, h := range hs {
+		args = append(args, h.ID, strconv.FormatInt(h.Release.UnixMilli(), 10), h.Payload)
+	}
+	if err := holdScript.Run(ctx, s.rdb, []string{s.heldKey, s.dataKey}, args...).Err(); err != nil {
+		return fmt.Errorf("hold %d notifications: %w", len(hs), err)
+	}
+	return nil
+}
+
+// Due returns up to limit held notifications whose release time has passed.
+func (s *Store) Due(ctx context.Context, now time.Time, limit int) ([]Held, error) {
+	zs, err := s.rdb.ZRangeByScoreWithScores(ctx, s.heldKey, &redis.ZRangeBy{
+		Min: "-inf", Max: strconv.FormatInt(now.UnixMilli(), 10), Count: int64(limit),
+	}).Result()
+	if err != nil {
+		return nil, fmt.Errorf("read due notifications: %w", err)
+	}
+	if len(zs) == 0 {
+		return nil, nil
+	}
+	ids := make([]string, len(zs))
+	for i, z := range zs {
+		ids[i] = z.Member.(string)
+	}
+	vals, err := s.rdb.HMGet(ctx, s.dataKey, ids...).Result()
+	if err != nil {
+		return nil, fmt.Errorf("read held payloads: %w", err)
+	}
+	out := make([]Held, 0, len(zs))
+	for i, z := range zs {
+		h := Held{ID: ids[i], Release: time.UnixMilli(int64(z.Score))}
+		if v, ok := vals[i].(string); ok {
+			h.Payload = []byte(v)
+		}
+		out = append(out, h)
+	}
+	return out, nil
+}
+
+// Release removes notifications from the held set once they are sent.
+func (s *Store) Release(ctx context.Context, ids []string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	members := make([]any, len(ids))
+	for i, id := range ids {
+		members[i] = id
+	}
+	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.ZRem(ctx, s.heldKey, members...)
+		p.HDel(ctx, s.dataKey, ids...)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("release %d held notifications: %w", len(ids), err)
+	}
+	return nil
+}
+
+// HeldCount is the number of notifications waiting.
+func (s *Store) HeldCount(ctx context.Context) (int64, error) {
+	n, err := s.rdb.ZCard(ctx, s.heldKey).Result()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return 0, fmt.Errorf("count held: %w", err)
+	}
+	return n, nil
+}
