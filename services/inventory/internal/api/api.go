@@ -1,0 +1,327 @@
+// Package api is the inventory HTTP API: PUT /v1/stock/{sku}, POST /v1/stock
+// (bulk) and GET /v1/stock/{sku}?region=. Every request is checked completely
+// before anything is written, so a rejected request changes no stock and
+// emits no event; Idempotency-Key makes writes safe to retry.
+package api
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"go.uber.org/zap"
+
+	"backinstock/services/inventory/internal/stock"
+	"backinstock/services/inventory/internal/store"
+	"backinstock/shared/httpapi"
+	"backinstock/topics/events"
+)
+
+// Options are the API's limits.
+type Options struct {
+	Rules        stock.Rules
+	MaxBodyBytes int64
+	BulkMaxBytes int64
+	BulkMaxItems int
+}
+
+// API serves the stock endpoints.
+type API struct {
+	st  *store.Store
+	o   Options
+	log *zap.Logger
+	m   *Metrics
+	mux *http.ServeMux
+	now func() time.Time
+}
+
+// New returns the API handler (without authentication: the caller wraps it).
+func New(st *store.Store, o Options, log *zap.Logger, m *Metrics) *API {
+	a := &API{st: st, o: o, log: log, m: m, mux: http.NewServeMux(), now: time.Now}
+	a.mux.Handle("PUT /v1/stock/{sku}", a.instrument("put", a.put))
+	a.mux.Handle("POST /v1/stock", a.instrument("bulk", a.bulk))
+	a.mux.Handle("GET /v1/stock/{sku}", a.instrument("get", a.get))
+	a.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		httpapi.WriteError(w, httpapi.Errorf(http.StatusNotFound, "not_found", "no route %s %s", r.Method, r.URL.Path))
+	})
+	return a
+}
+
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.mux.ServeHTTP(w, r) }
+
+// statusWriter remembers the status for the metrics.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	s.status = code
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (a *API) instrument(route string, h func(w http.ResponseWriter, r *http.Request) error) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		if err := h(sw, r); err != nil {
+			var e *httpapi.Error
+			if !errors.As(err, &e) {
+				a.log.Error("request failed", zap.String("route", route), zap.Error(err))
+			}
+			httpapi.WriteError(sw, err)
+		}
+		a.m.Requests.WithLabelValues(route, strconv.Itoa(sw.status)).Inc()
+		a.m.Duration.WithLabelValues(route).Observe(time.Since(start).Seconds())
+	})
+}
+
+// putBody is the PUT /v1/stock/{sku} body.
+type putBody struct {
+	Region   string           `json:"region"`
+	Quantity *int64           `json:"quantity"`
+	Product  *events.Product  `json:"product,omitempty"`
+	Delivery *events.Delivery `json:"delivery,omitempty"`
+}
+
+// bulkItem is one update of POST /v1/stock.
+type bulkItem struct {
+	SKU      string           `json:"sku"`
+	Region   string           `json:"region"`
+	Quantity *int64           `json:"quantity"`
+	Product  *events.Product  `json:"product,omitempty"`
+	Delivery *events.Delivery `json:"delivery,omitempty"`
+}
+
+type bulkBody struct {
+	Updates []bulkItem `json:"updates"`
+}
+
+// ItemResult is one line of the bulk answer.
+type ItemResult struct {
+	Index  int `json:"index"`
+	Status int `json:"status"`
+	*store.Result
+	Error *httpapi.Error `json:"error,omitempty"`
+}
+
+// BulkResponse is the bulk answer: one result per update, in order.
+type BulkResponse struct {
+	Applied  int          `json:"applied"`
+	Rejected int          `json:"rejected"`
+	Restocks int          `json:"restocks"`
+	Results  []ItemResult `json:"results"`
+}
+
+// readBody reads the whole body within limit, so it can be both hashed for
+// the idempotency record and decoded strictly.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64, dst any) ([]byte, error) {
+	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, httpapi.Errorf(http.StatusRequestEntityTooLarge, "too_large", "body exceeds %d bytes", limit)
+		}
+		return nil, httpapi.BadRequest("read body: %v", err)
+	}
+	r.Body = io.NopCloser(bytes.NewReader(raw))
+	if err := httpapi.Decode(w, r, limit, dst); err != nil {
+		return nil, err
+	}
+	return raw, nil
+}
+
+func quantityOf(prefix string, q *int64) (int64, error) {
+	if q == nil {
+		return 0, httpapi.Invalid("%squantity: required", prefix)
+	}
+	return *q, nil
+}
+
+func traceparent(r *http.Request) string {
+	if tp := r.Header.Get("traceparent"); events.ValidTraceparent(tp) {
+		return tp
+	}
+	return ""
+}
+
+func (a *API) put(w http.ResponseWriter, r *http.Request) error {
+	sku := r.PathValue("sku")
+	var body putBody
+	raw, err := readBody(w, r, a.o.MaxBodyBytes, &body)
+	if err != nil {
+		a.m.Rejected.Inc()
+		return err
+	}
+	q, err := quantityOf("", body.Quantity)
+	if err != nil {
+		a.m.Rejected.Inc()
+		return err
+	}
+	u := stock.Update{SKU: sku, Region: body.Region, Quantity: q, Product: body.Product, Delivery: body.Delivery, Traceparent: traceparent(r)}
+	if err := a.o.Rules.Check("", u); err != nil {
+		a.m.Rejected.Inc()
+		return httpapi.Invalid("%s", err.Error())
+	}
+	return a.write(w, r, raw, []stock.Update{u}, func(res []store.Result) (any, error) { return res[0], nil })
+}
+
+func (a *API) bulk(w http.ResponseWriter, r *http.Request) error {
+	var body bulkBody
+	raw, err := readBody(w, r, a.o.BulkMaxBytes, &body)
+	if err != nil {
+		a.m.Rejected.Inc()
+		return err
+	}
+	if len(body.Updates) == 0 {
+		return httpapi.Invalid("updates: at least one update is required")
+	}
+	if len(body.Updates) > a.o.BulkMaxItems {
+		return httpapi.Invalid("updates: at most %d updates per request, got %d", a.o.BulkMaxItems, len(body.Updates))
+	}
+	tp := traceparent(r)
+	resp := BulkResponse{Results: make([]ItemResult, len(body.Updates))}
+	valid := make([]stock.Update, 0, len(body.Updates))
+	validIdx := make([]int, 0, len(body.Updates))
+	for i, it := range body.Updates {
+		prefix := "updates[" + strconv.Itoa(i) + "]."
+		resp.Results[i].Index = i
+		q, err := quantityOf(prefix, it.Quantity)
+		if err == nil {
+			u := stock.Update{SKU: it.SKU, Region: it.Region, Quantity: q, Product: it.Product, Delivery: it.Delivery, Traceparent: tp}
+			if cerr := a.o.Rules.Check(prefix, u); cerr != nil {
+				err = httpapi.Invalid("%s", cerr.Error())
+			} else {
+				valid = append(valid, u)
+				validIdx = append(validIdx, i)
+				continue
+			}
+		}
+		var e *httpapi.Error
+		errors.As(err, &e)
+		resp.Results[i].Status, resp.Results[i].Error = e.Status, e
+		resp.Rejected++
+	}
+	a.m.Rejected.Add(float64(resp.Rejected))
+	return a.write(w, r, raw, valid, func(res []store.Result) (any, error) {
+		for j, i := range validIdx {
+			resp.Results[i].Status = http.StatusOK
+			resp.Results[i].Result = &res[j]
+			if res[j].Restock {
+				resp.Restocks++
+			}
+		}
+		resp.Applied = len(res)
+		return resp, nil
+	})
+}
+
+// write applies updates and answers, honouring Idempotency-Key.
+func (a *API) write(w http.ResponseWriter, r *http.Request, raw []byte, updates []stock.Update, answer func([]store.Result) (any, error)) error {
+	ctx := r.Context()
+	now := a.now()
+	key, err := idempotencyKey(r)
+	if err != nil {
+		return err
+	}
+	if key != "" {
+		sum := sha256.Sum256([]byte(r.Method + "\n" + r.URL.Path + "\n" + string(raw)))
+		state, stored, err := a.st.Begin(ctx, now, key, hex.EncodeToString(sum[:]))
+		if err != nil {
+			return unavailable(err)
+		}
+		switch state {
+		case store.Busy:
+			return httpapi.Errorf(http.StatusConflict, "in_flight", "Idempotency-Key: a request with this key is still in progress; retry later")
+		case store.Mismatch:
+			return httpapi.Errorf(http.StatusUnprocessableEntity, "idempotency_key_reused", "Idempotency-Key: the key was already used with a different request")
+		case store.Done:
+			a.m.Replays.Inc()
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("Idempotent-Replayed", "true")
+			w.WriteHeader(stored.Status)
+			_, _ = w.Write(stored.Body)
+			return nil
+		}
+	}
+	var res []store.Result
+	if len(updates) > 0 {
+		res, err = a.st.Apply(ctx, now, updates, key)
+		if err != nil {
+			if key != "" {
+				if aerr := a.st.Abandon(context.WithoutCancel(ctx), key); aerr != nil {
+					a.log.Debug("release idempotency key", zap.Error(aerr))
+				}
+			}
+			return unavailable(err)
+		}
+	}
+	a.m.count(res)
+	v, err := answer(res)
+	if err != nil {
+		return err
+	}
+	body, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode answer: %w", err)
+	}
+	body = append(body, '\n')
+	if key != "" {
+		// The updates are applied; if the answer cannot be stored, a retry
+		// re-runs and the chunk records answer the same results.
+		if err := a.st.Finish(context.WithoutCancel(ctx), key, store.Stored{Status: http.StatusOK, Body: body}); err != nil {
+			a.log.Warn("idempotent answer not stored", zap.Error(err))
+		}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(body)
+	return nil
+}
+
+// idempotencyKey returns the hashed Idempotency-Key (safe in Redis keys), or
+// "" when there is none.
+func idempotencyKey(r *http.Request) (string, error) {
+	k := r.Header.Get("Idempotency-Key")
+	if k == "" {
+		return "", nil
+	}
+	if len(k) > 255 {
+		return "", httpapi.Invalid("Idempotency-Key: at most 255 characters")
+	}
+	for i := 0; i < len(k); i++ {
+		if k[i] < 0x21 || k[i] > 0x7e {
+			return "", httpapi.Invalid("Idempotency-Key: only visible ASCII characters")
+		}
+	}
+	sum := sha256.Sum256([]byte(k))
+	return hex.EncodeToString(sum[:16]), nil
+}
+
+func unavailable(err error) error {
+	return fmt.Errorf("%w (%w)", httpapi.Errorf(http.StatusServiceUnavailable, "unavailable", "stock store unavailable; retry"), err)
+}
+
+func (a *API) get(w http.ResponseWriter, r *http.Request) error {
+	sku, region := r.PathValue("sku"), r.URL.Query().Get("region")
+	if err := a.o.Rules.Check("", stock.Update{SKU: sku, Region: region}); err != nil {
+		return httpapi.Invalid("%s", err.Error())
+	}
+	lvl, err := a.st.Get(r.Context(), sku, region)
+	if errors.Is(err, store.ErrNotFound) {
+		return httpapi.Errorf(http.StatusNotFound, "not_found", "sku %q has no stock level in region %q", sku, region)
+	}
+	if err != nil {
+		return unavailable(err)
+	}
+	httpapi.WriteJSON(w, http.StatusOK, lvl)
+	return nil
+}

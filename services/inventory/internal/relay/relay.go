@@ -1,0 +1,499 @@
+// Package relay publishes the inventory outbox to Kafka: it reads each
+// shard's outbox stream in order, produces a StockLevel record for every entry
+// (inventory.stock.v1, key "sku|region") and a RestockEvent for every restock
+// entry (inventory.restock.v1, key sku) with the idempotent acks=all
+// producer, and trims the stream only after every record of the batch is
+// acknowledged. While Kafka is down it keeps the entries and retries with a
+// fresh producer; the API keeps writing to the outbox meanwhile.
+//
+// Delivery is at least once with one narrow window: a crash after Kafka
+// acknowledged a batch and before the trim re-sends that batch at the next
+// start. RestockEvent ids are deterministic (sku, region, episode), so
+// consumers absorb such a repeat; within one process a batch that failed
+// half-way re-sends only its unacknowledged records.
+package relay
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+
+	"backinstock/services/inventory/internal/store"
+	"backinstock/shared/kafka"
+	"backinstock/topics/catalog"
+	"backinstock/topics/events"
+)
+
+// Options configure the relay.
+type Options struct {
+	Shards int
+	// Batch is the most outbox entries read and published at once.
+	Batch int
+	// DrainTimeout bounds the flush at shutdown.
+	DrainTimeout time.Duration
+	// LeaseTTL is how long a shard's relay lease lasts without renewal; only
+	// the lease holder publishes a shard, so replicas never publish the same
+	// entries concurrently.
+	LeaseTTL time.Duration
+	Metrics  *Metrics
+}
+
+// Relay moves outbox entries to Kafka.
+type Relay struct {
+	rdb   redis.UniversalClient
+	o     Options
+	log   *zap.Logger
+	prods *producers
+	owner string
+
+	mu      sync.Mutex
+	lastErr error
+}
+
+// New builds a relay; nothing connects before Run.
+func New(rdb redis.UniversalClient, kcfg kafka.Config, o Options, log *zap.Logger) *Relay {
+	if o.Shards < 1 {
+		o.Shards = 1
+	}
+	if o.Batch < 1 {
+		o.Batch = 1000
+	}
+	if o.DrainTimeout <= 0 {
+		o.DrainTimeout = 10 * time.Second
+	}
+	if o.LeaseTTL <= 0 {
+		o.LeaseTTL = 10 * time.Second
+	}
+	if o.Metrics == nil {
+		o.Metrics = NewMetrics(nil)
+	}
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return &Relay{rdb: rdb, o: o, log: log, owner: hex.EncodeToString(b[:]), prods: &producers{cfg: kcfg, log: log}}
+}
+
+// LastError is the last Kafka or Redis error the relay met, nil once a batch
+// goes through again (readiness reports it).
+func (r *Relay) LastError() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.lastErr
+}
+
+func (r *Relay) setErr(err error) {
+	r.mu.Lock()
+	r.lastErr = err
+	r.mu.Unlock()
+}
+
+// Run publishes until ctx ends, then flushes what is left in the outbox for
+// up to DrainTimeout (the HTTP server has stopped by then, so nothing new
+// arrives), and closes the producer.
+func (r *Relay) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	errs := make([]error, r.o.Shards)
+	for sh := range r.o.Shards {
+		wg.Go(func() { errs[sh] = r.runShard(ctx, sh) })
+	}
+	wg.Go(func() { r.sample(ctx) })
+	wg.Wait()
+	if err := r.prods.close(); err != nil {
+		errs = append(errs, fmt.Errorf("close producer: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+// sample refreshes the backlog gauges every second.
+func (r *Relay) sample(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		if n, age, err := Backlog(ctx, r.rdb, r.o.Shards); err == nil {
+			r.o.Metrics.Backlog.Set(float64(n))
+			r.o.Metrics.OldestAge.Set(age.Seconds())
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Backlog counts the unpublished outbox entries of all shards and the age of
+// the oldest one.
+func Backlog(ctx context.Context, rdb redis.UniversalClient, shards int) (int64, time.Duration, error) {
+	var total int64
+	var oldest time.Duration
+	lens := make([]*redis.IntCmd, shards)
+	firsts := make([]*redis.XMessageSliceCmd, shards)
+	_, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for sh := range shards {
+			lens[sh] = p.XLen(ctx, store.OutboxKey(sh))
+			firsts[sh] = p.XRangeN(ctx, store.OutboxKey(sh), "-", "+", 1)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, 0, fmt.Errorf("read outbox backlog: %w", err)
+	}
+	now := time.Now()
+	for sh := range shards {
+		total += lens[sh].Val()
+		if msgs := firsts[sh].Val(); len(msgs) > 0 {
+			if age := now.Sub(idTime(msgs[0].ID)); age > oldest {
+				oldest = age
+			}
+		}
+	}
+	return total, oldest, nil
+}
+
+// idTime is the time Redis appended a stream entry (the id's millisecond part).
+func idTime(id string) time.Time {
+	ms, _, _ := strings.Cut(id, "-")
+	n, _ := strconv.ParseInt(ms, 10, 64)
+	return time.UnixMilli(n)
+}
+
+// nextID is the smallest stream id after id: the MINID that trims id itself.
+func nextID(id string) string {
+	ms, seq, _ := strings.Cut(id, "-")
+	n, _ := strconv.ParseUint(seq, 10, 64)
+	return ms + "-" + strconv.FormatUint(n+1, 10)
+}
+
+// shardState is what one shard's loop carries between batches.
+type shardState struct {
+	key     string
+	lease   string
+	cursor  string           // id of the last entry read
+	pending []redis.XMessage // read, not yet trimmed
+	acked   map[string]bool  // records of pending already acknowledged
+	trimTo  string           // set once pending is fully acknowledged
+	leaseAt time.Time        // when the lease was last renewed
+}
+
+func (r *Relay) runShard(ctx context.Context, shard int) error {
+	st := &shardState{key: store.OutboxKey(shard), lease: "inv:{s" + strconv.Itoa(shard) + "}:relay-lease", cursor: "0-0", acked: map[string]bool{}}
+	log := r.log.With(zap.Int("shard", shard))
+	// drainCtx outlives ctx by DrainTimeout: the flush at shutdown.
+	drainCtx, drainCancel := context.WithCancel(context.WithoutCancel(ctx))
+	stopDrainTimer := context.AfterFunc(ctx, func() { time.AfterFunc(r.o.DrainTimeout, drainCancel) })
+	defer func() {
+		stopDrainTimer()
+		drainCancel()
+		r.releaseLease(context.WithoutCancel(ctx), st)
+	}()
+	op := ctx
+	draining := false
+	backoff := newBackoff()
+	for {
+		if !draining && ctx.Err() != nil {
+			draining, op = true, drainCtx
+		}
+		if draining && op.Err() != nil {
+			log.Warn("relay stopped before the outbox was drained; the rest is published at the next start")
+			return nil
+		}
+		if err := r.holdLease(op, st); err != nil {
+			if !draining && ctx.Err() == nil {
+				log.Debug("relay lease not held", zap.Error(err))
+			}
+			if !backoff.wait(op) && draining {
+				return nil
+			}
+			continue
+		}
+		if st.trimTo != "" {
+			if err := r.rdb.XTrimMinID(op, st.key, st.trimTo).Err(); err != nil {
+				r.fail(log, fmt.Errorf("trim outbox %s: %w", st.key, err))
+				backoff.wait(op)
+				continue
+			}
+			st.trimTo, st.pending = "", nil
+			clear(st.acked)
+		}
+		if len(st.pending) == 0 {
+			block := time.Second
+			if draining {
+				block = -1 // no BLOCK argument: answer at once
+			}
+			msgs, err := r.read(op, st, block)
+			if err != nil {
+				if op.Err() == nil {
+					r.fail(log, fmt.Errorf("read outbox %s: %w", st.key, err))
+					backoff.wait(op)
+				}
+				continue
+			}
+			if len(msgs) == 0 {
+				if draining {
+					return nil
+				}
+				continue
+			}
+			st.pending = msgs
+			st.cursor = msgs[len(msgs)-1].ID
+		}
+		if err := r.publish(op, log, st); err != nil {
+			r.fail(log, err)
+			backoff.wait(op)
+			continue
+		}
+		backoff.reset()
+		r.setErr(nil)
+		st.trimTo = nextID(st.pending[len(st.pending)-1].ID)
+	}
+}
+
+func (r *Relay) fail(log *zap.Logger, err error) {
+	if r.LastError() == nil {
+		log.Warn("relay retrying", zap.Error(err))
+	} else {
+		log.Debug("relay retrying", zap.Error(err))
+	}
+	r.setErr(err)
+	r.o.Metrics.Errors.Inc()
+}
+
+func (r *Relay) read(ctx context.Context, st *shardState, block time.Duration) ([]redis.XMessage, error) {
+	res, err := r.rdb.XRead(ctx, &redis.XReadArgs{Streams: []string{st.key, st.cursor}, Count: int64(r.o.Batch), Block: block}).Result()
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if len(res) == 0 {
+		return nil, nil
+	}
+	return res[0].Messages, nil
+}
+
+// holdLeaseScript takes or renews a shard's lease for this owner.
+var holdLeaseScript = redis.NewScript(`
+local v = redis.call('GET', KEYS[1])
+if v == false or v == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0`)
+
+func (r *Relay) holdLease(ctx context.Context, st *shardState) error {
+	if time.Since(st.leaseAt) < r.o.LeaseTTL/3 {
+		return nil
+	}
+	ok, err := holdLeaseScript.Run(ctx, r.rdb, []string{st.lease}, r.owner, r.o.LeaseTTL.Milliseconds()).Int()
+	if err != nil {
+		return fmt.Errorf("renew relay lease: %w", err)
+	}
+	if ok != 1 {
+		st.leaseAt = time.Time{}
+		return errors.New("another relay holds the lease")
+	}
+	st.leaseAt = time.Now()
+	return nil
+}
+
+// releaseLeaseScript deletes a lease only if this owner holds it.
+var releaseLeaseScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0`)
+
+// releaseLease lets another replica (or the next start) take the shard at
+// once instead of waiting for the lease to run out.
+func (r *Relay) releaseLease(ctx context.Context, st *shardState) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	_ = releaseLeaseScript.Run(ctx, r.rdb, []string{st.lease}, r.owner).Err()
+}
+
+// publish produces the records of st.pending not yet acknowledged and waits
+// for every ack; acknowledged records are remembered so a retry after a
+// partial failure does not send them again.
+func (r *Relay) publish(ctx context.Context, log *zap.Logger, st *shardState) error {
+	type rec struct {
+		id  string
+		msg *sarama.ProducerMessage
+		at  time.Time
+	}
+	var recs []rec
+	for _, m := range st.pending {
+		stockMsg, restockMsg, err := Records(m)
+		if err != nil {
+			// An entry the script wrote cannot be invalid unless the code
+			// changed under it; blocking the outbox on it would stop every
+			// restock behind it, so it is logged and skipped.
+			log.Error("skipping undecodable outbox entry", zap.String("id", m.ID), zap.Error(err))
+			r.o.Metrics.Skipped.Inc()
+			continue
+		}
+		at := idTime(m.ID)
+		if !st.acked[m.ID+"/s"] {
+			recs = append(recs, rec{m.ID + "/s", stockMsg, at})
+		}
+		if restockMsg != nil && !st.acked[m.ID+"/r"] {
+			recs = append(recs, rec{m.ID + "/r", restockMsg, at})
+		}
+	}
+	if len(recs) == 0 {
+		return nil
+	}
+	p, gen, err := r.prods.get()
+	if err != nil {
+		return err
+	}
+	var (
+		mu   sync.Mutex
+		errs []error
+		wg   sync.WaitGroup
+	)
+	ok := make([]bool, len(recs))
+	sendErr := r.prods.sending(gen, func() error {
+		for i, rc := range recs {
+			wg.Add(1)
+			err := p.Send(ctx, rc.msg, func(m *sarama.ProducerMessage, err error) {
+				defer wg.Done()
+				if err != nil {
+					mu.Lock()
+					errs = append(errs, fmt.Errorf("publish %s: %w", m.Topic, err))
+					mu.Unlock()
+					return
+				}
+				ok[i] = true
+				r.o.Metrics.observe(m.Topic, time.Since(rc.at))
+			})
+			if err != nil {
+				wg.Done()
+				return err
+			}
+		}
+		return nil
+	})
+	wg.Wait()
+	for i, rc := range recs {
+		if ok[i] {
+			st.acked[rc.id] = true
+		}
+	}
+	if sendErr == nil && len(errs) == 0 {
+		return nil
+	}
+	r.prods.broken(gen)
+	if sendErr != nil {
+		errs = append(errs, sendErr)
+	}
+	return fmt.Errorf("publish outbox %s (%d of %d records not acknowledged): %w", st.key, len(recs)-countTrue(ok), len(recs), errs[0])
+}
+
+func countTrue(b []bool) int {
+	n := 0
+	for _, v := range b {
+		if v {
+			n++
+		}
+	}
+	return n
+}
+
+// Records builds the Kafka records of one outbox entry: the stock level
+// always, the restock event when the entry is a restock.
+func Records(m redis.XMessage) (stockMsg, restockMsg *sarama.ProducerMessage, err error) {
+	str := func(k string) string { s, _ := m.Values[k].(string); return s }
+	num := func(k string) (int64, error) {
+		n, err := strconv.ParseInt(str(k), 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("field %s: %w", k, err)
+		}
+		return n, nil
+	}
+	q, err1 := num(store.FieldQuantity)
+	prev, err2 := num(store.FieldPrevious)
+	ep, err3 := num(store.FieldEpisode)
+	atMS, err4 := num(store.FieldAt)
+	if err := errors.Join(err1, err2, err3, err4); err != nil {
+		return nil, nil, err
+	}
+	sku, region, tp := str(store.FieldSKU), str(store.FieldRegion), str(store.FieldTraceparent)
+	at := time.UnixMilli(atMS).UTC()
+	lvl := events.StockLevel{SKU: sku, Region: region, Quantity: q, Episode: ep, At: at}
+	val, err := events.Encode(lvl)
+	if err != nil {
+		return nil, nil, err
+	}
+	stockMsg = &sarama.ProducerMessage{
+		Topic: catalog.Stock, Key: sarama.StringEncoder(events.StockKey(sku, region)),
+		Value: sarama.ByteEncoder(val), Headers: headers(events.SchemaStockLevel, tp), Timestamp: at,
+	}
+	if str(store.FieldRestock) != "1" {
+		return stockMsg, nil, nil
+	}
+	ev := events.RestockEvent{
+		EventID: events.RestockEventID(sku, region, ep), SKU: sku, Region: region,
+		Quantity: q, PreviousQuantity: prev, Episode: ep, OccurredAt: at,
+	}
+	if pr := str(store.FieldProduct); pr != "" {
+		var p events.Product
+		if err := json.Unmarshal([]byte(pr), &p); err != nil {
+			return nil, nil, fmt.Errorf("field %s: %w", store.FieldProduct, err)
+		}
+		ev.Product = &p
+	}
+	if d := str(store.FieldDelivery); d != "" {
+		var dv events.Delivery
+		if err := json.Unmarshal([]byte(d), &dv); err != nil {
+			return nil, nil, fmt.Errorf("field %s: %w", store.FieldDelivery, err)
+		}
+		ev.Delivery = &dv
+	}
+	val, err = events.Encode(ev)
+	if err != nil {
+		return nil, nil, err
+	}
+	restockMsg = &sarama.ProducerMessage{
+		Topic: catalog.Restock, Key: sarama.StringEncoder(sku),
+		Value: sarama.ByteEncoder(val), Headers: headers(events.SchemaRestockEvent, tp), Timestamp: at,
+	}
+	return stockMsg, restockMsg, nil
+}
+
+func headers(schema, tp string) []sarama.RecordHeader {
+	hs := events.Headers(schema, tp)
+	out := make([]sarama.RecordHeader, len(hs))
+	for i, h := range hs {
+		out[i] = sarama.RecordHeader{Key: []byte(h.Key), Value: []byte(h.Value)}
+	}
+	return out
+}
+
+// backoff doubles the wait between retries up to 5 s.
+type backoffState struct{ d time.Duration }
+
+func newBackoff() *backoffState { return &backoffState{d: 100 * time.Millisecond} }
+
+func (b *backoffState) reset() { b.d = 100 * time.Millisecond }
+
+// wait sleeps the current backoff or until ctx ends; false when ctx ended.
+func (b *backoffState) wait(ctx context.Context) bool {
+	t := time.NewTimer(b.d)
+	defer t.Stop()
+	b.d = min(b.d*2, 5*time.Second)
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}

@@ -1,0 +1,63 @@
+-- Applies a batch of stock updates to one shard atomically.
+-- KEYS: levels hash, products hash, outbox stream[, chunk idempotency key]
+-- ARGV: now_ms, min_quantity, idempotency_ttl_s, then per update:
+--       sku, region, quantity, product_json|'', delivery_json|'', traceparent|''
+-- Returns "prev,episode,restock;..." (one triple per update). With a chunk
+-- idempotency key that already exists, returns its stored answer unchanged.
+local levels, products, outbox, idem = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local now, minq, ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+if idem then
+  local done = redis.call('GET', idem)
+  if done then return done end
+end
+local out = {}
+for b = 4, #ARGV, 6 do
+  local sku, region, q = ARGV[b], ARGV[b + 1], tonumber(ARGV[b + 2])
+  local prod, deliv, tp = ARGV[b + 3], ARGV[b + 4], ARGV[b + 5]
+  local field = sku .. '|' .. region
+  local cur = redis.call('HGET', levels, field)
+  local pq, ep, armed = 0, 0, 1
+  if cur then
+    local a, e, r = string.match(cur, '^(%-?%d+):(%d+):(%d)$')
+    pq, ep, armed = tonumber(a), tonumber(e), tonumber(r)
+  end
+  if prod ~= '' then redis.call('HSET', products, sku, prod) end
+  -- the transition rule (internal/stock.Apply)
+  local na = armed
+  if q <= 0 then na = 1 end
+  local restock = 0
+  if na == 1 and q > 0 and q >= minq then
+    restock = 1
+    na = 0
+    ep = ep + 1
+  end
+  if (not cur) or q ~= pq or na ~= armed then
+    redis.call('HSET', levels, field, string.format('%d:%d:%d', q, ep, na))
+  end
+  if (not cur) or q ~= pq or restock == 1 then
+    local args = {'XADD', outbox, '*', 'k', sku, 'r', region, 'q', string.format('%d', q),
+      'p', string.format('%d', pq), 'e', string.format('%d', ep), 't', now}
+    if restock == 1 then
+      args[#args + 1] = 'x'
+      args[#args + 1] = '1'
+      if prod == '' then prod = redis.call('HGET', products, sku) or '' end
+      if prod ~= '' then
+        args[#args + 1] = 'pr'
+        args[#args + 1] = prod
+      end
+      if deliv ~= '' then
+        args[#args + 1] = 'd'
+        args[#args + 1] = deliv
+      end
+    end
+    if tp ~= '' then
+      args[#args + 1] = 'tp'
+      args[#args + 1] = tp
+    end
+    redis.call(unpack(args))
+  end
+  out[#out + 1] = string.format('%d,%d,%d', pq, ep, restock)
+end
+local res = table.concat(out, ';')
+if idem then redis.call('SET', idem, res, 'EX', ttl) end
+return res
