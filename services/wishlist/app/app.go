@@ -1,0 +1,402 @@
+// Package app runs the wishlist service's commands: the HTTP API (serve), a
+// region's fan-out worker (fanout), the store rebuild from the changelog
+// (rebuild) and the bulk import (import). It is public so the local stack
+// can run them in-process, each with its own Prometheus registry.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+
+	"backinstock/services/wishlist/internal/api"
+	"backinstock/services/wishlist/internal/changelog"
+	"backinstock/services/wishlist/internal/fanout"
+	"backinstock/services/wishlist/internal/service"
+	"backinstock/services/wishlist/internal/stockview"
+	"backinstock/services/wishlist/internal/store"
+	"backinstock/services/wishlist/internal/wishlist"
+	"backinstock/shared/config"
+	"backinstock/shared/httpserver"
+	"backinstock/shared/kafka"
+	"backinstock/shared/lifecycle"
+	"backinstock/shared/redisconn"
+	"backinstock/topics/catalog"
+	"backinstock/topics/events"
+)
+
+// Config holds every setting of every command; each command binds and
+// validates the ones it uses.
+type Config struct {
+	Kafka        kafka.Config
+	RedisURL     string
+	RedisCluster bool
+	Regions      []string
+	LogLevel     string
+
+	// serve
+	HTTPAddr       string
+	APIToken       string
+	MaxBodyBytes   int64
+	MaxImportBytes int64
+	ImportBatch    int
+
+	// fanout
+	Region        string
+	MetricsAddr   string
+	DeliveryMode  string
+	PerUnit       int
+	MinStock      int64
+	BatchInterval time.Duration
+	PageSize      int
+	InFlightPages int
+	CheckpointTTL time.Duration
+	URLTemplate   string
+	Linger        time.Duration
+
+	// import
+	ImportFile string
+
+	// OnListen, when set, is told the bound HTTP address (serve) or metrics
+	// address (fanout) once it listens; tests and the local stack use it
+	// with port 0.
+	OnListen func(addr string)
+}
+
+// Bind registers the settings every command shares: Kafka, Redis, regions,
+// log level.
+func (c *Config) Bind(s *config.Set) {
+	c.Kafka.Bind(s)
+	s.String(&c.RedisURL, "redis-url", "REDIS_URL", "redis://127.0.0.1:6379/0", "Redis URL (redis:// or rediss://; cluster: more nodes as ?addr=host:port)")
+	s.Bool(&c.RedisCluster, "redis-cluster", "REDIS_CLUSTER", false, "use the Redis Cluster client even for one seed address")
+	s.List(&c.Regions, "regions", "REGIONS", catalog.DefaultRegions, "regions served")
+	s.String(&c.LogLevel, "log-level", "LOG_LEVEL", "info", "log level: debug, info, warn, error")
+}
+
+// BindServe registers the API settings.
+func (c *Config) BindServe(s *config.Set) {
+	s.String(&c.HTTPAddr, "http-addr", "HTTP_ADDR", ":8081", "API listen address")
+	s.String(&c.APIToken, "api-token", "API_TOKEN", "", "bearer token the API requires (required)")
+	s.Int64(&c.MaxBodyBytes, "max-body-bytes", "MAX_BODY_BYTES", 64<<10, "largest JSON request body")
+	s.Int64(&c.MaxImportBytes, "max-import-bytes", "MAX_IMPORT_BYTES", 1<<30, "largest bulk-import body (streamed)")
+	s.Int(&c.ImportBatch, "import-batch", "IMPORT_BATCH", 2000, "entries written per pipeline during an import")
+}
+
+// BindFanout registers the fan-out settings.
+func (c *Config) BindFanout(s *config.Set) {
+	s.String(&c.Region, "region", "REGION", "", "region whose restocks this worker fans out (group fanout.<region>) (required)")
+	s.String(&c.MetricsAddr, "metrics-addr", "METRICS_ADDR", ":9181", "listen address for /metrics, /healthz, /readyz (empty: none)")
+	s.String(&c.DeliveryMode, "delivery-mode", "DELIVERY_MODE", events.DeliveryAll, "default policy: all, or stock_aware (a restock may override it)")
+	s.Int(&c.PerUnit, "per-unit", "DELIVERY_PER_UNIT", 2, "stock_aware: wishlisters notified per unit in stock, per wave")
+	s.Int64(&c.MinStock, "min-stock", "DELIVERY_MIN_STOCK", 1, "stock_aware: stock a further wave needs")
+	s.Duration(&c.BatchInterval, "batch-interval", "DELIVERY_INTERVAL", 30*time.Second, "stock_aware: time between waves")
+	s.Int(&c.PageSize, "page-size", "FANOUT_PAGE_SIZE", 5000, "wishlisters read and produced per page (one checkpoint per page)")
+	s.Int(&c.InFlightPages, "in-flight-pages", "FANOUT_IN_FLIGHT_PAGES", 3, "pages awaiting acks at once (bounds memory and duplicates after a crash)")
+	s.Duration(&c.CheckpointTTL, "checkpoint-ttl", "FANOUT_CHECKPOINT_TTL", 15*24*time.Hour, "how long fan-out checkpoints and done markers are kept (longer than the restock topic's retention)")
+	s.String(&c.URLTemplate, "url-template", "PRODUCT_URL_TEMPLATE", "https://shop.example.com/p/{sku}", "product link for restocks without a product URL; {sku} is replaced")
+	s.Duration(&c.Linger, "linger", "KAFKA_PRODUCER_LINGER", 5*time.Millisecond, "how long the producer waits to fill a batch")
+}
+
+// BindImport registers the import settings.
+func (c *Config) BindImport(s *config.Set) {
+	s.String(&c.ImportFile, "file", "IMPORT_FILE", "", "NDJSON file of {\"user_id\",\"sku\",\"region\",\"channels\"} lines; - for stdin (required)")
+	s.Int(&c.ImportBatch, "import-batch", "IMPORT_BATCH", 5000, "entries written per pipeline")
+}
+
+// Validate checks the shared settings.
+func (c Config) Validate() error {
+	var p config.Problems
+	p.Add(c.Kafka.Validate())
+	if c.RedisURL == "" {
+		p.Addf("REDIS_URL", "required")
+	}
+	if len(c.Regions) == 0 {
+		p.Addf("REGIONS", "at least one region is required")
+	}
+	for _, r := range c.Regions {
+		if !events.ValidRegion(r) {
+			p.Addf("REGIONS", "%q is not a region id (%s)", r, events.RegionPattern)
+		}
+	}
+	return p.Err()
+}
+
+// ValidateServe checks the API settings too.
+func (c Config) ValidateServe() error {
+	var p config.Problems
+	p.Add(c.Validate())
+	if c.APIToken == "" {
+		p.Addf("API_TOKEN", "required")
+	}
+	if c.MaxBodyBytes <= 0 {
+		p.Addf("MAX_BODY_BYTES", "must be positive")
+	}
+	if c.MaxImportBytes <= 0 {
+		p.Addf("MAX_IMPORT_BYTES", "must be positive")
+	}
+	if c.ImportBatch <= 0 {
+		p.Addf("IMPORT_BATCH", "must be positive")
+	}
+	return p.Err()
+}
+
+// ValidateFanout checks the fan-out settings too.
+func (c Config) ValidateFanout() error {
+	var p config.Problems
+	p.Add(c.Validate())
+	if c.Region == "" {
+		p.Addf("REGION", "required (--region)")
+	} else if !slices.Contains(c.Regions, c.Region) {
+		p.Addf("REGION", "%q is not one of REGIONS %v", c.Region, c.Regions)
+	}
+	if c.DeliveryMode != events.DeliveryAll && c.DeliveryMode != events.DeliveryStockAware {
+		p.Addf("DELIVERY_MODE", "must be %s or %s, got %q", events.DeliveryAll, events.DeliveryStockAware, c.DeliveryMode)
+	}
+	if c.PerUnit < 1 {
+		p.Addf("DELIVERY_PER_UNIT", "must be at least 1")
+	}
+	if c.MinStock < 1 {
+		p.Addf("DELIVERY_MIN_STOCK", "must be at least 1")
+	}
+	if c.BatchInterval <= 0 {
+		p.Addf("DELIVERY_INTERVAL", "must be positive")
+	}
+	if c.PageSize < 1 || c.PageSize > 100_000 {
+		p.Addf("FANOUT_PAGE_SIZE", "must be between 1 and 100000")
+	}
+	if c.InFlightPages < 1 {
+		p.Addf("FANOUT_IN_FLIGHT_PAGES", "must be at least 1")
+	}
+	if c.CheckpointTTL <= 0 {
+		p.Addf("FANOUT_CHECKPOINT_TTL", "must be positive")
+	}
+	n := wishlist.MessageFor(events.RestockEvent{EventID: "probe", SKU: "probe", Region: "probe", Episode: 1}, c.URLTemplate).
+		Notification("probe", events.ChannelApp, nil, time.Now())
+	if err := n.Validate(); err != nil {
+		p.Addf("PRODUCT_URL_TEMPLATE", "%q does not make a valid link: %v", c.URLTemplate, err)
+	}
+	return p.Err()
+}
+
+// ValidateImport checks the import settings too.
+func (c Config) ValidateImport() error {
+	var p config.Problems
+	p.Add(c.Validate())
+	if c.ImportFile == "" {
+		p.Addf("IMPORT_FILE", "required (--file)")
+	}
+	if c.ImportBatch <= 0 {
+		p.Addf("IMPORT_BATCH", "must be positive")
+	}
+	return p.Err()
+}
+
+func (c Config) redis(ctx context.Context) (redis.UniversalClient, error) {
+	return redisconn.New(ctx, c.RedisURL, redisconn.Options{Cluster: c.RedisCluster})
+}
+
+// RunServe serves the API until ctx ends.
+func RunServe(ctx context.Context, cfg Config, log *zap.Logger, reg *prometheus.Registry) (err error) {
+	if err := cfg.ValidateServe(); err != nil {
+		return err
+	}
+	rdb, err := cfg.redis(ctx)
+	if err != nil {
+		return err
+	}
+	defer closeInto(&err, "close redis", rdb.Close)
+	prod, err := kafka.NewProducer(cfg.Kafka, kafka.ProducerOptions{}, log)
+	if err != nil {
+		return err
+	}
+	defer closeInto(&err, "close producer", prod.Close)
+	svc := &service.Service{Store: store.New(rdb), Producer: prod, Topic: catalog.WishlistChanges, Regions: cfg.Regions}
+	h := api.Handler(api.Options{Token: cfg.APIToken, Regions: cfg.Regions, MaxBodyBytes: cfg.MaxBodyBytes,
+		MaxImportBytes: cfg.MaxImportBytes, ImportBatch: cfg.ImportBatch}, svc, api.NewMetrics(registerer(reg)), log)
+	srv := httpserver.New(cfg.HTTPAddr, log, gatherer(reg), h)
+	srv.AddCheck("redis", func(ctx context.Context) error { return rdb.Ping(ctx).Err() })
+	srv.AddCheck("kafka", func(ctx context.Context) error { return kafka.Ping(ctx, prod.Client()) })
+	if err := srv.Listen(); err != nil {
+		return err
+	}
+	if cfg.OnListen != nil {
+		cfg.OnListen(srv.Addr())
+	}
+	return lifecycle.Run(ctx, log, lifecycle.Part{Name: "http", Run: srv.Run})
+}
+
+// RunFanout runs the fan-out group of cfg.Region until ctx ends.
+func RunFanout(ctx context.Context, cfg Config, log *zap.Logger, reg *prometheus.Registry) (err error) {
+	if err := cfg.ValidateFanout(); err != nil {
+		return err
+	}
+	log = log.With(zap.String("region", cfg.Region))
+	rdb, err := cfg.redis(ctx)
+	if err != nil {
+		return err
+	}
+	defer closeInto(&err, "close redis", rdb.Close)
+	prod, err := kafka.NewProducer(cfg.Kafka, kafka.ProducerOptions{Linger: cfg.Linger}, log)
+	if err != nil {
+		return err
+	}
+	defer closeInto(&err, "close producer", prod.Close)
+	vcl, err := kafka.NewClient(cfg.Kafka)
+	if err != nil {
+		return err
+	}
+	defer closeInto(&err, "close stock view client", func() error {
+		if err := vcl.Close(); err != nil && !errors.Is(err, sarama.ErrClosedClient) {
+			return err
+		}
+		return nil
+	})
+	view := stockview.New(vcl, catalog.Stock, cfg.Region, log.Named("stockview"))
+	r := registerer(reg)
+	fo := fanout.New(fanout.Config{
+		Region:        cfg.Region,
+		Policy:        wishlist.Policy{Mode: cfg.DeliveryMode, PerUnit: cfg.PerUnit, MinStock: cfg.MinStock, Interval: cfg.BatchInterval},
+		PageSize:      cfg.PageSize,
+		InFlightPages: cfg.InFlightPages,
+		CheckpointTTL: cfg.CheckpointTTL,
+		URLTemplate:   cfg.URLTemplate,
+	}, store.New(rdb), prod, view, fanout.NewMetrics(r, cfg.Region), log)
+	group, err := kafka.NewGroup(cfg.Kafka, kafka.GroupOptions{
+		Group:           "fanout." + cfg.Region,
+		Topics:          []string{catalog.Restock},
+		MaxBatch:        16,
+		DeadLetterTopic: catalog.DeadLetter,
+		Metrics:         kafka.NewMetrics(r),
+	}, fo, log)
+	if err != nil {
+		return err
+	}
+	parts := []lifecycle.Part{}
+	if cfg.MetricsAddr != "" {
+		srv := httpserver.New(cfg.MetricsAddr, log, gatherer(reg), nil)
+		srv.AddCheck("redis", func(ctx context.Context) error { return rdb.Ping(ctx).Err() })
+		srv.AddCheck("kafka", func(ctx context.Context) error { return kafka.Ping(ctx, group.Client()) })
+		if err := srv.Listen(); err != nil {
+			return errors.Join(err, group.Run(canceled(ctx)))
+		}
+		if cfg.OnListen != nil {
+			cfg.OnListen(srv.Addr())
+		}
+		parts = append(parts, lifecycle.Part{Name: "metrics", Run: srv.Run})
+	}
+	parts = append(parts,
+		lifecycle.Part{Name: "stockview", Run: view.Run},
+		lifecycle.Part{Name: "fanout-group", Run: group.Run})
+	return lifecycle.Run(ctx, log, parts...)
+}
+
+// registerer avoids a typed-nil interface when no registry is given.
+func registerer(reg *prometheus.Registry) prometheus.Registerer {
+	if reg == nil {
+		return nil
+	}
+	return reg
+}
+
+// gatherer avoids a typed-nil interface when no registry is given.
+func gatherer(reg *prometheus.Registry) prometheus.Gatherer {
+	if reg == nil {
+		return nil
+	}
+	return reg
+}
+
+// canceled is an ended context: running a group with it just closes it.
+func canceled(ctx context.Context) context.Context {
+	c, cancel := context.WithCancel(ctx)
+	cancel()
+	return c
+}
+
+// RebuildResult counts what a rebuild read.
+type RebuildResult struct {
+	Records int64 `json:"records"`
+	Bad     int64 `json:"bad"`
+}
+
+// RunRebuild replays wishlist.changes.v1 from the beginning into the store.
+// Run it on an empty store (or one that only lacks data): it applies the log
+// on top of what is there.
+func RunRebuild(ctx context.Context, cfg Config, log *zap.Logger) (res RebuildResult, err error) {
+	if err := cfg.Validate(); err != nil {
+		return res, err
+	}
+	rdb, err := cfg.redis(ctx)
+	if err != nil {
+		return res, err
+	}
+	defer closeInto(&err, "close redis", rdb.Close)
+	cl, err := kafka.NewClient(cfg.Kafka)
+	if err != nil {
+		return res, err
+	}
+	defer closeInto(&err, "close kafka client", cl.Close)
+	svc := &service.Service{Store: store.New(rdb), Topic: catalog.WishlistChanges, Regions: cfg.Regions}
+	start := time.Now()
+	res.Records, err = changelog.Replay(ctx, cl, catalog.WishlistChanges, 5000, svc.Apply, func(m *sarama.ConsumerMessage, err error) {
+		res.Bad++
+		log.Warn("changelog record skipped", zap.Int32("partition", m.Partition), zap.Int64("offset", m.Offset), zap.Error(err))
+	})
+	if err != nil {
+		return res, fmt.Errorf("rebuild from %s: %w", catalog.WishlistChanges, err)
+	}
+	log.Info("rebuild finished", zap.Int64("records", res.Records), zap.Int64("bad", res.Bad), zap.Duration("took", time.Since(start)))
+	return res, nil
+}
+
+// ImportResult counts what an import did.
+type ImportResult = service.ImportResult
+
+// RunImport loads cfg.ImportFile (NDJSON; "-" is stdin) with the same code
+// as POST /v1/wishlists:import.
+func RunImport(ctx context.Context, cfg Config, log *zap.Logger) (res ImportResult, err error) {
+	if err := cfg.ValidateImport(); err != nil {
+		return res, err
+	}
+	in := os.Stdin
+	if cfg.ImportFile != "-" {
+		f, err := os.Open(cfg.ImportFile)
+		if err != nil {
+			return res, fmt.Errorf("IMPORT_FILE: %w", err)
+		}
+		defer f.Close()
+		in = f
+	}
+	rdb, err := cfg.redis(ctx)
+	if err != nil {
+		return res, err
+	}
+	defer closeInto(&err, "close redis", rdb.Close)
+	prod, err := kafka.NewProducer(cfg.Kafka, kafka.ProducerOptions{}, log)
+	if err != nil {
+		return res, err
+	}
+	defer closeInto(&err, "close producer", prod.Close)
+	svc := &service.Service{Store: store.New(rdb), Producer: prod, Topic: catalog.WishlistChanges, Regions: cfg.Regions}
+	start := time.Now()
+	res, err = svc.Import(ctx, in, cfg.ImportBatch)
+	if err != nil {
+		return res, fmt.Errorf("import %s: %w", cfg.ImportFile, err)
+	}
+	log.Info("import finished", zap.Int64("imported", res.Imported), zap.Int64("rejected", res.Rejected), zap.Duration("took", time.Since(start)))
+	return res, nil
+}
+
+func closeInto(err *error, what string, close func() error) {
+	if cerr := close(); cerr != nil {
+		*err = errors.Join(*err, fmt.Errorf("%s: %w", what, cerr))
+	}
+}

@@ -1,0 +1,315 @@
+// Package api is the wishlist HTTP API: entries, preferences, counts and the
+// bulk import, behind a bearer token, with strict bounded JSON and one error
+// body shape. Every check runs before anything is written, so a rejected
+// request changes nothing.
+package api
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"backinstock/services/wishlist/internal/service"
+	"backinstock/services/wishlist/internal/wishlist"
+	"backinstock/shared/httpapi"
+	"backinstock/topics/events"
+)
+
+// Options configure the API.
+type Options struct {
+	Token   string
+	Regions []string
+	// MaxBodyBytes bounds a JSON body.
+	MaxBodyBytes int64
+	// MaxImportBytes bounds an import body (it is streamed, not held).
+	MaxImportBytes int64
+	// ImportBatch is the lines written per pipeline during an import.
+	ImportBatch int
+}
+
+// Metrics are the API's Prometheus metrics.
+type Metrics struct {
+	Requests    *prometheus.CounterVec
+	ImportLines *prometheus.CounterVec
+}
+
+// NewMetrics registers the API metrics with reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		Requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wishlist_http_requests_total",
+			Help: "API requests by route and status code."}, []string{"route", "code"}),
+		ImportLines: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wishlist_import_lines_total",
+			Help: "Bulk-import lines by result (imported, rejected)."}, []string{"result"}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.Requests, m.ImportLines)
+	}
+	return m
+}
+
+// API serves the routes.
+type API struct {
+	o   Options
+	svc *service.Service
+	m   *Metrics
+	log *zap.Logger
+}
+
+// Handler returns the API's handler, token-protected.
+func Handler(o Options, svc *service.Service, m *Metrics, log *zap.Logger) http.Handler {
+	if o.MaxBodyBytes <= 0 {
+		o.MaxBodyBytes = 64 << 10
+	}
+	if o.MaxImportBytes <= 0 {
+		o.MaxImportBytes = 1 << 30
+	}
+	if o.ImportBatch <= 0 {
+		o.ImportBatch = 2000
+	}
+	a := &API{o: o, svc: svc, m: m, log: log}
+	mux := http.NewServeMux()
+	a.route(mux, "PUT /v1/users/{user_id}/wishlist/{sku}", "put_entry", a.putEntry)
+	a.route(mux, "DELETE /v1/users/{user_id}/wishlist/{sku}", "delete_entry", a.deleteEntry)
+	a.route(mux, "GET /v1/users/{user_id}/wishlist", "list_entries", a.listEntries)
+	a.route(mux, "GET /v1/skus/{sku}/wishlisters", "count_wishlisters", a.countWishlisters)
+	a.route(mux, "PUT /v1/users/{user_id}/preferences", "put_preferences", a.putPrefs)
+	a.route(mux, "GET /v1/users/{user_id}/preferences", "get_preferences", a.getPrefs)
+	a.route(mux, "POST /v1/wishlists:import", "import", a.importEntries)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		httpapi.WriteError(w, httpapi.Errorf(http.StatusNotFound, "not_found", "no route %s %s", r.Method, r.URL.Path))
+	})
+	return httpapi.BearerAuth(o.Token, mux)
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	s.code = code
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (a *API) route(mux *http.ServeMux, pattern, name string, h func(w http.ResponseWriter, r *http.Request) error) {
+	mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
+		if err := h(sw, r); err != nil {
+			a.writeError(sw, r, err)
+		}
+		a.m.Requests.WithLabelValues(name, strconv.Itoa(sw.code)).Inc()
+	})
+}
+
+// writeError maps rule violations to 422, keeps API errors as they are, and
+// answers 503 for a store or log that failed (logged here, not returned).
+func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	var (
+		ae *httpapi.Error
+		fe *wishlist.FieldError
+		ee *events.FieldError
+		ve *events.ValidationError
+	)
+	switch {
+	case errors.As(err, &ae):
+	case errors.As(err, &fe), errors.As(err, &ee), errors.As(err, &ve):
+		ae = httpapi.Invalid("%s", err.Error())
+	default:
+		a.log.Error("request failed", zap.String("method", r.Method), zap.String("path", r.URL.Path), zap.Error(err))
+		ae = httpapi.Errorf(http.StatusServiceUnavailable, "unavailable", "the wishlist store or log is unavailable; retry")
+	}
+	httpapi.WriteError(w, ae)
+}
+
+func pathIDs(r *http.Request, names ...string) ([]string, error) {
+	out := make([]string, len(names))
+	var errs []error
+	for i, n := range names {
+		out[i] = r.PathValue(n)
+		errs = append(errs, events.CheckID(n, out[i]))
+	}
+	return out, errors.Join(errs...)
+}
+
+type entryBody struct {
+	Region   string   `json:"region"`
+	Channels []string `json:"channels,omitempty"`
+}
+
+type entryView struct {
+	UserID   string    `json:"user_id"`
+	SKU      string    `json:"sku"`
+	Region   string    `json:"region"`
+	Channels []string  `json:"channels"`
+	Since    time.Time `json:"since"`
+}
+
+func viewOf(e wishlist.Entry) entryView {
+	return entryView{UserID: e.UserID, SKU: e.SKU, Region: e.Region, Channels: e.Channels, Since: e.Since.UTC()}
+}
+
+func (a *API) putEntry(w http.ResponseWriter, r *http.Request) error {
+	ids, err := pathIDs(r, "user_id", "sku")
+	if err != nil {
+		return err
+	}
+	var body entryBody
+	if err := httpapi.Decode(w, r, a.o.MaxBodyBytes, &body); err != nil {
+		return err
+	}
+	if err := wishlist.CheckRegion("region", body.Region, a.o.Regions); err != nil {
+		return err
+	}
+	if err := wishlist.CheckChannels("channels", body.Channels, false); err != nil {
+		return err
+	}
+	chans := body.Channels
+	if len(chans) == 0 {
+		prefs, err := a.svc.Store.Prefs(r.Context(), ids[0])
+		if err != nil {
+			return err
+		}
+		if prefs == nil || len(prefs.Channels) == 0 {
+			return httpapi.Invalid("channels: required (the user has no default channels in their preferences)")
+		}
+		chans = prefs.Channels
+	}
+	e := wishlist.Entry{UserID: ids[0], SKU: ids[1], Region: body.Region, Channels: chans}
+	if err := wishlist.CheckEntry(e, a.o.Regions); err != nil {
+		return err
+	}
+	stored, err := a.svc.Put(r.Context(), []wishlist.Entry{e})
+	if err != nil {
+		return err
+	}
+	httpapi.WriteJSON(w, http.StatusOK, viewOf(stored[0]))
+	return nil
+}
+
+func (a *API) deleteEntry(w http.ResponseWriter, r *http.Request) error {
+	ids, err := pathIDs(r, "user_id", "sku")
+	if err != nil {
+		return err
+	}
+	found, err := a.svc.Remove(r.Context(), ids[0], ids[1])
+	if err != nil {
+		return err
+	}
+	if !found {
+		return httpapi.Errorf(http.StatusNotFound, "not_found", "user %s has no wishlist entry for %s", ids[0], ids[1])
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (a *API) listEntries(w http.ResponseWriter, r *http.Request) error {
+	ids, err := pathIDs(r, "user_id")
+	if err != nil {
+		return err
+	}
+	entries, _, err := a.svc.Store.Entries(r.Context(), ids[0])
+	if err != nil {
+		return err
+	}
+	items := make([]entryView, len(entries))
+	for i, e := range entries {
+		items[i] = viewOf(e)
+	}
+	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"user_id": ids[0], "items": items})
+	return nil
+}
+
+func (a *API) countWishlisters(w http.ResponseWriter, r *http.Request) error {
+	ids, err := pathIDs(r, "sku")
+	if err != nil {
+		return err
+	}
+	regions := a.o.Regions
+	if q := r.URL.Query(); q.Has("region") {
+		if err := wishlist.CheckRegion("region", q.Get("region"), a.o.Regions); err != nil {
+			return err
+		}
+		regions = []string{q.Get("region")}
+	}
+	counts, err := a.svc.Store.Count(r.Context(), ids[0], regions)
+	if err != nil {
+		return err
+	}
+	if len(regions) == 1 {
+		httpapi.WriteJSON(w, http.StatusOK, map[string]any{"sku": ids[0], "region": regions[0], "count": counts[regions[0]]})
+		return nil
+	}
+	var total int64
+	for _, c := range counts {
+		total += c
+	}
+	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"sku": ids[0], "counts": counts, "total": total})
+	return nil
+}
+
+func (a *API) putPrefs(w http.ResponseWriter, r *http.Request) error {
+	ids, err := pathIDs(r, "user_id")
+	if err != nil {
+		return err
+	}
+	var p wishlist.Preferences
+	if err := httpapi.Decode(w, r, a.o.MaxBodyBytes, &p); err != nil {
+		return err
+	}
+	if err := wishlist.CheckPreferences(ids[0], p); err != nil {
+		return err
+	}
+	if err := a.svc.SetPrefs(r.Context(), ids[0], &p); err != nil {
+		return err
+	}
+	httpapi.WriteJSON(w, http.StatusOK, prefsView(ids[0], &p))
+	return nil
+}
+
+func prefsView(userID string, p *wishlist.Preferences) map[string]any {
+	if p == nil {
+		p = &wishlist.Preferences{}
+	}
+	return map[string]any{"user_id": userID, "preferences": p}
+}
+
+func (a *API) getPrefs(w http.ResponseWriter, r *http.Request) error {
+	ids, err := pathIDs(r, "user_id")
+	if err != nil {
+		return err
+	}
+	p, err := a.svc.Store.Prefs(r.Context(), ids[0])
+	if err != nil {
+		return err
+	}
+	httpapi.WriteJSON(w, http.StatusOK, prefsView(ids[0], p))
+	return nil
+}
+
+// importEntries streams an NDJSON body into the store in batches; bad lines
+// are reported (the first 100) and skipped.
+func (a *API) importEntries(w http.ResponseWriter, r *http.Request) error {
+	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/x-ndjson") && !strings.HasPrefix(ct, "application/json") {
+		return httpapi.Errorf(http.StatusUnsupportedMediaType, "unsupported_media_type", "content-type must be application/x-ndjson, got %q", ct)
+	}
+	body := http.MaxBytesReader(w, r.Body, a.o.MaxImportBytes)
+	res, err := a.svc.Import(r.Context(), body, a.o.ImportBatch)
+	a.m.ImportLines.WithLabelValues("imported").Add(float64(res.Imported))
+	a.m.ImportLines.WithLabelValues("rejected").Add(float64(res.Rejected))
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &mbe):
+		return httpapi.Errorf(http.StatusRequestEntityTooLarge, "too_large", "body exceeds %d bytes; %d lines were imported before the limit", a.o.MaxImportBytes, res.Imported)
+	case errors.Is(err, service.ErrLineTooLong):
+		return httpapi.BadRequest("%v; %d lines were imported before it", err, res.Imported)
+	case err != nil:
+		return err
+	}
+	httpapi.WriteJSON(w, http.StatusOK, res)
+	return nil
+}

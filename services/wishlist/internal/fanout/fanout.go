@@ -1,0 +1,434 @@
+// Package fanout turns one restock into one notification request per
+// wishlister and channel. It is the handler of a region's consumer group on
+// inventory.restock.v1: it pages through the sku's wishlisters in the region
+// (earliest first), produces asynchronously to notify.<region>.<channel>.v1,
+// and checkpoints the cursor after every page whose records are all
+// acknowledged, so a killed worker resumes where the acknowledged work ends
+// and memory stays bounded by a few pages whatever the fan-out's size.
+package fanout
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"backinstock/services/wishlist/internal/store"
+	"backinstock/services/wishlist/internal/wishlist"
+	"backinstock/shared/kafka"
+	"backinstock/topics/catalog"
+	"backinstock/topics/events"
+)
+
+// Config tunes a region's fan-out.
+type Config struct {
+	Region string
+	// Policy is the default delivery policy; a restock may override it.
+	Policy wishlist.Policy
+	// PageSize is the wishlisters read (and produced for) per page.
+	PageSize int
+	// InFlightPages is how many produced pages may await their acks and
+	// checkpoint at once: it bounds memory and the duplicates after a crash
+	// ((InFlightPages+1) × PageSize × channels).
+	InFlightPages int
+	// CheckpointTTL keeps checkpoints and done markers longer than the
+	// restock topic's retention.
+	CheckpointTTL time.Duration
+	// URLTemplate links a notification whose restock has no product URL;
+	// "{sku}" is replaced.
+	URLTemplate string
+	// StockSyncTimeout bounds the wait for the stock view to catch up.
+	StockSyncTimeout time.Duration
+}
+
+// Sender is what the fan-out needs of shared/kafka.Producer.
+type Sender interface {
+	Send(ctx context.Context, msg *sarama.ProducerMessage, ack kafka.Ack) error
+}
+
+// StockView is what the stock-aware policy needs of the stock levels.
+type StockView interface {
+	Sync(ctx context.Context, timeout time.Duration) error
+	Get(sku string) wishlist.Level
+}
+
+// Metrics are the fan-out's Prometheus metrics.
+type Metrics struct {
+	InProgress  prometheus.Gauge
+	FanOuts     *prometheus.CounterVec
+	Produced    *prometheus.CounterVec
+	Wishlisters prometheus.Counter
+	Waves       prometheus.Counter
+	Waits       prometheus.Counter
+	WaitSeconds prometheus.Counter
+	Checkpoints prometheus.Counter
+}
+
+// NewMetrics registers the metrics of region's fan-out with reg.
+func NewMetrics(reg prometheus.Registerer, region string) *Metrics {
+	l := prometheus.Labels{"region": region}
+	m := &Metrics{
+		InProgress: prometheus.NewGauge(prometheus.GaugeOpts{Name: "wishlist_fanouts_in_progress", Help: "Restock fan-outs being worked on.", ConstLabels: l}),
+		FanOuts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wishlist_fanouts_total",
+			Help: "Restock fan-outs by outcome: completed, sold_out (a stock-aware fan-out stopped by the stock), already_done (a redelivered restock skipped).", ConstLabels: l}, []string{"outcome"}),
+		Produced: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wishlist_notifications_produced_total",
+			Help: "Notification requests acknowledged by Kafka, by channel.", ConstLabels: l}, []string{"channel"}),
+		Wishlisters: prometheus.NewCounter(prometheus.CounterOpts{Name: "wishlist_fanout_wishlisters_total", Help: "Wishlisters paged through.", ConstLabels: l}),
+		Waves:       prometheus.NewCounter(prometheus.CounterOpts{Name: "wishlist_fanout_waves_total", Help: "Stock-aware waves started.", ConstLabels: l}),
+		Waits:       prometheus.NewCounter(prometheus.CounterOpts{Name: "wishlist_fanout_batch_waits_total", Help: "Waits between stock-aware waves.", ConstLabels: l}),
+		WaitSeconds: prometheus.NewCounter(prometheus.CounterOpts{Name: "wishlist_fanout_batch_wait_seconds_total", Help: "Time spent waiting between stock-aware waves.", ConstLabels: l}),
+		Checkpoints: prometheus.NewCounter(prometheus.CounterOpts{Name: "wishlist_fanout_checkpoints_total", Help: "Checkpoints written.", ConstLabels: l}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.InProgress, m.FanOuts, m.Produced, m.Wishlisters, m.Waves, m.Waits, m.WaitSeconds, m.Checkpoints)
+	}
+	return m
+}
+
+// Fanout is the handler of one region's group.
+type Fanout struct {
+	cfg   Config
+	store *store.Store
+	prod  Sender
+	view  StockView
+	m     *Metrics
+	log   *zap.Logger
+
+	produced map[string]prometheus.Counter // by topic
+	topics   map[string]string             // channel -> topic
+}
+
+// New builds the handler.
+func New(cfg Config, st *store.Store, prod Sender, view StockView, m *Metrics, log *zap.Logger) *Fanout {
+	if cfg.PageSize <= 0 {
+		cfg.PageSize = 5000
+	}
+	if cfg.InFlightPages <= 0 {
+		cfg.InFlightPages = 3
+	}
+	if cfg.StockSyncTimeout <= 0 {
+		cfg.StockSyncTimeout = 30 * time.Second
+	}
+	f := &Fanout{cfg: cfg, store: st, prod: prod, view: view, m: m, log: log.With(zap.String("region", cfg.Region)),
+		produced: map[string]prometheus.Counter{}, topics: map[string]string{}}
+	for _, c := range events.ChannelNames() {
+		t := catalog.Notify(cfg.Region, c)
+		f.topics[c] = t
+		f.produced[t] = m.Produced.WithLabelValues(c)
+	}
+	return f
+}
+
+// Handle fans out every restock of the batch that is for this region, one
+// after the other. Records that cannot be read are dead-lettered; an
+// interruption (rebalance, shutdown) leaves the batch uncommitted with its
+// progress checkpointed.
+func (f *Fanout) Handle(ctx context.Context, b *kafka.Batch) error {
+	for _, rec := range b.Records {
+		ev, err := events.DecodeRestockEvent(rec.Value)
+		if err != nil {
+			b.Reject(rec, err)
+			continue
+		}
+		if string(rec.Key) != ev.SKU {
+			b.Reject(rec, fmt.Errorf("record key %q is not the restock's sku %q", rec.Key, ev.SKU))
+			continue
+		}
+		if ev.Region != f.cfg.Region {
+			continue
+		}
+		msg := wishlist.MessageFor(ev, f.cfg.URLTemplate)
+		sample := msg.Notification("probe", events.ChannelApp, nil, time.Now())
+		if err := sample.Validate(); err != nil {
+			b.Reject(rec, fmt.Errorf("restock %s makes invalid notifications: %w", ev.EventID, err))
+			continue
+		}
+		if err := f.fanOut(ctx, b, ev, msg); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (f *Fanout) fanOut(ctx context.Context, b *kafka.Batch, ev events.RestockEvent, msg wishlist.Message) error {
+	ck, err := f.store.Checkpoint(ctx, ev.EventID, f.cfg.Region)
+	if err != nil {
+		return err
+	}
+	if ck.Done {
+		f.m.FanOuts.WithLabelValues("already_done").Inc()
+		return nil
+	}
+	pol := wishlist.Resolve(f.cfg.Policy, ev.Delivery)
+	log := f.log.With(zap.String("event_id", ev.EventID), zap.String("sku", ev.SKU), zap.Int64("episode", ev.Episode), zap.String("mode", pol.Mode))
+	log.Info("fan-out starting", zap.Int64("resume_users", ck.Users), zap.Int64("resume_records", ck.Records), zap.Int("resume_wave", ck.Wave))
+	f.m.InProgress.Inc()
+	defer f.m.InProgress.Dec()
+	start := time.Now()
+
+	outcome := "completed"
+	if pol.Mode == events.DeliveryStockAware {
+		outcome, err = f.waves(ctx, b, ev, msg, pol, &ck)
+	} else {
+		_, err = f.stream(ctx, b.Stopping(), ev, msg, &ck, -1)
+	}
+	if err != nil {
+		if errors.Is(err, kafka.ErrInterrupted) {
+			log.Info("fan-out interrupted; progress checkpointed", zap.Int64("users", ck.Users), zap.Int64("records", ck.Records))
+		}
+		return err
+	}
+	ck.Done = true
+	if err := f.saveCheckpoint(ctx, ev, ck); err != nil {
+		return err
+	}
+	f.m.FanOuts.WithLabelValues(outcome).Inc()
+	log.Info("fan-out finished", zap.String("outcome", outcome), zap.Int64("users", ck.Users), zap.Int64("records", ck.Records),
+		zap.Int("waves", ck.Wave), zap.Duration("took", time.Since(start)))
+	return nil
+}
+
+// waves runs a stock-aware fan-out: a first wave sized by the restock's
+// quantity, then, after each interval, a further wave only while the stock
+// view shows the same episode still in stock at or above the minimum.
+func (f *Fanout) waves(ctx context.Context, b *kafka.Batch, ev events.RestockEvent, msg wishlist.Message, pol wishlist.Policy, ck *wishlist.Checkpoint) (string, error) {
+	for {
+		switch {
+		case ck.Wave == 0:
+			ck.Wave, ck.WaveLeft = 1, wishlist.WaveSize(pol.PerUnit, ev.Quantity)
+			f.m.Waves.Inc()
+		case ck.WaveLeft == 0:
+			if err := f.wait(ctx, b, pol.Interval); err != nil {
+				return "", err
+			}
+			if err := f.view.Sync(ctx, f.cfg.StockSyncTimeout); err != nil {
+				return "", err
+			}
+			lvl := f.view.Get(ev.SKU)
+			size, ok := wishlist.NextWave(pol, ev.Episode, lvl)
+			if !ok {
+				f.log.Info("stock-aware fan-out stops", zap.String("event_id", ev.EventID), zap.Int("after_wave", ck.Wave),
+					zap.Int64("stock", lvl.Quantity), zap.Int64("stock_episode", lvl.Episode), zap.Bool("stock_known", lvl.Known))
+				return "sold_out", nil
+			}
+			ck.Wave++
+			ck.WaveLeft = size
+			f.m.Waves.Inc()
+			if err := f.saveCheckpoint(ctx, ev, *ck); err != nil {
+				return "", err
+			}
+		}
+		exhausted, err := f.stream(ctx, b.Stopping(), ev, msg, ck, ck.WaveLeft)
+		if err != nil {
+			return "", err
+		}
+		if exhausted {
+			return "completed", nil
+		}
+	}
+}
+
+// wait pauses the partition for d, or until the batch is stopping.
+func (f *Fanout) wait(ctx context.Context, b *kafka.Batch, d time.Duration) error {
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		select {
+		case <-b.Stopping():
+			cancel()
+		case <-wctx.Done():
+		}
+	}()
+	start := time.Now()
+	err := b.Wait(wctx, d)
+	cancel()
+	wg.Wait()
+	f.m.Waits.Inc()
+	f.m.WaitSeconds.Add(time.Since(start).Seconds())
+	select {
+	case <-b.Stopping():
+		return kafka.ErrInterrupted
+	default:
+	}
+	return err
+}
+
+func (f *Fanout) saveCheckpoint(ctx context.Context, ev events.RestockEvent, ck wishlist.Checkpoint) error {
+	if err := f.store.SaveCheckpoint(ctx, ev.EventID, f.cfg.Region, ck, f.cfg.CheckpointTTL); err != nil {
+		return err
+	}
+	f.m.Checkpoints.Inc()
+	return nil
+}
+
+// page is one page of produced notifications awaiting acknowledgement.
+type page struct {
+	ck      wishlist.Checkpoint // progress once this page is acknowledged
+	pending atomic.Int64
+	done    chan struct{}
+	mu      sync.Mutex
+	err     error
+}
+
+func (p *page) release(n int64) {
+	if p.pending.Add(-n) == 0 {
+		close(p.done)
+	}
+}
+
+func (p *page) fail(err error) {
+	p.mu.Lock()
+	if p.err == nil {
+		p.err = err
+	}
+	p.mu.Unlock()
+}
+
+// stream produces pages from ck's cursor until the wishlisters run out
+// (exhausted), limit wishlisters have been notified (limit < 0: no limit;
+// the rest is left in ck.WaveLeft), the batch is stopping, or something
+// fails. On return ck is the last checkpoint written.
+func (f *Fanout) stream(ctx context.Context, stopping <-chan struct{}, ev events.RestockEvent, msg wishlist.Message, ck *wishlist.Checkpoint, limit int64) (exhausted bool, err error) {
+	inflight := make(chan *page, f.cfg.InFlightPages)
+	var (
+		failed  atomic.Bool
+		wg      sync.WaitGroup
+		ckErr   error
+		lastCk  = *ck
+		cur     = *ck
+		hdrBase = events.Headers(events.SchemaNotification, "")
+	)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for p := range inflight {
+			if ckErr != nil {
+				continue
+			}
+			select {
+			case <-p.done:
+			case <-ctx.Done():
+				ckErr = ctx.Err()
+				failed.Store(true)
+				continue
+			}
+			if p.err != nil {
+				ckErr = p.err
+				failed.Store(true)
+				continue
+			}
+			if err := f.saveCheckpoint(ctx, ev, p.ck); err != nil {
+				ckErr = err
+				failed.Store(true)
+				continue
+			}
+			lastCk = p.ck
+		}
+	}()
+
+	var loopErr error
+loop:
+	for !failed.Load() {
+		select {
+		case <-stopping:
+			loopErr = kafka.ErrInterrupted
+			break loop
+		default:
+		}
+		n := f.cfg.PageSize
+		if limit >= 0 {
+			if cur.WaveLeft <= 0 {
+				break loop
+			}
+			n = int(min(int64(n), cur.WaveLeft))
+		}
+		ws, err := f.store.Page(ctx, ev.SKU, f.cfg.Region, store.Cursor{Score: cur.Score, Member: cur.Member}, n)
+		if err != nil {
+			loopErr = err
+			break loop
+		}
+		if len(ws) == 0 {
+			exhausted = true
+			break loop
+		}
+		now := time.Now()
+		hdrs := []sarama.RecordHeader{
+			{Key: []byte(hdrBase[0].Key), Value: []byte(hdrBase[0].Value)},
+			{Key: []byte(hdrBase[1].Key), Value: []byte(hdrBase[1].Value)},
+			{Key: []byte(events.HeaderTraceparent), Value: []byte(events.NewTraceparent())},
+		}
+		msgs := make([]*sarama.ProducerMessage, 0, len(ws))
+		var notified int64
+		for i := range ws {
+			w := &ws[i]
+			if w.Entry == nil {
+				continue
+			}
+			chans := wishlist.Reach(w.Entry.Channels, w.Prefs)
+			if len(chans) == 0 {
+				continue
+			}
+			notified++
+			for _, c := range chans {
+				nt := msg.Notification(w.UserID, c, w.Prefs, now)
+				msgs = append(msgs, &sarama.ProducerMessage{Topic: f.topics[c], Key: sarama.StringEncoder(w.UserID),
+					Value: sarama.ByteEncoder(wishlist.AppendNotification(make([]byte, 0, 512), &nt)), Headers: hdrs})
+			}
+		}
+		last := ws[len(ws)-1]
+		cur.Score, cur.Member = last.Score, last.UserID
+		cur.Users += int64(len(ws))
+		cur.Records += int64(len(msgs))
+		if limit >= 0 {
+			cur.WaveLeft -= notified
+		}
+		f.m.Wishlisters.Add(float64(len(ws)))
+		p := &page{ck: cur, done: make(chan struct{})}
+		p.pending.Store(int64(len(msgs)) + 1) // +1 until every record is sent
+		select {
+		case inflight <- p:
+		case <-ctx.Done():
+			loopErr = ctx.Err()
+			break loop
+		}
+		ack := f.ack(p)
+		for i, m := range msgs {
+			if err := f.prod.Send(ctx, m, ack); err != nil {
+				p.fail(fmt.Errorf("produce notification: %w", err))
+				p.release(int64(len(msgs) - i))
+				break
+			}
+		}
+		p.release(1)
+	}
+	close(inflight)
+	wg.Wait()
+	*ck = lastCk
+	if loopErr != nil {
+		return false, loopErr
+	}
+	if ckErr != nil {
+		return false, ckErr
+	}
+	return exhausted, nil
+}
+
+func (f *Fanout) ack(p *page) kafka.Ack {
+	return func(m *sarama.ProducerMessage, err error) {
+		if err != nil {
+			p.fail(fmt.Errorf("produce to %s: %w", m.Topic, err))
+		} else {
+			f.produced[m.Topic].Inc()
+		}
+		p.release(1)
+	}
+}

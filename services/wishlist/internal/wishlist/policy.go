@@ -1,0 +1,88 @@
+package wishlist
+
+import (
+	"time"
+
+	"backinstock/topics/events"
+)
+
+// Policy is how one restock is fanned out.
+type Policy struct {
+	// Mode is events.DeliveryAll or events.DeliveryStockAware.
+	Mode string
+	// PerUnit wishlisters are notified per unit in stock, per wave.
+	PerUnit int
+	// MinStock is the stock a further wave needs (at least 1: an empty
+	// shelf never wakes anyone).
+	MinStock int64
+	// Interval separates waves.
+	Interval time.Duration
+}
+
+// Resolve applies a restock's delivery override to the configured default:
+// the mode always, numeric fields only where set (zero keeps the default).
+func Resolve(def Policy, d *events.Delivery) Policy {
+	p := def
+	if d == nil {
+		return p
+	}
+	if d.Mode != "" {
+		p.Mode = d.Mode
+	}
+	if d.PerUnit > 0 {
+		p.PerUnit = d.PerUnit
+	}
+	if d.MinStock > 0 {
+		p.MinStock = d.MinStock
+	}
+	if d.IntervalMS > 0 {
+		p.Interval = time.Duration(d.IntervalMS) * time.Millisecond
+	}
+	return p
+}
+
+// WaveSize is how many wishlisters one wave of a stock-aware fan-out
+// notifies: per_unit × quantity, at least one while anything is in stock.
+func WaveSize(perUnit int, quantity int64) int64 {
+	if quantity <= 0 {
+		return 0
+	}
+	return max(int64(perUnit), 1) * quantity
+}
+
+// Level is what the stock view knows of a (sku, region).
+type Level struct {
+	Quantity int64
+	Episode  int64
+	Known    bool
+}
+
+// NextWave decides whether a stock-aware fan-out of restock episode goes on
+// after a wave, and how large the next wave is. It stops when the stock is
+// unknown, when it is under the minimum (sold out again included), or when a
+// later episode has begun: that restock has its own fan-out.
+func NextWave(p Policy, episode int64, l Level) (size int64, ok bool) {
+	if !l.Known || l.Episode > episode || l.Quantity < max(p.MinStock, 1) {
+		return 0, false
+	}
+	return WaveSize(p.PerUnit, l.Quantity), true
+}
+
+// Checkpoint is the progress of one (restock, region) fan-out, written only
+// after every notification before Cursor is acknowledged by Kafka.
+type Checkpoint struct {
+	// Score and Member are the last wishlister done (the sorted-set cursor);
+	// Member "" means none yet.
+	Score  int64  `json:"score"`
+	Member string `json:"member,omitempty"`
+	// Users and Records count the wishlisters passed and the notifications
+	// produced so far.
+	Users   int64 `json:"users"`
+	Records int64 `json:"records"`
+	// Wave is the stock-aware wave in progress (0: none yet), WaveLeft the
+	// wishlisters it may still notify.
+	Wave     int   `json:"wave,omitempty"`
+	WaveLeft int64 `json:"wave_left,omitempty"`
+	// Done marks a finished fan-out: a redelivered restock is skipped.
+	Done bool `json:"done,omitempty"`
+}
