@@ -233,8 +233,7 @@ func (a *API) write(w http.ResponseWriter, r *http.Request, raw []byte, updates 
 		return err
 	}
 	if key != "" {
-		sum := sha256.Sum256([]byte(r.Method + "\n" + r.URL.Path + "\n" + string(raw)))
-		state, stored, err := a.st.Begin(ctx, now, key, hex.EncodeToString(sum[:]))
+		state, stored, err := a.st.Begin(ctx, now, key, RequestHash(r.Method, r.URL.Path, raw))
 		if err != nil {
 			return unavailable(err)
 		}
@@ -302,8 +301,7 @@ func idempotencyKey(r *http.Request) (string, error) {
 			return "", httpapi.Invalid("Idempotency-Key: only visible ASCII characters")
 		}
 	}
-	sum := sha256.Sum256([]byte(k))
-	return hex.EncodeToString(sum[:16]), nil
+	return KeyID(k), nil
 }
 
 func unavailable(err error) error {
@@ -324,4 +322,17 @@ func (a *API) get(w http.ResponseWriter, r *http.Request) error {
 	}
 	httpapi.WriteJSON(w, http.StatusOK, lvl)
 	return nil
+}
+
+// KeyID is the form an Idempotency-Key takes in Redis keys.
+func KeyID(key string) string {
+	sum := sha256.Sum256([]byte(key))
+	return hex.EncodeToString(sum[:16])
+}
+
+// RequestHash identifies a request's content for its Idempotency-Key: the
+// same key with another method, path or body is a different request.
+func RequestHash(method, path string, body []byte) string {
+	sum := sha256.Sum256([]byte(method + "\n" + path + "\n" + string(body)))
+	return hex.EncodeToString(sum[:])
 }
