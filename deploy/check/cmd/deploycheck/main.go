@@ -1,0 +1,73 @@
+// Command deploycheck validates the deployment files offline (kustomize
+// overlays decoded strictly into the Kubernetes API types, the compose file,
+// the Dockerfile, the dashboard and alert rules) and prints every problem
+// with its file and field. It exits 1 when there is any problem, so `make
+// lint` fails on a misspelt field.
+//
+//	go run ./deploy/check/cmd/deploycheck [--root DIR]
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"backinstock/deploy/check"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	fs := flag.NewFlagSet("deploycheck", flag.ContinueOnError)
+	root := fs.String("root", "", "repository root (default: the directory holding go.work, searched upwards from the working directory)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	dir := *root
+	if dir == "" {
+		var err error
+		if dir, err = findRoot(); err != nil {
+			fmt.Fprintln(os.Stderr, "deploycheck:", err)
+			return 2
+		}
+	}
+	problems, err := check.Run(check.Options{Root: dir})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "deploycheck:", err)
+		return 2
+	}
+	for _, p := range problems {
+		fmt.Println(p)
+	}
+	if len(problems) > 0 {
+		fmt.Fprintf(os.Stderr, "deploycheck: %d problem(s)\n", len(problems))
+		return 1
+	}
+	fmt.Println("deploycheck: k8s overlays, compose, Dockerfile, dashboard and alerts OK")
+	return 0
+}
+
+// findRoot walks up from the working directory to the one holding go.work.
+func findRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.work")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("no go.work above the working directory; pass --root")
+		}
+		dir = parent
+	}
+}
