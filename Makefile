@@ -40,6 +40,14 @@ topics: build ## validate the topic catalogue and plan it against KAFKA_BROKERS 
 	$(BIN)/topics validate
 	set -a; [ -f $(DATA_DIR)/devstack.env ] && . $(DATA_DIR)/devstack.env; set +a; $(BIN)/topics plan
 
+.PHONY: e2e
+e2e: ## end-to-end: real binaries as processes against Kafka, NATS and Redis, with faults
+	$(GO) test -tags e2e -count=1 -v -timeout 20m backinstock/scripts/e2e/...
+
+.PHONY: browser-test
+browser-test: build ## drive the demo page in headless Chromium (needs chromium and node; .ci/run installs them)
+	scripts/browser/run.sh
+
 .PHONY: bench
 bench: ## run the benchmarks and print their figures
 	$(GO) test -run '^$$' -bench . -benchtime 1x -count=1 $(PKGS)
