@@ -199,4 +199,3 @@ func maxLen(ss []string) int {
 	}
 	return n
 }
-

@@ -111,4 +111,3 @@ func parse(s *config.Set, args []string, stderr io.Writer) (int, bool) {
 	}
 	return 0, false
 }
-

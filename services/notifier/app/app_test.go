@@ -1,0 +1,582 @@
+package app_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
+
+	"backinstock/services/notifier/app"
+	"backinstock/services/notifier/edgeauth"
+	"backinstock/services/notifier/internal/harness"
+	"backinstock/shared/kafka"
+	"backinstock/shared/testenv"
+	"backinstock/topics/catalog"
+	"backinstock/topics/events"
+)
+
+var env *testenv.Env
+
+func TestMain(m *testing.M) { os.Exit(testenv.Main(m, &env)) }
+
+var regionSeq atomic.Int64
+
+type fixture struct {
+	region string
+	kcfg   kafka.Config
+	redis  *testenv.Redis
+	nats   *testenv.NATS
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	prod   *kafka.Producer
+	cl     sarama.Client
+	adm    sarama.ClusterAdmin
+	chans  []string
+}
+
+func newFixture(t *testing.T, chans []string, n *testenv.NATS) *fixture {
+	t.Helper()
+	k := env.Kafka(t)
+	if n == nil {
+		n = env.NATS(t)
+	}
+	f := &fixture{
+		region: fmt.Sprintf("t%d-%d", regionSeq.Add(1), os.Getpid()%1000),
+		kcfg:   kafka.Config{Brokers: k.Brokers},
+		redis:  env.Redis(t),
+		nats:   n,
+		chans:  chans,
+	}
+	if err := harness.CreateTopics(f.kcfg, f.region, chans, 4); err != nil {
+		t.Fatal(err)
+	}
+	var err error
+	if f.prod, err = harness.NewProducer(f.kcfg); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = f.prod.Close() })
+	if f.cl, err = kafka.NewClient(f.kcfg); err != nil {
+		t.Fatal(err)
+	}
+	if f.adm, err = sarama.NewClusterAdminFromClient(f.cl); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = f.adm.Close() })
+	if f.nc, err = nats.Connect(n.URL(), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond)); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(f.nc.Close)
+	if f.js, err = jetstream.New(f.nc); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func (f *fixture) config() app.Config {
+	return app.Config{
+		Kafka: f.kcfg, RedisURL: f.redis.URL(), NATSURL: f.nats.URL(), Region: f.region, Channels: f.chans,
+		HTTPAddr: "127.0.0.1:0", StaleDrop: true, ReleaseInterval: 50 * time.Millisecond,
+		PublishTimeout: 2 * time.Second, MaxBatch: 500, Linger: 2 * time.Millisecond,
+	}
+}
+
+type running struct {
+	reg  *prometheus.Registry
+	addr string
+	stop func()
+}
+
+// start runs the notifier in-process until stop.
+func (f *fixture) start(t *testing.T, cfg app.Config) *running {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	addrc := make(chan string, 1)
+	cfg.OnListen = func(a string) { addrc <- a }
+	reg := prometheus.NewRegistry()
+	errc := make(chan error, 1)
+	log := zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
+	go func() { errc <- app.Run(ctx, cfg, log, reg) }()
+	r := &running{reg: reg}
+	select {
+	case r.addr = <-addrc:
+	case err := <-errc:
+		cancel()
+		t.Fatalf("notifier did not start: %v", err)
+	case <-time.After(30 * time.Second):
+		cancel()
+		t.Fatal("notifier did not start within 30s")
+	}
+	var once sync.Once
+	r.stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-errc:
+				if err != nil {
+					t.Errorf("notifier run: %v", err)
+				}
+			case <-time.After(60 * time.Second):
+				t.Error("notifier did not stop within 60s")
+			}
+		})
+	}
+	t.Cleanup(r.stop)
+	return r
+}
+
+func (f *fixture) topics() []string {
+	out := make([]string, len(f.chans))
+	for i, ch := range f.chans {
+		out[i] = catalog.Notify(f.region, ch)
+	}
+	return out
+}
+
+// waitCommitted waits until the group has committed every record.
+func (f *fixture) waitCommitted(t *testing.T, timeout time.Duration) {
+	t.Helper()
+	testenv.Eventually(t, timeout, func() bool {
+		c, h, err := harness.Committed(f.cl, f.adm, "notifier."+f.region, f.topics())
+		return err == nil && h > 0 && c == h
+	}, "group notifier.%s committed everything", f.region)
+}
+
+func (f *fixture) counts(t *testing.T) harness.Counts {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := harness.EdgeCounts(ctx, f.js, f.region)
+	if err != nil {
+		t.Fatalf("edge counts: %v", err)
+	}
+	return c
+}
+
+func (f *fixture) waitEdge(t *testing.T, want uint64, timeout time.Duration) {
+	t.Helper()
+	testenv.Eventually(t, timeout, func() bool {
+		n, err := harness.StreamMsgs(context.Background(), f.js, f.region)
+		return err == nil && n >= want
+	}, "edge holds %d messages", want)
+}
+
+func (f *fixture) assertExactlyOnce(t *testing.T, want int) {
+	t.Helper()
+	c := f.counts(t)
+	if c.Total != want || c.Distinct != want {
+		t.Fatalf("edge holds %d messages, %d distinct; want %d of each (duplicates: %v)", c.Total, c.Distinct, want, c.Dups())
+	}
+}
+
+func (f *fixture) replay(t *testing.T, from string) string {
+	t.Helper()
+	var out bytes.Buffer
+	err := app.Replay(context.Background(), app.ReplayConfig{Kafka: f.kcfg, Region: f.region, Channels: f.chans, From: from}, &out, zap.NewNop())
+	if err != nil {
+		t.Fatalf("replay: %v", err)
+	}
+	return out.String()
+}
+
+// metric sums every series of a metric family.
+func metric(reg *prometheus.Registry, name string, labels ...string) float64 {
+	mfs, _ := reg.Gather()
+	var sum float64
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	next:
+		for _, m := range mf.GetMetric() {
+			for i := 0; i+1 < len(labels); i += 2 {
+				ok := false
+				for _, lp := range m.GetLabel() {
+					if lp.GetName() == labels[i] && lp.GetValue() == labels[i+1] {
+						ok = true
+					}
+				}
+				if !ok {
+					continue next
+				}
+			}
+			switch {
+			case m.Counter != nil:
+				sum += m.Counter.GetValue()
+			case m.Gauge != nil:
+				sum += m.Gauge.GetValue()
+			}
+		}
+	}
+	return sum
+}
+
+func produce(t *testing.T, f *fixture, ns []events.Notification) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := harness.Produce(ctx, f.prod, ns); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestReplayFromBeginningTwiceDeliversNothingNew: a run delivers every
+// notification once, poison goes to the dead-letter topic, the replay command
+// refuses a running group, and two replays from the beginning add nothing at
+// the edge (the Redis markers absorb them).
+func TestReplayFromBeginningTwiceDeliversNothingNew(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, []string{"app", "email"}, nil)
+	const n = 3000
+	produce(t, f, harness.Many(f.region, f.chans, n, "sku-a", time.Now()))
+	poison := []*sarama.ProducerMessage{
+		{Topic: catalog.Notify(f.region, "app"), Key: sarama.StringEncoder("p1"), Value: sarama.StringEncoder("not json")},
+		{Topic: catalog.Notify(f.region, "app"), Key: sarama.StringEncoder("p2"), Value: sarama.StringEncoder(`{"notification_id":"x"}`)},
+	}
+	wrong := harness.Notification("other-region", "app", "u1", "sku-a", 1, time.Now())
+	rec, _ := harness.Record(wrong)
+	rec.Topic = catalog.Notify(f.region, "app")
+	poison = append(poison, rec)
+	if err := f.prod.SendAll(context.Background(), poison); err != nil {
+		t.Fatal(err)
+	}
+
+	r := f.start(t, f.config())
+	f.waitCommitted(t, 60*time.Second)
+	f.assertExactlyOnce(t, n)
+	if got := metric(r.reg, "backinstock_notifier_sent_total"); got != n {
+		t.Fatalf("sent_total = %v, want %d", got, n)
+	}
+	if got := metric(r.reg, "backinstock_consumer_dead_letters_total"); got != 3 {
+		t.Fatalf("dead letters = %v, want 3", got)
+	}
+	if _, err := (func() (string, error) {
+		var out bytes.Buffer
+		err := app.Replay(context.Background(), app.ReplayConfig{Kafka: f.kcfg, Region: f.region, Channels: f.chans, From: "beginning"}, &out, zap.NewNop())
+		return out.String(), err
+	})(); !errors.Is(err, app.ErrGroupActive) {
+		t.Fatalf("replay of a running group: %v, want ErrGroupActive", err)
+	}
+	r.stop()
+
+	for round := 1; round <= 2; round++ {
+		out := f.replay(t, "beginning")
+		if !strings.Contains(out, "-> 0") {
+			t.Fatalf("replay output does not show a reset to 0:\n%s", out)
+		}
+		r := f.start(t, f.config())
+		f.waitCommitted(t, 60*time.Second)
+		if got := metric(r.reg, "backinstock_notifier_deduped_total", "layer", "redis"); got != n {
+			t.Fatalf("round %d: deduped by redis = %v, want %d", round, got, n)
+		}
+		if got := metric(r.reg, "backinstock_notifier_sent_total"); got != 0 {
+			t.Fatalf("round %d: sent %v on replay", round, got)
+		}
+		r.stop()
+		f.assertExactlyOnce(t, n)
+	}
+
+	// A replay from a time after everything moves the group to the end.
+	out := f.replay(t, time.Now().Add(time.Hour).UTC().Format(time.RFC3339))
+	if strings.Contains(out, "-> 0\n") {
+		t.Fatalf("replay from the future reset to 0:\n%s", out)
+	}
+}
+
+// TestRedisFlushedThenReplayedInsideWindow: Redis loses every marker mid-run
+// and the topics are replayed; the stream's duplicate window still keeps the
+// edge at one copy per notification.
+func TestRedisFlushedThenReplayedInsideWindow(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, []string{"web"}, nil)
+	// A private Redis: this test flushes it.
+	rd, err := testenv.StartRedis(testenv.RedisOptions{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rd.Close)
+	f.redis = rd
+	const n = 4000
+	ns := harness.Many(f.region, f.chans, n, "sku-b", time.Now())
+	produce(t, f, ns[:n/2])
+	r := f.start(t, f.config())
+	f.waitEdge(t, n/2, 60*time.Second)
+	if err := rd.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	produce(t, f, ns[n/2:])
+	f.waitCommitted(t, 60*time.Second)
+	r.stop()
+	f.replay(t, "beginning")
+	r = f.start(t, f.config())
+	f.waitCommitted(t, 60*time.Second)
+	if got := metric(r.reg, "backinstock_notifier_deduped_total", "layer", "jetstream"); got < n/2 {
+		t.Fatalf("jetstream dedupe absorbed %v, want at least %d", got, n/2)
+	}
+	r.stop()
+	f.assertExactlyOnce(t, n)
+}
+
+// TestNATSDownPausesAndResumes: with the edge gone for 20 s the notifier
+// pauses its partitions, commits nothing, lag grows; when NATS returns,
+// everything arrives exactly once.
+func TestNATSDownPausesAndResumes(t *testing.T) {
+	t.Parallel()
+	n, err := testenv.StartNATS(testenv.NATSOptions{StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(n.Close)
+	f := newFixture(t, []string{"app"}, n)
+	const first, second = 2000, 2000
+	ns := harness.Many(f.region, f.chans, first+second, "sku-c", time.Now())
+	produce(t, f, ns[:first])
+	cfg := f.config()
+	cfg.PublishTimeout = time.Second
+	r := f.start(t, cfg)
+	f.waitCommitted(t, 60*time.Second)
+	before, _, _ := harness.Committed(f.cl, f.adm, "notifier."+f.region, f.topics())
+
+	n.Stop()
+	down := time.Now()
+	produce(t, f, ns[first:])
+	sawPause := false
+	for time.Since(down) < 20*time.Second {
+		c, h, err := harness.Committed(f.cl, f.adm, "notifier."+f.region, f.topics())
+		if err == nil && c != before {
+			t.Fatalf("committed %d -> %d while the edge was down", before, c)
+		}
+		if metric(r.reg, "backinstock_consumer_paused_partitions") > 0 {
+			sawPause = true
+		}
+		if err == nil && time.Since(down) > 15*time.Second && h-c < second {
+			t.Fatalf("lag %d while the edge was down, want at least %d", h-c, second)
+		}
+		time.Sleep(50 * time.Millisecond) // sampling during a fixed 20 s outage
+	}
+	if !sawPause {
+		t.Fatal("no partition was paused while the edge was down")
+	}
+	if metric(r.reg, "backinstock_notifier_edge_failures_total") == 0 {
+		t.Fatal("no edge failure counted")
+	}
+	if err := n.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	f.waitCommitted(t, 60*time.Second)
+	testenv.Eventually(t, 30*time.Second, func() bool { return f.nc.Status() == nats.CONNECTED }, "test client reconnected")
+	r.stop()
+	f.assertExactlyOnce(t, first+second)
+}
+
+// TestSMSRateLimit: 500 sms at a 50/s limit (burst 5) take about 10 s and no
+// one-second window at the edge sees more than limit plus burst.
+func TestSMSRateLimit(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, []string{"sms", "email"}, nil)
+	var mu sync.Mutex
+	var times []time.Time
+	sub, err := f.nc.Subscribe("edge."+f.region+".sms.>", func(*nats.Msg) {
+		mu.Lock()
+		times = append(times, time.Now())
+		mu.Unlock()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	if err := f.nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	const sms, email = 500, 500
+	var ns []events.Notification
+	for i := range sms {
+		ns = append(ns, harness.Notification(f.region, "sms", fmt.Sprintf("s%d", i), "sku-d", 1, time.Now()))
+	}
+	for i := range email {
+		ns = append(ns, harness.Notification(f.region, "email", fmt.Sprintf("e%d", i), "sku-d", 1, time.Now()))
+	}
+	produce(t, f, ns)
+	cfg := f.config()
+	cfg.RateLimits = "sms=50:5"
+	r := f.start(t, cfg)
+	sawPause := false
+	testenv.Eventually(t, 40*time.Second, func() bool {
+		if metric(r.reg, "backinstock_consumer_paused_partitions", "topic", catalog.Notify(f.region, "sms")) > 0 {
+			sawPause = true
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		return len(times) >= sms
+	}, "all sms delivered")
+	f.waitCommitted(t, 30*time.Second)
+	r.stop()
+	if !sawPause {
+		t.Error("the sms partitions were never seen paused")
+	}
+	if got := metric(r.reg, "backinstock_notifier_throttled_total", "channel", "sms"); got == 0 {
+		t.Error("throttled_total{sms} = 0")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	maxPerSec := 0
+	for i := range times {
+		j := i
+		for j < len(times) && times[j].Sub(times[i]) < time.Second {
+			j++
+		}
+		maxPerSec = max(maxPerSec, j-i)
+	}
+	if maxPerSec > 55 {
+		t.Fatalf("%d sms within one second, limit 50 + burst 5", maxPerSec)
+	}
+	if span := times[len(times)-1].Sub(times[0]); span < 8*time.Second {
+		t.Fatalf("500 sms took %s; a 50/s limit needs about 10s", span)
+	}
+	f.assertExactlyOnce(t, sms+email)
+}
+
+// TestQuietHoursHoldAndRelease: a notification inside the recipient's quiet
+// hours is held (committed, not sent) and released once when they end; a
+// replay afterwards adds nothing.
+func TestQuietHoursHoldAndRelease(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, []string{"app"}, nil)
+	var now atomic.Int64
+	now.Store(time.Date(2026, 1, 10, 3, 0, 0, 0, time.UTC).UnixNano()) // 04:00 in Berlin
+	var ns []events.Notification
+	for i := range 20 {
+		n := harness.Notification(f.region, "app", fmt.Sprintf("q%d", i), "sku-e", 1, time.Now())
+		if i%2 == 0 {
+			n.TimeZone = "Europe/Berlin"
+			n.QuietHours = &events.QuietHours{Start: "22:00", End: "07:00"}
+		}
+		ns = append(ns, n)
+	}
+	produce(t, f, ns)
+	cfg := f.config()
+	cfg.Now = func() time.Time { return time.Unix(0, now.Load()) }
+	r := f.start(t, cfg)
+	f.waitCommitted(t, 30*time.Second)
+	f.waitEdge(t, 10, 10*time.Second)
+	if got := metric(r.reg, "backinstock_notifier_held_total"); got != 10 {
+		t.Fatalf("held = %v, want 10", got)
+	}
+	testenv.Eventually(t, 5*time.Second, func() bool { return metric(r.reg, "backinstock_notifier_held_pending") == 10 }, "held_pending = 10")
+	f.assertExactlyOnce(t, 10)
+
+	now.Store(time.Date(2026, 1, 10, 6, 0, 1, 0, time.UTC).UnixNano()) // 07:00:01 in Berlin
+	f.waitEdge(t, 20, 10*time.Second)
+	testenv.Eventually(t, 5*time.Second, func() bool { return metric(r.reg, "backinstock_notifier_held_pending") == 0 }, "held set empty")
+	if got := metric(r.reg, "backinstock_notifier_released_total"); got != 10 {
+		t.Fatalf("released = %v, want 10", got)
+	}
+	r.stop()
+	f.replay(t, "beginning")
+	r = f.start(t, cfg)
+	f.waitCommitted(t, 30*time.Second)
+	r.stop()
+	if got := metric(r.reg, "backinstock_notifier_held_total"); got != 0 {
+		t.Fatalf("replay held %v again", got)
+	}
+	f.assertExactlyOnce(t, 20)
+}
+
+// TestStaleNotificationsDropped: a notification whose sku sold out again at
+// its episode is skipped and counted; later episodes and other skus go out.
+func TestStaleNotificationsDropped(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, []string{"app"}, nil)
+	lvl, err := events.Encode(events.StockLevel{SKU: "sku-f", Region: f.region, Quantity: 0, Episode: 1, At: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.prod.SendAll(context.Background(), []*sarama.ProducerMessage{{
+		Topic: catalog.Stock, Key: sarama.StringEncoder(events.StockKey("sku-f", f.region)), Value: sarama.ByteEncoder(lvl),
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	var ns []events.Notification
+	for i := range 10 {
+		u := fmt.Sprintf("s%d", i)
+		ns = append(ns,
+			harness.Notification(f.region, "app", u, "sku-f", 1, time.Now()), // stale
+			harness.Notification(f.region, "app", u, "sku-f", 2, time.Now()), // a later restock
+			harness.Notification(f.region, "app", u, "sku-g", 1, time.Now()), // another sku
+		)
+	}
+	produce(t, f, ns)
+	r := f.start(t, f.config())
+	f.waitCommitted(t, 30*time.Second)
+	if got := metric(r.reg, "backinstock_notifier_dropped_stale_total"); got != 10 {
+		t.Fatalf("dropped_stale = %v, want 10", got)
+	}
+	r.stop()
+	f.assertExactlyOnce(t, 20)
+}
+
+// TestEdgeTokenEndpoint: the token endpoint needs the API token, checks the
+// user id and answers a JWT scoped to the user's subjects.
+func TestEdgeTokenEndpoint(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, []string{"app"}, nil)
+	dir := t.TempDir()
+	if _, err := edgeauth.LoadOrCreate(dir); err != nil {
+		t.Fatal(err)
+	}
+	cfg := f.config()
+	cfg.APIToken = "secret"
+	cfg.EdgeAccountSeedFile = filepath.Join(dir, edgeauth.FileAppSeed)
+	cfg.EdgeWSURL = "ws://127.0.0.1:9999"
+	r := f.start(t, cfg)
+	post := func(token, body string) (*http.Response, map[string]any) {
+		req, _ := http.NewRequest(http.MethodPost, "http://"+r.addr+"/v1/edge/token", strings.NewReader(body))
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var m map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&m)
+		return resp, m
+	}
+	tests := []struct {
+		name, token, body string
+		status            int
+	}{
+		{"no token", "", `{"user_id":"alice"}`, 401},
+		{"wrong token", "nope", `{"user_id":"alice"}`, 401},
+		{"bad user", "secret", `{"user_id":"a.b"}`, 422},
+		{"unknown field", "secret", `{"user_id":"alice","x":1}`, 400},
+		{"ok", "secret", `{"user_id":"alice"}`, 200},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, m := post(tt.token, tt.body)
+			if resp.StatusCode != tt.status {
+				t.Fatalf("status %d, want %d (%v)", resp.StatusCode, tt.status, m)
+			}
+			if tt.status == 200 && (m["subject"] != "edge.*.*.alice" || m["jwt"] == "" || m["ws_url"] != "ws://127.0.0.1:9999") {
+				t.Fatalf("body %v", m)
+			}
+		})
+	}
+}

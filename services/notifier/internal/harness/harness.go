@@ -1,0 +1,235 @@
+// Package harness is test and benchmark scaffolding shared by the component
+// tests, the crash test driver and the benchmark: topics, notification
+// records, and counting what reached the edge. It is not used by the
+// notifier itself.
+package harness
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+
+	"backinstock/services/notifier/internal/edge"
+	"backinstock/shared/kafka"
+	"backinstock/topics/catalog"
+	"backinstock/topics/events"
+)
+
+// CreateTopics creates the region's notify topics (partitions each), the
+// stock topic and the dead-letter topic, ignoring those that exist.
+func CreateTopics(cfg kafka.Config, region string, channels []string, partitions int32) error {
+	adm, err := kafka.NewClusterAdmin(cfg)
+	if err != nil {
+		return err
+	}
+	defer adm.Close()
+	names := map[string]*sarama.TopicDetail{
+		catalog.Stock:      {NumPartitions: 12, ReplicationFactor: 1, ConfigEntries: map[string]*string{"cleanup.policy": ptr("compact")}},
+		catalog.DeadLetter: {NumPartitions: 3, ReplicationFactor: 1},
+	}
+	for _, ch := range channels {
+		names[catalog.Notify(region, ch)] = &sarama.TopicDetail{NumPartitions: partitions, ReplicationFactor: 1}
+	}
+	for name, d := range names {
+		if err := adm.CreateTopic(name, d, false); err != nil && !errors.Is(err, sarama.ErrTopicAlreadyExists) {
+			return fmt.Errorf("create topic %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+func ptr(s string) *string { return &s }
+
+// Notification builds a valid notification for user i of sku in region.
+func Notification(region, channel, user, sku string, episode int64, created time.Time) events.Notification {
+	return events.Notification{
+		NotificationID: events.NotificationID(user, sku, region, episode, channel),
+		RestockEventID: events.RestockEventID(sku, region, episode),
+		UserID:         user, SKU: sku, Region: region, Channel: channel, Episode: episode,
+		Title: "Back in stock", Body: sku + " is back", URL: "https://shop.example/p/" + sku,
+		CreatedAt: created,
+	}
+}
+
+// Many builds n notifications spread over users u0..u(n-1) and channels.
+func Many(region string, channels []string, n int, sku string, created time.Time) []events.Notification {
+	out := make([]events.Notification, n)
+	for i := range out {
+		out[i] = Notification(region, channels[i%len(channels)], "u"+strconv.Itoa(i), sku, 1, created)
+	}
+	return out
+}
+
+// Record turns a notification into its notify record.
+func Record(n events.Notification) (*sarama.ProducerMessage, error) {
+	v, err := events.Encode(n)
+	if err != nil {
+		return nil, err
+	}
+	m := &sarama.ProducerMessage{Topic: catalog.Notify(n.Region, n.Channel), Key: sarama.StringEncoder(n.UserID), Value: sarama.ByteEncoder(v)}
+	for _, h := range events.Headers(events.SchemaNotification, "") {
+		m.Headers = append(m.Headers, sarama.RecordHeader{Key: []byte(h.Key), Value: []byte(h.Value)})
+	}
+	return m, nil
+}
+
+// Produce writes notifications (acks=all) and waits for every ack.
+func Produce(ctx context.Context, p *kafka.Producer, ns []events.Notification) error {
+	const chunk = 20000
+	for len(ns) > 0 {
+		k := min(chunk, len(ns))
+		msgs := make([]*sarama.ProducerMessage, 0, k)
+		for _, n := range ns[:k] {
+			m, err := Record(n)
+			if err != nil {
+				return err
+			}
+			msgs = append(msgs, m)
+		}
+		if err := p.SendAll(ctx, msgs); err != nil {
+			return fmt.Errorf("produce %d notifications: %w", k, err)
+		}
+		ns = ns[k:]
+	}
+	return nil
+}
+
+// NewProducer is a producer for tests with a short linger.
+func NewProducer(cfg kafka.Config) (*kafka.Producer, error) {
+	return kafka.NewProducer(cfg, kafka.ProducerOptions{Linger: 2 * time.Millisecond}, zap.NewNop())
+}
+
+// Counts is what the edge stream holds.
+type Counts struct {
+	Total, Distinct int
+	// PerID counts copies per Nats-Msg-Id.
+	PerID map[string]int
+}
+
+// Dups lists ids stored more than once.
+func (c Counts) Dups() []string {
+	var out []string
+	for id, n := range c.PerID {
+		if n > 1 {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// EdgeCounts reads the region's edge stream from the start with an ordered
+// consumer and counts messages in total and distinct by Nats-Msg-Id.
+func EdgeCounts(ctx context.Context, js jetstream.JetStream, region string) (Counts, error) {
+	c := Counts{PerID: map[string]int{}}
+	s, err := js.Stream(ctx, edge.StreamName(region))
+	if err != nil {
+		return c, fmt.Errorf("edge stream: %w", err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return c, err
+	}
+	last := info.State.LastSeq
+	if info.State.Msgs == 0 {
+		return c, nil
+	}
+	cons, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		return c, fmt.Errorf("ordered consumer: %w", err)
+	}
+	for {
+		batch, err := cons.FetchNoWait(4096)
+		if err != nil {
+			return c, err
+		}
+		got := 0
+		for m := range batch.Messages() {
+			got++
+			md, err := m.Metadata()
+			if err != nil {
+				return c, err
+			}
+			id := m.Headers().Get(jetstream.MsgIDHeader)
+			c.Total++
+			c.PerID[id]++
+			if c.PerID[id] == 1 {
+				c.Distinct++
+			}
+			if md.Sequence.Stream >= last {
+				return c, nil
+			}
+		}
+		if err := batch.Error(); err != nil {
+			return c, err
+		}
+		if got == 0 {
+			select {
+			case <-ctx.Done():
+				return c, ctx.Err()
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+	}
+}
+
+// StreamMsgs is the number of messages the region's stream holds (cheap).
+func StreamMsgs(ctx context.Context, js jetstream.JetStream, region string) (uint64, error) {
+	s, err := js.Stream(ctx, edge.StreamName(region))
+	if err != nil {
+		return 0, err
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return info.State.Msgs, nil
+}
+
+// CreatedAt reads created_at from an edge payload (latency measurements).
+func CreatedAt(m *nats.Msg) (time.Time, error) {
+	var v struct {
+		CreatedAt time.Time `json:"created_at"`
+	}
+	err := json.Unmarshal(m.Data, &v)
+	return v.CreatedAt, err
+}
+
+// Committed sums the group's committed offsets and the topics' high-water
+// marks over the given topics, so a caller can wait for "all processed".
+func Committed(cl sarama.Client, adm sarama.ClusterAdmin, group string, topics []string) (committed, hwm int64, err error) {
+	tps := map[string][]int32{}
+	for _, t := range topics {
+		ps, err := cl.Partitions(t)
+		if err != nil {
+			return 0, 0, err
+		}
+		tps[t] = ps
+		for _, p := range ps {
+			o, err := cl.GetOffset(t, p, sarama.OffsetNewest)
+			if err != nil {
+				return 0, 0, err
+			}
+			hwm += o
+		}
+	}
+	resp, err := adm.ListConsumerGroupOffsets(group, tps)
+	if err != nil {
+		return 0, hwm, nil // no group yet
+	}
+	for t, ps := range tps {
+		for _, p := range ps {
+			if b := resp.GetBlock(t, p); b != nil && b.Offset > 0 {
+				committed += b.Offset
+			}
+		}
+	}
+	return committed, hwm, nil
+}
