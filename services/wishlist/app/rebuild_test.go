@@ -1,0 +1,88 @@
+package app_test
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"testing"
+
+	"github.com/redis/go-redis/v9"
+
+	"backinstock/services/wishlist/app"
+	"backinstock/services/wishlist/internal/store"
+	"backinstock/shared/testenv"
+)
+
+// TestRebuildReproducesStore makes adds, updates (channels and region),
+// removes and preference changes through the API, snapshots the store,
+// flushes Redis, rebuilds from wishlist.changes.v1 and expects the very same
+// store: entries, wishlist times (sorted-set scores), counts, preferences.
+func TestRebuildReproducesStore(t *testing.T) {
+	kcfg := sharedKafka(t)
+	r, err := testenv.StartRedis(testenv.RedisOptions{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Close)
+	cfg := baseConfig(t, kcfg, r.URL())
+	c := client{t: t, base: startServe(t, cfg)}
+
+	users := []string{testenv.Unique(t, "u"), testenv.Unique(t, "u"), testenv.Unique(t, "u")}
+	skus := []string{testenv.Unique(t, "s"), testenv.Unique(t, "s")}
+	for i, u := range users {
+		for j, s := range skus {
+			c.putEntry(u, s, cfg.Regions[(i+j)%3], "app", "email")
+		}
+	}
+	c.putEntry(users[0], skus[0], "ap-south-1", "sms")                // region and channels change
+	c.putEntry(users[1], skus[1], cfg.Regions[(1+1)%3], "web", "app") // channels change
+	if code := c.do("DELETE", "/v1/users/"+users[2]+"/wishlist/"+skus[0], token, "", "", nil); code != 204 {
+		t.Fatalf("delete: %d", code)
+	}
+	c.do("PUT", "/v1/users/"+users[0]+"/preferences", token, "application/json", `{"locale":"en-GB","opt_out":["email"],"contacts":{"email":"x@example.com"}}`, nil)
+	c.do("PUT", "/v1/users/"+users[1]+"/preferences", token, "application/json", `{"unsubscribed":true}`, nil)
+	c.do("PUT", "/v1/users/"+users[1]+"/preferences", token, "application/json", `{"unsubscribed":false,"channels":["app"]}`, nil)
+
+	rdb := redis.NewClient(&redis.Options{Addr: r.Addr})
+	defer rdb.Close()
+	snapshot := func() map[string]any {
+		ctx := context.Background()
+		out := map[string]any{}
+		for _, u := range users {
+			out["hash "+u] = rdb.HGetAll(ctx, store.UserKey(u)).Val()
+			var list, prefs any
+			c.do("GET", "/v1/users/"+u+"/wishlist", token, "", "", &list)
+			c.do("GET", "/v1/users/"+u+"/preferences", token, "", "", &prefs)
+			out["list "+u], out["prefs "+u] = list, prefs
+		}
+		for _, s := range skus {
+			var counts any
+			c.do("GET", "/v1/skus/"+s+"/wishlisters", token, "", "", &counts)
+			out["counts "+s] = counts
+			for _, reg := range cfg.Regions {
+				out[fmt.Sprint("zset ", s, reg)] = rdb.ZRangeWithScores(ctx, store.UsersKey(s, reg), 0, -1).Val()
+			}
+		}
+		return out
+	}
+	before := snapshot()
+	if err := r.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := rdb.DBSize(context.Background()).Val(); n != 0 {
+		t.Fatalf("flush left %d keys", n)
+	}
+	res, err := app.RunRebuild(context.Background(), cfg, testLogger(t))
+	if err != nil {
+		t.Fatalf("rebuild: %v", err)
+	}
+	if res.Records < 12 || res.Bad != 0 {
+		t.Fatalf("rebuild result = %+v", res)
+	}
+	after := snapshot()
+	for k, v := range before {
+		if !reflect.DeepEqual(after[k], v) {
+			t.Errorf("%s differs after rebuild:\nbefore %v\nafter  %v", k, v, after[k])
+		}
+	}
+}
