@@ -1,0 +1,244 @@
+package events_test
+
+import (
+	"encoding/json"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"backinstock/topics/events"
+)
+
+// The table of valid and invalid values shared by the decode tests and the
+// schema agreement test.
+
+var at = time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
+
+func validRestock() events.RestockEvent {
+	return events.RestockEvent{
+		EventID: events.RestockEventID("SKU-1", "us-east-1", 3),
+		SKU:     "SKU-1", Region: "us-east-1", Quantity: 5, PreviousQuantity: 0, Episode: 3, OccurredAt: at,
+		Product:  &events.Product{Title: "Kettle, green", URL: "https://shop.example/p/SKU-1?ref=restock", ImageURL: "https://img.shop.example/SKU-1.jpg", Price: "19.99"},
+		Delivery: &events.Delivery{Mode: events.DeliveryStockAware, PerUnit: 3, MinStock: 1, IntervalMS: 1000},
+	}
+}
+
+func validStock() events.StockLevel {
+	return events.StockLevel{SKU: "SKU-1", Region: "eu-west-1", Quantity: 0, Episode: 0, At: at}
+}
+
+func validWishlist() events.WishlistChange {
+	return events.WishlistChange{
+		UserID: "user_42", SKU: "SKU-1", Region: "ap-south-1", Channels: []string{"app", "email"}, Op: events.OpAdd, At: at,
+		Locale: "en-IN", TimeZone: "Asia/Kolkata", QuietHours: &events.QuietHours{Start: "22:00", End: "07:30"},
+		Contacts: map[string]string{"email": "a@example.com", "sms": "+919800000000"},
+	}
+}
+
+func validNotification() events.Notification {
+	return events.Notification{
+		NotificationID: events.NotificationID("user_42", "SKU-1", "us-east-1", 3, "email"),
+		RestockEventID: events.RestockEventID("SKU-1", "us-east-1", 3),
+		UserID:         "user_42", SKU: "SKU-1", Region: "us-east-1", Channel: "email", Episode: 3,
+		Title: "Back in stock: Kettle", Body: "The kettle on your wishlist is back.\nOnly 5 left.", URL: "https://shop.example/p/SKU-1",
+		CreatedAt: at, Locale: "en-US", TimeZone: "America/New_York", QuietHours: &events.QuietHours{Start: "21:00", End: "08:00"},
+		Contact: "shopper@example.com",
+	}
+}
+
+// del is the value that removes a key in a mutation.
+type delKey struct{}
+
+var del = delKey{}
+
+// jsonOf encodes v, then applies mutations: each key is a dotted path
+// ("product.price", "channels.1"), each value the new value or del.
+func jsonOf(t *testing.T, v any, mutations map[string]any) string {
+	t.Helper()
+	data, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc any
+	if err := json.Unmarshal(data, &doc); err != nil {
+		t.Fatal(err)
+	}
+	for path, val := range mutations {
+		parts := strings.Split(path, ".")
+		cur := doc
+		for _, p := range parts[:len(parts)-1] {
+			switch c := cur.(type) {
+			case map[string]any:
+				cur = c[p]
+			case []any:
+				i, _ := strconv.Atoi(p)
+				cur = c[i]
+			}
+		}
+		last := parts[len(parts)-1]
+		switch c := cur.(type) {
+		case map[string]any:
+			if val == del {
+				delete(c, last)
+			} else {
+				c[last] = val
+			}
+		case []any:
+			i, _ := strconv.Atoi(last)
+			c[i] = val
+		default:
+			t.Fatalf("mutation %s: no object or array at %s", path, path)
+		}
+	}
+	out, err := json.Marshal(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(out)
+}
+
+type eventCase struct {
+	schema string
+	name   string
+	doc    string
+	// want is "" for a valid document, else text the error must contain
+	// (it names the field).
+	want string
+	// goOnly marks rules the JSON Schema cannot express (deterministic
+	// ids); the schema accepts such a document.
+	goOnly bool
+	// notJSON marks input that is not one JSON value, which a schema
+	// validator never sees.
+	notJSON bool
+}
+
+func eventCases(t *testing.T) []eventCase {
+	r, s, w, n := validRestock(), validStock(), validWishlist(), validNotification()
+	restock := func(name string, m map[string]any, want string) eventCase {
+		return eventCase{schema: events.SchemaRestockEvent, name: name, doc: jsonOf(t, r, m), want: want}
+	}
+	minimal := r
+	minimal.Product, minimal.Delivery = nil, nil
+	cases := []eventCase{
+		restock("valid", nil, ""),
+		eventCase{schema: events.SchemaRestockEvent, name: "valid without product and delivery", doc: jsonOf(t, minimal, nil)},
+		restock("valid delivery all", map[string]any{"delivery": map[string]any{"mode": "all"}}, ""),
+		restock("unknown field", map[string]any{"colour": "green"}, "colour: unknown field"),
+		restock("unknown nested field", map[string]any{"product.colour": "green"}, "product.colour: unknown field"),
+		restock("key in another case", map[string]any{"SKU": "SKU-1", "sku": del}, "SKU: unknown field"),
+		restock("sku with a dot", map[string]any{"sku": "SKU.1"}, "sku: must match [A-Za-z0-9_-]{1,128}"),
+		restock("sku with a star", map[string]any{"sku": "SKU*"}, "sku: must match"),
+		restock("sku with a >", map[string]any{"sku": "SKU>"}, "sku: must match"),
+		restock("sku with a space", map[string]any{"sku": "SKU 1"}, "sku: must match"),
+		restock("sku with a pipe", map[string]any{"sku": "SKU|1"}, "sku: must match"),
+		restock("sku too long", map[string]any{"sku": strings.Repeat("x", 129)}, "sku: must match"),
+		restock("sku empty", map[string]any{"sku": ""}, "sku: required"),
+		restock("sku missing", map[string]any{"sku": del}, "sku: required"),
+		restock("sku null", map[string]any{"sku": nil}, "sku: must not be null"),
+		restock("sku a number", map[string]any{"sku": 12}, "sku: must be a string"),
+		restock("negative quantity", map[string]any{"quantity": -1}, "quantity: must be between 1 and 1000000000, got -1"),
+		restock("zero quantity", map[string]any{"quantity": 0}, "quantity: must be between 1"),
+		restock("quantity too large", map[string]any{"quantity": 1_000_000_001}, "quantity: must be between"),
+		restock("fractional quantity", map[string]any{"quantity": 1.5}, "quantity: must be an integer"),
+		restock("quantity as a string", map[string]any{"quantity": "5"}, "quantity: must be an integer"),
+		restock("negative previous quantity", map[string]any{"previous_quantity": -3}, "previous_quantity: must be between 0"),
+		restock("previous quantity missing", map[string]any{"previous_quantity": del}, "previous_quantity: required"),
+		restock("episode 0", map[string]any{"episode": 0}, "episode: must be at least 1"),
+		restock("uppercase region", map[string]any{"region": "US-EAST-1"}, "region: must match"),
+		restock("region with a dot", map[string]any{"region": "us.east"}, "region: must match"),
+		restock("occurred_at not a time", map[string]any{"occurred_at": "yesterday"}, "occurred_at: must be an RFC 3339 date-time"),
+		restock("occurred_at missing", map[string]any{"occurred_at": del}, "occurred_at: required"),
+		eventCase{schema: events.SchemaRestockEvent, name: "event_id not derived", doc: jsonOf(t, r, map[string]any{"event_id": "abc"}), want: "event_id: must be RestockEventID(sku, region, episode)", goOnly: true},
+		restock("product null", map[string]any{"product": nil}, "product: must not be null"),
+		restock("product without title", map[string]any{"product.title": del}, "product.title: required"),
+		restock("product title with a control character", map[string]any{"product.title": "Kettle\u0007"}, "product.title: must not contain control characters"),
+		restock("product title too long", map[string]any{"product.title": strings.Repeat("é", 201)}, "product.title: must be at most 200 characters"),
+		restock("product price with three dots", map[string]any{"product.price": "1.2.3"}, "product.price: must be a decimal string"),
+		restock("product price negative", map[string]any{"product.price": "-1"}, "product.price: must be a decimal string"),
+		restock("product price a number", map[string]any{"product.price": 19.99}, "product.price: must be a string"),
+		restock("product url not http", map[string]any{"product.url": "ftp://shop.example/x"}, "product.url: must be an absolute http:// or https:// URL"),
+		restock("product url with a space", map[string]any{"product.url": "https://shop.example/a b"}, "product.url: must be an absolute"),
+		restock("product url empty", map[string]any{"product.url": ""}, "product.url: must not be empty"),
+		restock("delivery mode unknown", map[string]any{"delivery.mode": "some"}, "delivery.mode: must be all or stock_aware"),
+		restock("delivery without mode", map[string]any{"delivery.mode": del}, "delivery.mode: required"),
+		restock("delivery per_unit negative", map[string]any{"delivery.per_unit": -1}, "delivery.per_unit: must be between 0"),
+		restock("delivery interval too long", map[string]any{"delivery.interval_ms": 86_400_001}, "delivery.interval_ms: must be between 0 and 86400000"),
+		eventCase{schema: events.SchemaRestockEvent, name: "array instead of object", doc: `[1]`, want: "must be an object"},
+		eventCase{schema: events.SchemaRestockEvent, name: "two values", doc: jsonOf(t, r, nil) + ` {}`, want: "unexpected data after the JSON object", notJSON: true},
+		eventCase{schema: events.SchemaRestockEvent, name: "empty input", doc: ``, want: "empty input", notJSON: true},
+		eventCase{schema: events.SchemaRestockEvent, name: "broken JSON", doc: `{"sku": `, want: "invalid JSON", notJSON: true},
+	}
+
+	stock := func(name string, m map[string]any, want string) eventCase {
+		return eventCase{schema: events.SchemaStockLevel, name: name, doc: jsonOf(t, s, m), want: want}
+	}
+	cases = append(cases,
+		stock("valid sold out", nil, ""),
+		stock("valid in stock", map[string]any{"quantity": 1_000_000_000, "episode": 7}, ""),
+		stock("negative quantity", map[string]any{"quantity": -1}, "quantity: must be between 0"),
+		stock("episode missing", map[string]any{"episode": del}, "episode: required"),
+		stock("quantity missing", map[string]any{"quantity": del}, "quantity: required"),
+		stock("negative episode", map[string]any{"episode": -1}, "episode: must be at least 0"),
+		stock("at missing", map[string]any{"at": del}, "at: required"),
+		stock("unknown field", map[string]any{"warehouse": "w1"}, "warehouse: unknown field"),
+		stock("sku with a colon", map[string]any{"sku": "a:b"}, "sku: must match"),
+	)
+
+	wish := func(name string, m map[string]any, want string) eventCase {
+		return eventCase{schema: events.SchemaWishlistChange, name: name, doc: jsonOf(t, w, m), want: want}
+	}
+	remove := events.WishlistChange{UserID: "u1", SKU: "SKU-1", Region: "us-east-1", Op: events.OpRemove, At: at}
+	cases = append(cases,
+		wish("valid add", nil, ""),
+		eventCase{schema: events.SchemaWishlistChange, name: "valid remove without channels", doc: jsonOf(t, remove, nil)},
+		eventCase{schema: events.SchemaWishlistChange, name: "valid remove with empty channels", doc: jsonOf(t, remove, map[string]any{"channels": []any{}})},
+		wish("bad channel", map[string]any{"channels.1": "fax"}, "channels[1]: must be one of app, web, email, sms"),
+		wish("duplicate channel", map[string]any{"channels": []any{"app", "email", "app"}}, `channels[2]: duplicate channel "app"`),
+		wish("null channel", map[string]any{"channels.1": nil}, "channels[1]: must not be null"),
+		wish("add without channels", map[string]any{"channels": del}, "channels: at least one channel is required for op add"),
+		wish("add with empty channels", map[string]any{"channels": []any{}}, "channels: at least one channel is required for op add"),
+		wish("channels not an array", map[string]any{"channels": "app"}, "channels: must be an array"),
+		wish("unknown op", map[string]any{"op": "upsert"}, "op: must be add or remove"),
+		wish("op missing", map[string]any{"op": del}, "op: required"),
+		wish("user id with a >", map[string]any{"user_id": "u>1"}, "user_id: must match"),
+		wish("user id with a star", map[string]any{"user_id": "*"}, "user_id: must match"),
+		wish("contact email wrong", map[string]any{"contacts.email": "not-an-email"}, "contacts.email: must be an email address"),
+		wish("contact sms wrong", map[string]any{"contacts.sms": "12345"}, "contacts.sms: must be an E.164 phone number"),
+		wish("contact for an unknown channel", map[string]any{"contacts.fax": "123"}, "contacts.fax: must be one of"),
+		wish("quiet hours without a time zone", map[string]any{"time_zone": del}, "time_zone: required when quiet_hours is set"),
+		wish("quiet hours 24:00", map[string]any{"quiet_hours.start": "24:00"}, "quiet_hours.start: must be a time HH:MM"),
+		wish("quiet hours without end", map[string]any{"quiet_hours.end": del}, "quiet_hours.end: required"),
+		wish("locale not a tag", map[string]any{"locale": "english"}, "locale: must be a BCP 47 language tag"),
+		wish("time zone with a space", map[string]any{"time_zone": "Asia/New Delhi"}, "time_zone: must be an IANA time zone name"),
+	)
+
+	notif := func(name string, m map[string]any, want string) eventCase {
+		return eventCase{schema: events.SchemaNotification, name: name, doc: jsonOf(t, n, m), want: want}
+	}
+	app := n
+	app.Channel, app.Contact, app.QuietHours, app.Locale, app.TimeZone = "app", "", nil, "", ""
+	app.NotificationID = events.NotificationID(app.UserID, app.SKU, app.Region, app.Episode, app.Channel)
+	cases = append(cases,
+		notif("valid email", nil, ""),
+		eventCase{schema: events.SchemaNotification, name: "valid app minimal", doc: jsonOf(t, app, nil)},
+		eventCase{schema: events.SchemaNotification, name: "valid app with a push token", doc: jsonOf(t, app, map[string]any{"contact": "fcm:tok_123/abc"})},
+		notif("unknown channel", map[string]any{"channel": "fax"}, "channel: must be one of app, web, email, sms"),
+		eventCase{schema: events.SchemaNotification, name: "notification id not derived", doc: jsonOf(t, n, map[string]any{"notification_id": "n1"}), want: "notification_id: must be NotificationID(user_id, sku, region, episode, channel)", goOnly: true},
+		eventCase{schema: events.SchemaNotification, name: "notification id of another channel", doc: jsonOf(t, n, map[string]any{"channel": "web", "contact": del}), want: "notification_id: must be NotificationID", goOnly: true},
+		eventCase{schema: events.SchemaNotification, name: "restock event id not derived", doc: jsonOf(t, n, map[string]any{"restock_event_id": "r1"}), want: "restock_event_id: must be RestockEventID(sku, region, episode)", goOnly: true},
+		notif("notification id with a dot", map[string]any{"notification_id": "a.b"}, "notification_id: must match"),
+		notif("empty title", map[string]any{"title": ""}, "title: required"),
+		notif("body too long", map[string]any{"body": strings.Repeat("b", 2001)}, "body: must be at most 2000 characters"),
+		notif("url not a url", map[string]any{"url": "shop.example/p"}, "url: must be an absolute"),
+		notif("url missing", map[string]any{"url": del}, "url: required"),
+		notif("email contact wrong", map[string]any{"contact": "+14155550100"}, "contact: must be an email address"),
+		notif("sms contact wrong", map[string]any{"channel": "sms", "contact": "hello", "notification_id": events.NotificationID("user_42", "SKU-1", "us-east-1", 3, "sms")}, "contact: must be an E.164 phone number"),
+		notif("contact empty", map[string]any{"contact": ""}, "contact: must not be empty"),
+		notif("episode 0", map[string]any{"episode": 0}, "episode: must be at least 1"),
+		notif("created_at missing", map[string]any{"created_at": del}, "created_at: required"),
+		notif("user id with a space", map[string]any{"user_id": "user 42"}, "user_id: must match"),
+		notif("unknown field", map[string]any{"priority": "high"}, "priority: unknown field"),
+	)
+	return cases
+}

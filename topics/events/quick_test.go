@@ -1,0 +1,59 @@
+package events
+
+import (
+	"reflect"
+	"testing"
+	"time"
+)
+
+func sampleNotification() Notification {
+	return Notification{
+		NotificationID: NotificationID("u1", "SKU-1", "us-east-1", 2, "sms"),
+		RestockEventID: RestockEventID("SKU-1", "us-east-1", 2),
+		UserID:         "u1", SKU: "SKU-1", Region: "us-east-1", Channel: "sms", Episode: 2,
+		Title: "t", Body: "b \"quoted\" \u00e9\n", URL: "https://shop.example/x", CreatedAt: time.Date(2025, 1, 2, 3, 4, 5, 6, time.UTC),
+		TimeZone: "UTC", QuietHours: &QuietHours{Start: "22:00", End: "06:00"}, Contact: "+14155550100",
+	}
+}
+
+func TestQuickShapeTakesWellFormedRecords(t *testing.T) {
+	for _, v := range []validator{
+		sampleNotification(),
+		WishlistChange{UserID: "u", SKU: "s", Region: "eu-west-1", Channels: []string{"app"}, Op: OpAdd, At: time.Now(), Contacts: map[string]string{"app": "tok"}},
+		RestockEvent{EventID: RestockEventID("s", "eu-west-1", 1), SKU: "s", Region: "eu-west-1", Quantity: 1, Episode: 1, OccurredAt: time.Now(), Product: &Product{Title: "x"}},
+		StockLevel{SKU: "s", Region: "eu-west-1", At: time.Now()},
+	} {
+		data, err := Encode(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !quickShape(data, reflect.TypeOf(v)) {
+			t.Errorf("quickShape refused %s: the fast path is never taken", data)
+		}
+	}
+}
+
+// FuzzDecodePathsAgree checks that the fast path never accepts what the slow
+// path, which explains every problem, would reject, and decodes the same.
+func FuzzDecodePathsAgree(f *testing.F) {
+	good, _ := Encode(sampleNotification())
+	f.Add(good)
+	for _, s := range []string{
+		`{}`, `null`, `[]`, `{"user_id":null}`, `{"episode":1.0}`, `{"episode":1e2}`,
+		`{"notification_id":"a","NOTIFICATION_ID":"b"}`, `{"contact":""}`, `{"quiet_hours":{}}`,
+		string(good) + " ", " " + string(good), string(good) + "x", `{"title":"\u0000"}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var fast, slow Notification
+		errFast := decodeStrict(SchemaNotification, data, &fast)
+		errSlow := decodeSlow(SchemaNotification, data, &slow)
+		if (errFast == nil) != (errSlow == nil) {
+			t.Fatalf("paths disagree on %q: fast %v, slow %v", data, errFast, errSlow)
+		}
+		if errFast == nil && !reflect.DeepEqual(fast, slow) {
+			t.Fatalf("paths decode %q differently:\n%+v\n%+v", data, fast, slow)
+		}
+	})
+}
