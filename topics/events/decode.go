@@ -14,15 +14,16 @@ import (
 	"time"
 )
 
-// validator is what every event type implements.
-type validator interface {
+// Validator is what every event type implements: Validate returns a
+// *ValidationError listing every problem, or nil.
+type Validator interface {
 	Validate() error
 }
 
 // Encode validates v and returns its JSON encoding. Producers use it instead
 // of json.Marshal so an invalid value never reaches a topic, where every
 // consumer would have to dead-letter it.
-func Encode(v validator) ([]byte, error) {
+func Encode(v Validator) ([]byte, error) {
 	if err := v.Validate(); err != nil {
 		return nil, err
 	}
@@ -72,7 +73,7 @@ func DecodeNotification(data []byte) (Notification, error) {
 // pass over the bytes checks the shape, then encoding/json decodes. Anything
 // the fast pass does not like goes through the slow path, which finds and
 // names every problem.
-func decodeStrict[T validator](typ string, data []byte, v *T) error {
+func decodeStrict[T Validator](typ string, data []byte, v *T) error {
 	if quickShape(data, reflect.TypeFor[T]()) {
 		if err := json.Unmarshal(data, v); err == nil {
 			return (*v).Validate()
@@ -84,7 +85,7 @@ func decodeStrict[T validator](typ string, data []byte, v *T) error {
 }
 
 // decodeSlow checks the shape with checkShape, which names each problem.
-func decodeSlow[T validator](typ string, data []byte, v *T) error {
+func decodeSlow[T Validator](typ string, data []byte, v *T) error {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	var raw json.RawMessage
 	if err := dec.Decode(&raw); err != nil {

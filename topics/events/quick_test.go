@@ -17,7 +17,7 @@ func sampleNotification() Notification {
 }
 
 func TestQuickShapeTakesWellFormedRecords(t *testing.T) {
-	for _, v := range []validator{
+	for _, v := range []Validator{
 		sampleNotification(),
 		WishlistChange{UserID: "u", SKU: "s", Region: "eu-west-1", Channels: []string{"app"}, Op: OpAdd, At: time.Now(), Contacts: map[string]string{"app": "tok"}},
 		RestockEvent{EventID: RestockEventID("s", "eu-west-1", 1), SKU: "s", Region: "eu-west-1", Quantity: 1, Episode: 1, OccurredAt: time.Now(), Product: &Product{Title: "x"}},
