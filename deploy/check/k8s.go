@@ -166,10 +166,8 @@ func (c *checker) buildOverlay(dir string) *Rendered {
 			r.Services = append(r.Services, t)
 		case *corev1.ConfigMap:
 			r.ConfigMaps = append(r.ConfigMaps, t)
-			if strings.HasPrefix(t.Name, "backinstock-") || t.Name == "backinstock" {
-				if reg, ok := t.Data["REGION"]; ok && strings.HasPrefix(t.Name, "backinstock") && !strings.HasPrefix(t.Name, "backinstock-notifier") {
-					r.Region = reg
-				}
+			if isSharedConfigMap(t.Name) {
+				r.Region = t.Data["REGION"]
 			}
 		case *policyv1.PodDisruptionBudget:
 			r.PDBs = append(r.PDBs, t)
@@ -227,6 +225,11 @@ func (c *checker) checkRendered(r *Rendered) {
 	cms := map[string]*corev1.ConfigMap{}
 	for _, cm := range r.ConfigMaps {
 		cms[cm.Name] = cm
+		if v, ok := cm.Data["RATE_LIMITS"]; ok {
+			if err := checkRateLimits(v); err != nil {
+				c.add(r.Dir, "ConfigMap/"+cm.Name, "data.RATE_LIMITS", "%v", err)
+			}
+		}
 	}
 	for _, d := range r.Deployments {
 		obj := "Deployment/" + d.Name
@@ -366,11 +369,17 @@ func (c *checker) checkPod(r *Rendered, obj, path string, spec *corev1.PodSpec, 
 	}
 }
 
-// knownEnv: keys of the shared ConfigMap (backinstock-<hash>) may be read by
-// any service, so they must be known to at least one; other ConfigMaps
-// belong to the service loading them.
+var sharedConfigMap = regexp.MustCompile(`^backinstock(-[a-z0-9]{10})?$`)
+
+// isSharedConfigMap tells the ConfigMap every process loads (named
+// backinstock, plus kustomize's content hash) from a service's own.
+func isSharedConfigMap(name string) bool { return sharedConfigMap.MatchString(name) }
+
+// knownEnv: keys of the shared ConfigMap may be read by any service, so they
+// must be known to at least one; other ConfigMaps belong to the service
+// loading them.
 func (c *checker) knownEnv(svc, cm, key string) bool {
-	if strings.HasPrefix(cm, "backinstock-") && !strings.Contains(strings.TrimPrefix(cm, "backinstock-"), "-") || cm == "backinstock" {
+	if isSharedConfigMap(cm) {
 		for _, t := range c.env {
 			if t[key] {
 				return true
@@ -468,4 +477,29 @@ func (c *checker) checkScaledObjects(r *Rendered) {
 			c.add(r.Dir, "Deployment/"+name, "", "no ScaledObject scales it on consumer lag")
 		}
 	}
+}
+
+// checkRateLimits checks the notifier's RATE_LIMITS syntax
+// ("channel=per-second[:burst],...") so a typo in an overlay fails lint
+// rather than the notifier's start-up in one region.
+func checkRateLimits(v string) error {
+	for _, item := range strings.Split(v, ",") {
+		ch, rest, ok := strings.Cut(strings.TrimSpace(item), "=")
+		if !ok {
+			return fmt.Errorf("%q is not channel=rate[:burst]", item)
+		}
+		if !slices.Contains(catalog.Channels, ch) {
+			return fmt.Errorf("%q is not a channel %v", ch, catalog.Channels)
+		}
+		rate, burst, hasBurst := strings.Cut(rest, ":")
+		if f, err := strconv.ParseFloat(rate, 64); err != nil || f <= 0 {
+			return fmt.Errorf("%s: rate %q is not a positive number", ch, rate)
+		}
+		if hasBurst {
+			if n, err := strconv.Atoi(burst); err != nil || n <= 0 {
+				return fmt.Errorf("%s: burst %q is not a positive integer", ch, burst)
+			}
+		}
+	}
+	return nil
 }

@@ -1,0 +1,226 @@
+package check_test
+
+import (
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"backinstock/deploy/check"
+)
+
+// repoRoot is the repository root seen from this package's directory.
+func repoRoot(t *testing.T) string {
+	t.Helper()
+	root, err := filepath.Abs(filepath.Join("..", ".."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
+// copyTree copies the files under src to dst.
+func copyTree(t *testing.T, src, dst string) {
+	t.Helper()
+	err := filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, path)
+		target := filepath.Join(dst, rel)
+		if d.IsDir() {
+			return os.MkdirAll(target, 0o755)
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(target, data, 0o644)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// scratchRepo copies what deploycheck reads (deploy/ less the Go modules,
+// the topic catalogue) into a temporary root that a test may break.
+func scratchRepo(t *testing.T) string {
+	t.Helper()
+	root := repoRoot(t)
+	tmp := t.TempDir()
+	for _, dir := range []string{"deploy/k8s", "deploy/compose", "deploy/docker", "deploy/grafana"} {
+		copyTree(t, filepath.Join(root, dir), filepath.Join(tmp, dir))
+	}
+	if err := os.MkdirAll(filepath.Join(tmp, "topics"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(filepath.Join(root, "topics", "catalog.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(tmp, "topics", "catalog.yaml"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return tmp
+}
+
+// realOptions are the env tables of the real binaries and the metric names
+// of the real sources, so a scratch copy of deploy/ is judged against the
+// real services.
+func realOptions(t *testing.T, root string) check.Options {
+	t.Helper()
+	env := codeEnvTables(t)
+	metrics, err := check.DeclaredMetrics(repoRoot(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return check.Options{Root: root, Env: env, Metrics: metrics}
+}
+
+func run(t *testing.T, opts check.Options) []check.Problem {
+	t.Helper()
+	probs, err := check.Run(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return probs
+}
+
+func TestRealDeploymentFilesPass(t *testing.T) {
+	probs := run(t, check.Options{Root: repoRoot(t)})
+	for _, p := range probs {
+		t.Errorf("%s", p)
+	}
+}
+
+// TestBrokenFilesFail breaks one thing at a time in a scratch copy and
+// requires a new problem that names the field (or the thing) broken.
+func TestBrokenFilesFail(t *testing.T) {
+	cases := []struct {
+		name, file, old, new string
+		want                 []string // every one must be in one new problem
+	}{
+		{"misspelt replicas in a Deployment", "deploy/k8s/base/notifier.yaml", "  replicas: 2\n", "  replicsa: 2\n",
+			[]string{"Deployment/notifier", "spec.replicsa", "unknown field", "deploy/k8s/base/notifier.yaml:"}},
+		{"misspelt containerPort", "deploy/k8s/base/inventory.yaml", "containerPort: 8080", "containerPrt: 8080",
+			[]string{"Deployment/inventory", "spec.template.spec.containers[0].ports[0].containerPrt"}},
+		{"wrong case in a probe", "deploy/k8s/base/fanout.yaml", "periodSeconds: 5\n", "PeriodSeconds: 5\n",
+			[]string{"Deployment/wishlist-fanout", "readinessProbe.PeriodSeconds"}},
+		{"misspelt ScaledObject field", "deploy/k8s/base/fanout.yaml", "cooldownPeriod: 300", "cooldownPeriods: 300",
+			[]string{"ScaledObject/wishlist-fanout", "spec.cooldownPeriods"}},
+		{"misspelt KEDA Kafka trigger setting", "deploy/k8s/base/fanout.yaml", "lagThreshold: \"10\"", "lagTreshold: \"10\"",
+			[]string{"ScaledObject/wishlist-fanout", "metadata.lagTreshold"}},
+		{"KEDA bound above the partitions", "deploy/k8s/overlays/eu-west-1/kustomization.yaml", "path: /spec/maxReplicaCount\n        value: 12", "path: /spec/maxReplicaCount\n        value: 24",
+			[]string{"overlays/eu-west-1", "spec.maxReplicaCount", "exceeds the 12 partitions"}},
+		{"replicas above the partitions", "deploy/k8s/overlays/us-east-1/kustomization.yaml", "  - name: notifier\n    count: 3", "  - name: notifier\n    count: 13",
+			[]string{"Deployment/notifier", "spec.replicas", "exceed the 12 partitions"}},
+		{"misspelt env name", "deploy/k8s/base/inventory.yaml", "- name: REDIS_URL", "- name: REDIS_ULR",
+			[]string{"Deployment/inventory", "env[1].name", "REDIS_ULR"}},
+		{"probe on the wrong path", "deploy/k8s/base/inventory.yaml", "path: /readyz", "path: /ready",
+			[]string{"Deployment/inventory", "readinessProbe.httpGet.path"}},
+		{"bad rate limit", "deploy/k8s/overlays/ap-south-1/kustomization.yaml", "RATE_LIMITS=sms=50", "RATE_LIMITS=smss=50",
+			[]string{"data.RATE_LIMITS", "smss"}},
+		{"a Secret in the manifests", "deploy/k8s/base/kustomization.yaml", "configMapGenerator:", "secretGenerator:\n  - name: leaked\n    literals: [password=hunter2]\nconfigMapGenerator:",
+			[]string{"Secret/leaked", "must not carry secrets"}},
+		{"misspelt compose key", "deploy/compose/compose.yaml", "    restart: \"no\"", "    restrat: \"no\"",
+			[]string{"compose.yaml", "restrat"}},
+		{"compose env typo", "deploy/compose/compose.yaml", "      REGION: eu-west-1\n      LOG_LEVEL: info\n", "      REGOIN: eu-west-1\n      LOG_LEVEL: info\n",
+			[]string{"compose.yaml", "environment.REGOIN"}},
+		{"compose without AOF", "deploy/compose/compose.yaml", `"--appendonly", "yes"`, `"--appendonly", "no"`,
+			[]string{"services.redis", "appendonly"}},
+		{"unpinned image", "deploy/compose/compose.yaml", "image: redis:7.4.1-alpine", "image: redis:latest",
+			[]string{"services.redis", "image", "not pinned"}},
+		{"dashboard metric that no service exports", "deploy/grafana/dashboard.json", "inventory_restocks_total", "inventory_restock_total",
+			[]string{"dashboard.json", "inventory_restock_total", "not declared"}},
+		{"alert rule field typo", "deploy/grafana/alerts.yaml", "    rules:\n", "    rulez:\n",
+			[]string{"alerts.yaml", "rulez"}},
+		{"PromQL syntax error", "deploy/grafana/alerts.yaml", "expr: max(inventory_outbox_oldest_age_seconds) > 60", "expr: max(inventory_outbox_oldest_age_seconds > 60",
+			[]string{"alerts.yaml", "PromQL"}},
+		{"Dockerfile running as root", "deploy/docker/Dockerfile", "USER 65532:65532", "USER root",
+			[]string{"Dockerfile", "USER"}},
+	}
+	// The baseline copy's own problems (e.g. a README not yet written) are
+	// not what the cases look for.
+	baseline := map[string]bool{}
+	{
+		root := scratchRepo(t)
+		for _, p := range run(t, realOptions(t, root)) {
+			baseline[strings.ReplaceAll(p.String(), root, "")] = true
+		}
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			root := scratchRepo(t)
+			path := filepath.Join(root, tc.file)
+			data, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(string(data), tc.old) {
+				t.Fatalf("%s does not contain %q", tc.file, tc.old)
+			}
+			if err := os.WriteFile(path, []byte(strings.Replace(string(data), tc.old, tc.new, 1)), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			var fresh []string
+			for _, p := range run(t, realOptions(t, root)) {
+				s := strings.ReplaceAll(p.String(), root, "")
+				if !baseline[s] {
+					fresh = append(fresh, s)
+				}
+			}
+			for _, s := range fresh {
+				if containsAll(s, tc.want) {
+					return
+				}
+			}
+			t.Errorf("no new problem mentions all of %q; new problems:\n%s", tc.want, strings.Join(fresh, "\n"))
+		})
+	}
+}
+
+func containsAll(s string, subs []string) bool {
+	for _, sub := range subs {
+		if !strings.Contains(s, sub) {
+			return false
+		}
+	}
+	return true
+}
+
+func TestEnvFromMarkdown(t *testing.T) {
+	md := "# x\n\n| env | flag | default | meaning |\n| --- | --- | --- | --- |\n" +
+		"| `REDIS_URL` | `--redis-url` | `redis://127.0.0.1:6379/0` | Redis |\n" +
+		"| `KAFKA_SASL_USER`, `KAFKA_SASL_PASSWORD` | | | SASL |\n\n" +
+		"| method | path |\n| --- | --- |\n| `PUT` | `/v1/stock/{sku}` |\n"
+	got := check.EnvFromMarkdown([]byte(md))
+	want := []string{"REDIS_URL", "KAFKA_SASL_USER", "KAFKA_SASL_PASSWORD"}
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Fatalf("got %v, want %v", got, want)
+	}
+}
+
+func TestMetricNames(t *testing.T) {
+	cases := []struct {
+		expr string
+		want string
+	}{
+		{`sum(rate(inventory_restocks_total[$__rate_interval]))`, "inventory_restocks_total"},
+		{`histogram_quantile(0.99, sum by (le) (rate(x_seconds_bucket{region=~"$region"}[5m])))`, "x_seconds_bucket"},
+		{`a > 1 and on() b{job="j"}`, "a,b"},
+		{`{__name__="c_total"}`, "c_total"},
+	}
+	for _, tc := range cases {
+		got, err := check.MetricNames(tc.expr)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.expr, err)
+		}
+		if strings.Join(got, ",") != tc.want {
+			t.Errorf("%s: got %v, want %s", tc.expr, got, tc.want)
+		}
+	}
+	if !check.Exported("x_seconds_bucket", map[string]bool{"x_seconds": true}) {
+		t.Error("a histogram's _bucket series is exported")
+	}
+}
