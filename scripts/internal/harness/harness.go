@@ -1,0 +1,309 @@
+// Package harness runs the whole backinstock pipeline as a user would meet
+// it: the real binaries (inventory, wishlist serve and fanout, notifier) as
+// separate processes against a kfake Kafka cluster, an embedded nats-server
+// in JWT mode and redis-server. The infrastructure lives in the calling
+// process so a scenario can break it (restart a broker, stop NATS, restart
+// Redis) and the services are children it can SIGKILL. The e2e tests and the
+// e2e benchmark share it.
+package harness
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"backinstock/services/notifier/edgeauth"
+	"backinstock/services/notifier/edgeauth/edgeserver"
+	"backinstock/shared/testenv"
+)
+
+// Logger is what the harness reports progress to (testing.T, or a printer).
+type Logger interface {
+	Logf(format string, args ...any)
+}
+
+// Binaries the harness builds, by import path.
+var binaries = []string{
+	"backinstock/services/inventory/cmd/inventory",
+	"backinstock/services/wishlist/cmd/wishlist",
+	"backinstock/services/notifier/cmd/notifier",
+	"backinstock/topics/cmd/topics",
+}
+
+// RepoRoot finds the workspace root (the directory of go.work) from the
+// working directory, so tests and the bench build the code of this checkout.
+func RepoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.work")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("no go.work above the working directory")
+		}
+		dir = parent
+	}
+}
+
+// Build compiles the service binaries into binDir (without -race: the
+// processes are measured and loaded, not race-checked).
+func Build(ctx context.Context, root, binDir string) error {
+	if err := os.MkdirAll(binDir, 0o755); err != nil {
+		return err
+	}
+	args := append([]string{"build", "-o", binDir + string(os.PathSeparator)}, binaries...)
+	cmd := exec.CommandContext(ctx, "go", args...)
+	cmd.Dir = root
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("go build %s: %w\n%s", strings.Join(binaries, " "), err, out)
+	}
+	return nil
+}
+
+// Options shape a stack.
+type Options struct {
+	// Dir holds logs, Redis and NATS data, the edge keys and the binaries.
+	Dir     string
+	Regions []string
+	Log     Logger
+	// BinDir, when set, holds already built binaries.
+	BinDir string
+	// Env is added to every service's environment (after the defaults, so
+	// it overrides them); ServiceEnv per service name ("inventory",
+	// "wishlist", "fanout-<region>", "notifier-<region>").
+	Env        []string
+	ServiceEnv map[string][]string
+}
+
+// Stack is the running system.
+type Stack struct {
+	Dir     string
+	BinDir  string
+	Token   string
+	Regions []string
+	Log     Logger
+
+	Kafka *Kafka
+	NATS  *testenv.NATS
+	Redis *testenv.Redis
+	// Edge is the NATS trust setup; ClientCreds a service user's creds file
+	// for the harness's own edge connections.
+	Edge        *edgeauth.Setup
+	EdgeDir     string
+	ClientCreds string
+
+	Inventory *Proc
+	Wishlist  *Proc
+	Fanout    map[string]*Proc
+	Notifier  map[string]*Proc
+
+	opts Options
+}
+
+// Start brings up infrastructure, applies the topic catalogue with the real
+// topics binary, and starts every service, waiting for each /readyz.
+func Start(ctx context.Context, o Options) (*Stack, error) {
+	if len(o.Regions) == 0 {
+		o.Regions = []string{"us-east-1", "eu-west-1", "ap-south-1"}
+	}
+	s := &Stack{Dir: o.Dir, Regions: o.Regions, Log: o.Log, Token: "e2e-token-" + strconv.FormatInt(time.Now().UnixNano(), 36),
+		Fanout: map[string]*Proc{}, Notifier: map[string]*Proc{}, opts: o}
+	if err := s.start(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Stack) start(ctx context.Context) error {
+	o := s.opts
+	for _, d := range []string{"logs", "redis", "nats", "edge"} {
+		if err := os.MkdirAll(filepath.Join(o.Dir, d), 0o755); err != nil {
+			return err
+		}
+	}
+	s.BinDir = o.BinDir
+	if s.BinDir == "" {
+		root, err := RepoRoot()
+		if err != nil {
+			return err
+		}
+		s.BinDir = filepath.Join(o.Dir, "bin")
+		t0 := time.Now()
+		if err := Build(ctx, root, s.BinDir); err != nil {
+			return err
+		}
+		s.logf("built %d binaries in %s", len(binaries), time.Since(t0).Round(time.Millisecond))
+	}
+
+	var err error
+	if s.Kafka, err = StartKafka(3); err != nil {
+		return err
+	}
+	s.EdgeDir = filepath.Join(o.Dir, "edge")
+	if s.Edge, err = edgeauth.LoadOrCreate(s.EdgeDir); err != nil {
+		return err
+	}
+	creds, err := s.Edge.ServiceCreds("e2e-harness")
+	if err != nil {
+		return err
+	}
+	s.ClientCreds = filepath.Join(s.EdgeDir, "harness.creds")
+	if err := os.WriteFile(s.ClientCreds, creds, 0o600); err != nil {
+		return err
+	}
+	configure, err := edgeserver.Configure(s.Edge)
+	if err != nil {
+		return err
+	}
+	if s.NATS, err = testenv.StartNATS(testenv.NATSOptions{StoreDir: filepath.Join(o.Dir, "nats"), Configure: configure}); err != nil {
+		return err
+	}
+	if s.Redis, err = testenv.StartRedis(testenv.RedisOptions{Dir: filepath.Join(o.Dir, "redis"), AppendOnly: true}); err != nil {
+		return err
+	}
+	if s.Redis.Embedded() {
+		s.logf("WARNING: no redis-server on PATH; using the embedded Go stand-in (no AOF across restarts)")
+	}
+	s.logf("infra: kafka %s, nats %s, redis %s", s.Kafka.BrokerList(), s.NATS.URL(), s.Redis.URL())
+
+	if err := s.applyTopics(ctx); err != nil {
+		return err
+	}
+	if err := s.startServices(ctx); err != nil {
+		return err
+	}
+	return nil
+}
+
+func (s *Stack) logf(format string, args ...any) {
+	if s.Log != nil {
+		s.Log.Logf(format, args...)
+	}
+}
+
+func (s *Stack) applyTopics(ctx context.Context) error {
+	cmd := exec.CommandContext(ctx, filepath.Join(s.BinDir, "topics"), "apply")
+	cmd.Env = append(os.Environ(), "KAFKA_BROKERS="+s.Kafka.BrokerList(), "LOG_LEVEL=warn")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("topics apply: %w\n%s", err, out)
+	}
+	return nil
+}
+
+// commonEnv is the configuration every service gets.
+func (s *Stack) commonEnv() []string {
+	return []string{
+		"KAFKA_BROKERS=" + s.Kafka.BrokerList(),
+		"REDIS_URL=" + s.Redis.URL(),
+		"NATS_URL=" + s.NATS.URL(),
+		"REGIONS=" + strings.Join(s.Regions, ","),
+		"API_TOKEN=" + s.Token,
+		"LOG_LEVEL=info",
+	}
+}
+
+func (s *Stack) newProc(name string, args []string, addrEnv string, extra ...string) (*Proc, error) {
+	port, err := testenv.FreePort()
+	if err != nil {
+		return nil, err
+	}
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	bin := filepath.Join(s.BinDir, args[0])
+	env := append(s.commonEnv(), addrEnv+"="+addr)
+	env = append(env, extra...)
+	env = append(env, s.opts.Env...)
+	env = append(env, s.opts.ServiceEnv[name]...)
+	return &Proc{Name: name, Bin: bin, Args: args[1:], Env: env, Addr: addr,
+		LogPath: filepath.Join(s.Dir, "logs", name+".log")}, nil
+}
+
+func (s *Stack) startServices(ctx context.Context) error {
+	var all []*Proc
+	var err error
+	if s.Inventory, err = s.newProc("inventory", []string{"inventory"}, "HTTP_ADDR"); err != nil {
+		return err
+	}
+	if s.Wishlist, err = s.newProc("wishlist", []string{"wishlist", "serve"}, "HTTP_ADDR"); err != nil {
+		return err
+	}
+	all = append(all, s.Inventory, s.Wishlist)
+	for _, r := range s.Regions {
+		f, err := s.newProc("fanout-"+r, []string{"wishlist", "fanout", "--region", r}, "METRICS_ADDR")
+		if err != nil {
+			return err
+		}
+		n, err := s.newProc("notifier-"+r, []string{"notifier", "run", "--region", r}, "HTTP_ADDR",
+			"NATS_CREDS="+filepath.Join(s.EdgeDir, edgeauth.FileServiceCreds), "REGION="+r)
+		if err != nil {
+			return err
+		}
+		s.Fanout[r], s.Notifier[r] = f, n
+		all = append(all, f, n)
+	}
+	for _, p := range all {
+		if err := p.Start(); err != nil {
+			return err
+		}
+	}
+	t0 := time.Now()
+	for _, p := range all {
+		if err := p.WaitReady(ctx, 90*time.Second); err != nil {
+			return err
+		}
+	}
+	s.logf("%d services ready in %s", len(all), time.Since(t0).Round(time.Millisecond))
+	return nil
+}
+
+// Procs lists every service process.
+func (s *Stack) Procs() []*Proc {
+	out := []*Proc{s.Inventory, s.Wishlist}
+	for _, r := range s.Regions {
+		out = append(out, s.Fanout[r], s.Notifier[r])
+	}
+	var live []*Proc
+	for _, p := range out {
+		if p != nil {
+			live = append(live, p)
+		}
+	}
+	return live
+}
+
+// Logs returns the tail of every service's log, for a failure report.
+func (s *Stack) Logs(lines int) string {
+	var b strings.Builder
+	for _, p := range s.Procs() {
+		fmt.Fprintf(&b, "----- %s (%s) -----\n%s\n", p.Name, p.LogPath, p.Tail(lines))
+	}
+	return b.String()
+}
+
+// Close stops the services (SIGTERM, graceful) and the infrastructure.
+func (s *Stack) Close() {
+	for _, p := range s.Procs() {
+		_ = p.Stop(15 * time.Second)
+	}
+	if s.Redis != nil {
+		s.Redis.Close()
+	}
+	if s.NATS != nil {
+		s.NATS.Close()
+	}
+	if s.Kafka != nil {
+		s.Kafka.Close()
+	}
+}
