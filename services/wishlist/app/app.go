@@ -178,7 +178,7 @@ func (c Config) ValidateFanout() error {
 	if c.CheckpointTTL <= 0 {
 		p.Addf("FANOUT_CHECKPOINT_TTL", "must be positive")
 	}
-	n := wishlist.MessageFor(events.RestockEvent{EventID: "probe", SKU: "probe", Region: "probe", Episode: 1}, c.URLTemplate).
+	n := wishlist.MessageFor(events.RestockEvent{EventID: events.RestockEventID("probe", "probe", 1), SKU: "probe", Region: "probe", Episode: 1}, c.URLTemplate).
 		Notification("probe", events.ChannelApp, nil, time.Now())
 	if err := n.Validate(); err != nil {
 		p.Addf("PRODUCT_URL_TEMPLATE", "%q does not make a valid link: %v", c.URLTemplate, err)
