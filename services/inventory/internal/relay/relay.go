@@ -20,6 +20,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -183,10 +184,22 @@ type shardState struct {
 	acked   map[string]bool  // records of pending already acknowledged
 	trimTo  string           // set once pending is fully acknowledged
 	leaseAt time.Time        // when the lease was last renewed
+	// verify is set at start and after a failed batch: before sending,
+	// look in Kafka for records of pending that did arrive.
+	verify   bool
+	outboxID string
+	shard    int
+}
+
+// pendingRecord is one Kafka record of a pending outbox entry.
+type pendingRecord struct {
+	header string // HeaderOutbox value, also the key of shardState.acked
+	msg    *sarama.ProducerMessage
+	at     time.Time
 }
 
 func (r *Relay) runShard(ctx context.Context, shard int) error {
-	st := &shardState{key: store.OutboxKey(shard), lease: "inv:{s" + strconv.Itoa(shard) + "}:relay-lease", cursor: "0-0", acked: map[string]bool{}}
+	st := &shardState{key: store.OutboxKey(shard), lease: "inv:{s" + strconv.Itoa(shard) + "}:relay-lease", cursor: "0-0", acked: map[string]bool{}, verify: true, shard: shard}
 	log := r.log.With(zap.Int("shard", shard))
 	// drainCtx outlives ctx by DrainTimeout: the flush at shutdown.
 	drainCtx, drainCancel := context.WithCancel(context.WithoutCancel(ctx))
@@ -324,12 +337,14 @@ func (r *Relay) releaseLease(ctx context.Context, st *shardState) {
 // for every ack; acknowledged records are remembered so a retry after a
 // partial failure does not send them again.
 func (r *Relay) publish(ctx context.Context, log *zap.Logger, st *shardState) error {
-	type rec struct {
-		id  string
-		msg *sarama.ProducerMessage
-		at  time.Time
+	if st.outboxID == "" {
+		id, err := outboxID(ctx, r.rdb, st.shard)
+		if err != nil {
+			return err
+		}
+		st.outboxID = id
 	}
-	var recs []rec
+	var recs []pendingRecord
 	for _, m := range st.pending {
 		stockMsg, restockMsg, err := Records(m)
 		if err != nil {
@@ -341,11 +356,18 @@ func (r *Relay) publish(ctx context.Context, log *zap.Logger, st *shardState) er
 			continue
 		}
 		at := idTime(m.ID)
-		if !st.acked[m.ID+"/s"] {
-			recs = append(recs, rec{m.ID + "/s", stockMsg, at})
-		}
-		if restockMsg != nil && !st.acked[m.ID+"/r"] {
-			recs = append(recs, rec{m.ID + "/r", restockMsg, at})
+		base := st.outboxID + "/" + strconv.Itoa(st.shard) + "/" + m.ID + "/"
+		for _, km := range []struct {
+			kind string
+			msg  *sarama.ProducerMessage
+		}{{"s", stockMsg}, {"r", restockMsg}} {
+			if km.msg == nil {
+				continue
+			}
+			h := base + km.kind
+			km.msg.Timestamp = at
+			km.msg.Headers = append(km.msg.Headers, sarama.RecordHeader{Key: []byte(HeaderOutbox), Value: []byte(h)})
+			recs = append(recs, pendingRecord{header: h, msg: km.msg, at: at})
 		}
 	}
 	if len(recs) == 0 {
@@ -354,6 +376,19 @@ func (r *Relay) publish(ctx context.Context, log *zap.Logger, st *shardState) er
 	p, gen, err := r.prods.get()
 	if err != nil {
 		return err
+	}
+	if st.verify {
+		t0 := time.Now()
+		defer func() { log.Debug("looked for published records", zap.Duration("took", time.Since(t0))) }()
+		if err := findPublished(ctx, p.Client(), recs, st.acked); err != nil {
+			r.prods.broken(gen)
+			return fmt.Errorf("look for published records of %s: %w", st.key, err)
+		}
+		st.verify = false
+	}
+	recs = slices.DeleteFunc(recs, func(rc pendingRecord) bool { return st.acked[rc.header] })
+	if len(recs) == 0 {
+		return nil
 	}
 	var (
 		mu   sync.Mutex
@@ -385,12 +420,13 @@ func (r *Relay) publish(ctx context.Context, log *zap.Logger, st *shardState) er
 	wg.Wait()
 	for i, rc := range recs {
 		if ok[i] {
-			st.acked[rc.id] = true
+			st.acked[rc.header] = true
 		}
 	}
 	if sendErr == nil && len(errs) == 0 {
 		return nil
 	}
+	st.verify = true
 	r.prods.broken(gen)
 	if sendErr != nil {
 		errs = append(errs, sendErr)
