@@ -1,0 +1,459 @@
+// Command notifier-bench drives the notifier at scale, outside `go test
+// -race`, against a kfake cluster, redis-server and an embedded nats-server
+// it starts itself (all on 127.0.0.1):
+//
+//	notifier-bench bench [-n 1000000] [-rate 20000] [-latency-for 10s]
+//	    throughput of one notifier (Kafka -> Redis -> JetStream) on a
+//	    preloaded topic, the same for a bare Kafka -> SET NX -> JetStream
+//	    loop, their ratio, and produce-to-edge latency at a fixed rate.
+//	notifier-bench crash -notifier ./notifier [-n 100000]
+//	    runs the notifier binary as a child, SIGKILLs it at each step of the
+//	    delivery protocol in turn (restarting each time), then checks the
+//	    edge holds every notification exactly once.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+
+	"backinstock/services/notifier/app"
+	"backinstock/services/notifier/internal/edge"
+	"backinstock/services/notifier/internal/harness"
+	"backinstock/services/notifier/internal/pipeline"
+	"backinstock/shared/kafka"
+	"backinstock/shared/testenv"
+	"backinstock/topics/catalog"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprintln(os.Stderr, "usage: notifier-bench bench|crash [flags]")
+		os.Exit(2)
+	}
+	var err error
+	switch os.Args[1] {
+	case "bench":
+		err = bench(os.Args[2:], os.Stdout)
+	case "crash":
+		err = crash(os.Args[2:], os.Stdout)
+	case "-h", "--help", "help":
+		fmt.Println("usage: notifier-bench bench|crash [flags]; see the package comment")
+		return
+	default:
+		err = fmt.Errorf("unknown command %q", os.Args[1])
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "notifier-bench:", err)
+		os.Exit(1)
+	}
+}
+
+// servers are the three backends, started in this process.
+type servers struct {
+	dir   string
+	kafka *testenv.Kafka
+	redis *testenv.Redis
+	nats  *testenv.NATS
+	nc    *nats.Conn
+	js    jetstream.JetStream
+}
+
+func startServers() (*servers, error) {
+	dir, err := os.MkdirTemp("", "notifier-bench-")
+	if err != nil {
+		return nil, err
+	}
+	s := &servers{dir: dir}
+	if s.kafka, err = testenv.StartKafka(3); err != nil {
+		return s, err
+	}
+	if s.redis, err = testenv.StartRedis(testenv.RedisOptions{Dir: filepath.Join(dir, "redis")}); err != nil {
+		return s, err
+	}
+	if s.nats, err = testenv.StartNATS(testenv.NATSOptions{StoreDir: filepath.Join(dir, "nats")}); err != nil {
+		return s, err
+	}
+	if s.nc, err = nats.Connect(s.nats.URL()); err != nil {
+		return s, err
+	}
+	s.js, err = jetstream.New(s.nc)
+	return s, err
+}
+
+func (s *servers) close() {
+	if s.nc != nil {
+		s.nc.Close()
+	}
+	if s.nats != nil {
+		s.nats.Close()
+	}
+	if s.redis != nil {
+		s.redis.Close()
+	}
+	if s.kafka != nil {
+		s.kafka.Close()
+	}
+	_ = os.RemoveAll(s.dir)
+}
+
+func (s *servers) kcfg() kafka.Config { return kafka.Config{Brokers: s.kafka.Brokers} }
+
+// preload creates region's topics and produces n notifications.
+func (s *servers) preload(ctx context.Context, region string, channels []string, n int) (time.Duration, error) {
+	if err := harness.CreateTopics(s.kcfg(), region, channels, 12); err != nil {
+		return 0, err
+	}
+	p, err := harness.NewProducer(s.kcfg())
+	if err != nil {
+		return 0, err
+	}
+	defer p.Close()
+	start := time.Now()
+	const chunk = 100000
+	for i := 0; i < n; i += chunk {
+		ns := harness.Many(region, channels, min(chunk, n-i), "sku-"+strconv.Itoa(i), time.Now())
+		if err := harness.Produce(ctx, p, ns); err != nil {
+			return 0, err
+		}
+	}
+	return time.Since(start), nil
+}
+
+// waitStream waits until the region's stream holds want messages and
+// returns when the first and the last arrived (polled every 10 ms).
+func (s *servers) waitStream(ctx context.Context, region string, want uint64, timeout time.Duration) (first, last time.Time, err error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		n, err := harness.StreamMsgs(ctx, s.js, region)
+		if err == nil && n > 0 && first.IsZero() {
+			first = time.Now()
+		}
+		if err == nil && n >= want {
+			return first, time.Now(), nil
+		}
+		if time.Now().After(deadline) {
+			return first, time.Time{}, fmt.Errorf("edge %s holds %d of %d after %s", region, n, want, timeout)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func bench(args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	n := fs.Int("n", 1000000, "notifications preloaded for the throughput runs")
+	rate := fs.Int("rate", 20000, "produce rate of the latency run (per second)")
+	latFor := fs.Duration("latency-for", 10*time.Second, "length of the latency run")
+	skipBare := fs.Bool("skip-bare", false, "skip the bare loop")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	ctx := context.Background()
+	s, err := startServers()
+	defer s.close()
+	if err != nil {
+		return err
+	}
+	channels := []string{"app"}
+	fmt.Fprintf(out, "preloading %d notifications for the notifier and %d for the bare loop...\n", *n, *n)
+	d, err := s.preload(ctx, "bench", channels, *n)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "  produced %d in %s (%.0f/s)\n", *n, d.Round(time.Millisecond), float64(*n)/d.Seconds())
+	if !*skipBare {
+		if _, err := s.preload(ctx, "bare", channels, *n); err != nil {
+			return err
+		}
+	}
+
+	// 1. The notifier on the preloaded topic.
+	cfg := app.Config{
+		Kafka: s.kcfg(), RedisURL: s.redis.URL(), NATSURL: s.nats.URL(), Region: "bench", Channels: channels,
+		HTTPAddr: "127.0.0.1:0", StaleDrop: true,
+	}
+	rctx, stop := context.WithCancel(ctx)
+	errc := make(chan error, 1)
+	go func() { errc <- app.Run(rctx, cfg, zap.NewNop(), prometheus.NewRegistry()) }()
+	first, last, err := s.waitStream(ctx, "bench", uint64(*n), 10*time.Minute)
+	if err != nil {
+		stop()
+		return err
+	}
+	notifierRate := float64(*n-1) / last.Sub(first).Seconds()
+	fmt.Fprintf(out, "notifier: %d notifications Kafka -> Redis -> JetStream in %s: %.0f/s\n", *n, last.Sub(first).Round(time.Millisecond), notifierRate)
+
+	// 2. Latency at a fixed rate, same notifier still running.
+	p50, p99, count, err := s.latency(ctx, "bench", *rate, *latFor)
+	if err != nil {
+		stop()
+		return err
+	}
+	fmt.Fprintf(out, "latency produce -> edge at %d/s for %s (%d notifications): p50 %s, p99 %s\n", *rate, *latFor, count, p50.Round(10*time.Microsecond), p99.Round(10*time.Microsecond))
+	stop()
+	if err := <-errc; err != nil {
+		return err
+	}
+
+	// 3. The bare loop.
+	if !*skipBare {
+		bareRate, err := s.bare(ctx, "bare", channels, *n)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "bare loop: %d Kafka -> SET NX -> JetStream (Msg-Id) in the same process run: %.0f/s\n", *n, bareRate)
+		fmt.Fprintf(out, "ratio notifier / bare loop: %.2f\n", notifierRate/bareRate)
+	}
+	return nil
+}
+
+// latency produces at rate for dur and measures created_at -> receipt at a
+// core NATS subscriber on the edge subjects.
+func (s *servers) latency(ctx context.Context, region string, rate int, dur time.Duration) (p50, p99 time.Duration, count int, err error) {
+	var mu sync.Mutex
+	var lats []time.Duration
+	sub, err := s.nc.Subscribe(edge.Subject(region, "*", "*"), func(m *nats.Msg) {
+		at, err := harness.CreatedAt(m)
+		if err != nil {
+			return
+		}
+		d := time.Since(at)
+		mu.Lock()
+		lats = append(lats, d)
+		mu.Unlock()
+	})
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	defer sub.Unsubscribe()
+	_ = s.nc.Flush()
+	p, err := harness.NewProducer(s.kcfg())
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	defer p.Close()
+	const tick = 10 * time.Millisecond
+	per := rate / int(time.Second/tick)
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	total := 0
+	start := time.Now()
+	for i := 0; time.Since(start) < dur; i++ {
+		<-t.C
+		now := time.Now()
+		for j := range per {
+			nt := harness.Notification(region, "app", "l"+strconv.Itoa(i)+"x"+strconv.Itoa(j), "lat", 1, now)
+			m, err := harness.Record(nt)
+			if err != nil {
+				return 0, 0, 0, err
+			}
+			if err := p.Send(ctx, m, nil); err != nil {
+				return 0, 0, 0, err
+			}
+		}
+		total += per
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		mu.Lock()
+		got := len(lats)
+		mu.Unlock()
+		if got >= total {
+			break
+		}
+		if time.Now().After(deadline) {
+			return 0, 0, 0, fmt.Errorf("latency run: %d of %d arrived", got, total)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	slices.Sort(lats)
+	return lats[len(lats)/2], lats[len(lats)*99/100], len(lats), nil
+}
+
+// bare is the reference loop: the shared group runner, a pipelined SET NX
+// per record, async JetStream publishes with Msg-Id, wait for the acks.
+func (s *servers) bare(ctx context.Context, region string, channels []string, n int) (float64, error) {
+	rdb := redis.NewClient(&redis.Options{Addr: s.redis.Addr})
+	defer rdb.Close()
+	nc, err := nats.Connect(s.nats.URL())
+	if err != nil {
+		return 0, err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(16384))
+	if err != nil {
+		return 0, err
+	}
+	if _, err := edge.EnsureStream(ctx, js, region, edge.StreamOptions{Duplicates: 6 * time.Hour, MaxAge: 24 * time.Hour}); err != nil {
+		return 0, err
+	}
+	topics := make([]string, len(channels))
+	for i, ch := range channels {
+		topics[i] = catalog.Notify(region, ch)
+	}
+	h := kafka.HandlerFunc(func(ctx context.Context, b *kafka.Batch) error {
+		cmds := make([]*redis.BoolCmd, len(b.Records))
+		if _, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i, r := range b.Records {
+				cmds[i] = p.SetNX(ctx, "bare:"+string(r.Key)+":"+strconv.FormatInt(r.Offset, 10)+":"+strconv.Itoa(int(r.Partition)), "1", time.Hour)
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		futs := make([]jetstream.PubAckFuture, 0, len(b.Records))
+		for i, r := range b.Records {
+			if !cmds[i].Val() {
+				continue
+			}
+			m := nats.NewMsg(edge.Subject(region, "app", string(r.Key)))
+			m.Data = r.Value
+			f, err := js.PublishMsgAsync(m, jetstream.WithMsgID(string(r.Key)+"-"+strconv.Itoa(int(r.Partition))+"-"+strconv.FormatInt(r.Offset, 10)))
+			if err != nil {
+				return err
+			}
+			futs = append(futs, f)
+		}
+		for _, f := range futs {
+			select {
+			case <-f.Ok():
+			case err := <-f.Err():
+				return err
+			}
+		}
+		return nil
+	})
+	g, err := kafka.NewGroup(s.kcfg(), kafka.GroupOptions{Group: "bare." + region, Topics: topics, MaxBatch: 1000, Linger: 2 * time.Millisecond}, h, zap.NewNop())
+	if err != nil {
+		return 0, err
+	}
+	rctx, stop := context.WithCancel(ctx)
+	errc := make(chan error, 1)
+	go func() { errc <- g.Run(rctx) }()
+	first, last, err := s.waitStream(ctx, region, uint64(n), 10*time.Minute)
+	stop()
+	if gerr := <-errc; gerr != nil && err == nil {
+		err = gerr
+	}
+	if err != nil {
+		return 0, err
+	}
+	return float64(n-1) / last.Sub(first).Seconds(), nil
+}
+
+func crash(args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("crash", flag.ContinueOnError)
+	bin := fs.String("notifier", "", "path to the notifier binary (required)")
+	n := fs.Int("n", 100000, "notifications")
+	after := fs.Int("after", 10, "crash the N-th time each step is reached")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *bin == "" {
+		return errors.New("-notifier is required")
+	}
+	ctx := context.Background()
+	s, err := startServers()
+	defer s.close()
+	if err != nil {
+		return err
+	}
+	const region = "crash"
+	channels := slices.Clone(catalog.Channels)
+	if _, err := s.preload(ctx, region, channels, *n); err != nil {
+		return err
+	}
+	cl, err := kafka.NewClient(s.kcfg())
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	adm, err := sarama.NewClusterAdminFromClient(cl)
+	if err != nil {
+		return err
+	}
+	topics := make([]string, len(channels))
+	for i, ch := range channels {
+		topics[i] = catalog.Notify(region, ch)
+	}
+	progress := func() (int64, int64) {
+		c, h, _ := harness.Committed(cl, adm, "notifier."+region, topics)
+		return c, h
+	}
+	baseEnv := append(os.Environ(),
+		"KAFKA_BROKERS="+s.kafka.BrokerList(), "REDIS_URL="+s.redis.URL(), "NATS_URL="+s.nats.URL(),
+		"REGION="+region, "HTTP_ADDR=127.0.0.1:0", "LOG_LEVEL=warn", "NOTIFIER_PUBLISH_TIMEOUT=3s")
+	for _, point := range pipeline.CrashPoints {
+		cmd := exec.Command(*bin, "run")
+		cmd.Env = append(slices.Clone(baseEnv), "NOTIFIER_CRASH_AT="+point, "NOTIFIER_CRASH_AFTER_N="+strconv.Itoa(*after))
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		start := time.Now()
+		if err := cmd.Start(); err != nil {
+			return err
+		}
+		err := cmd.Wait()
+		ws, _ := cmd.ProcessState.Sys().(syscall.WaitStatus)
+		if !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+			return fmt.Errorf("crash at %s: notifier ended with %v, not SIGKILL", point, err)
+		}
+		c, h := progress()
+		edgeN, _ := harness.StreamMsgs(ctx, s.js, region)
+		fmt.Fprintf(out, "killed at %-13s after %s: committed %d of %d, edge holds %d\n", point, time.Since(start).Round(time.Millisecond), c, h, edgeN)
+	}
+	cmd := exec.Command(*bin, "run")
+	cmd.Env = baseEnv
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	deadline := time.Now().Add(5 * time.Minute)
+	for {
+		c, h := progress()
+		if h > 0 && c == h {
+			break
+		}
+		if time.Now().After(deadline) {
+			_ = cmd.Process.Kill()
+			return fmt.Errorf("final run: committed %d of %d after 5m", c, h)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		return fmt.Errorf("final run exit: %w", err)
+	}
+	cctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	counts, err := harness.EdgeCounts(cctx, s.js, region)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "edge: %d messages, %d distinct, %d expected\n", counts.Total, counts.Distinct, *n)
+	if counts.Total != *n || counts.Distinct != *n {
+		return fmt.Errorf("NOT exactly once: total %d distinct %d want %d (duplicates %d)", counts.Total, counts.Distinct, *n, len(counts.Dups()))
+	}
+	fmt.Fprintln(out, "exactly once: PASS")
+	return nil
+}
