@@ -52,9 +52,9 @@ func TestFaultsDuringLargeFanout(t *testing.T) {
 			must(t, stack.Redis.Restart())
 		}},
 		{"nats-down-20s", false, 20_000, func(t *testing.T, ctx context.Context) {
-			stack.NATS.Stop()
+			stack.StopNATS()
 			time.Sleep(20 * time.Second) // the outage the issue fixes
-			must(t, stack.NATS.Restart())
+			must(t, stack.StartNATS())
 		}},
 	}
 	for _, f := range faults {

@@ -108,7 +108,24 @@ type Stack struct {
 	Fanout    map[string]*Proc
 	Notifier  map[string]*Proc
 
-	opts Options
+	opts     Options
+	natsOpts testenv.NATSOptions
+}
+
+// StopNATS shuts the edge's nats-server down (its JetStream store stays).
+func (s *Stack) StopNATS() { s.NATS.Stop() }
+
+// StartNATS starts a fresh nats-server on the same ports and store. (A
+// server's options are changed by the server in operator mode, so a restart
+// builds them anew rather than reusing them.)
+func (s *Stack) StartNATS() error {
+	s.NATS.Stop()
+	n, err := testenv.StartNATS(s.natsOpts)
+	if err != nil {
+		return fmt.Errorf("restart nats-server: %w", err)
+	}
+	s.NATS = n
+	return nil
 }
 
 // Start brings up infrastructure, applies the topic catalogue with the real
@@ -167,7 +184,14 @@ func (s *Stack) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if s.NATS, err = testenv.StartNATS(testenv.NATSOptions{StoreDir: filepath.Join(o.Dir, "nats"), Configure: configure}); err != nil {
+	s.natsOpts = testenv.NATSOptions{StoreDir: filepath.Join(o.Dir, "nats"), Configure: configure}
+	if s.natsOpts.Port, err = testenv.FreePort(); err != nil {
+		return err
+	}
+	if s.natsOpts.WSPort, err = testenv.FreePort(); err != nil {
+		return err
+	}
+	if s.NATS, err = testenv.StartNATS(s.natsOpts); err != nil {
 		return err
 	}
 	if s.Redis, err = testenv.StartRedis(testenv.RedisOptions{Dir: filepath.Join(o.Dir, "redis"), AppendOnly: true}); err != nil {

@@ -1,0 +1,307 @@
+// Package bench is the end-to-end benchmark of the whole pipeline on this
+// machine: the real binaries as processes (the e2e harness), a restock of one
+// sku with a million wishlisters timed from the inventory API call to the
+// last notification acknowledged by the edge stream, and the latency from the
+// API call to the first edge delivery for a small sku.
+package bench
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"backinstock/scripts/internal/harness"
+	"backinstock/topics/events"
+)
+
+// Options size the benchmark.
+type Options struct {
+	Dir    string
+	BinDir string
+	Region string
+	// Users wishlist the big sku, one channel each (round robin over the
+	// four), so Users notifications reach the edge.
+	Users int
+	// Restocks of the small sku (SmallUsers wishlisters) for the latency.
+	Restocks   int
+	SmallUsers int
+	// Verify reads the whole edge stream after the big restock and checks
+	// every notification is there exactly once.
+	Verify bool
+	Log    harness.Logger
+}
+
+// Result holds the figures.
+type Result struct {
+	Users         int
+	ImportTime    time.Duration
+	FirstDelivery time.Duration
+	Total         time.Duration
+	Delivered     uint64
+	Counts        *harness.Counts
+
+	Restocks  int
+	Latencies []time.Duration
+	P50, P99  time.Duration
+	Max       time.Duration
+}
+
+// Rate is notifications per second of the big restock.
+func (r Result) Rate() float64 { return float64(r.Delivered) / r.Total.Seconds() }
+
+// Run starts the stack, loads the data, measures and stops the stack.
+func Run(ctx context.Context, o Options) (Result, error) {
+	if o.Region == "" {
+		o.Region = "us-east-1"
+	}
+	res := Result{Users: o.Users, Restocks: o.Restocks}
+	st, err := harness.Start(ctx, harness.Options{Dir: o.Dir, BinDir: o.BinDir, Log: o.Log,
+		Env: []string{"LOG_LEVEL=warn"}})
+	if err != nil {
+		return res, err
+	}
+	defer st.Close()
+	edge, err := st.ConnectEdge()
+	if err != nil {
+		return res, err
+	}
+	defer edge.Close()
+	if err := bigRestock(ctx, st, edge, o, &res); err != nil {
+		return res, fmt.Errorf("%w\n%s", err, st.Logs(20))
+	}
+	if err := latency(ctx, st, edge, o, &res); err != nil {
+		return res, fmt.Errorf("%w\n%s", err, st.Logs(20))
+	}
+	return res, nil
+}
+
+// importFile writes the NDJSON of the big sku and loads it with the
+// service's own `wishlist import` command, so the store layout stays the
+// service's.
+func importFile(ctx context.Context, st *harness.Stack, o Options, sku string) error {
+	path := filepath.Join(o.Dir, "wishlisters.ndjson")
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	w := bufio.NewWriterSize(f, 1<<20)
+	chans := events.ChannelNames()
+	for i := range o.Users {
+		fmt.Fprintf(w, `{"user_id":"b%07d","sku":%q,"region":%q,"channels":[%q]}`+"\n", i, sku, o.Region, chans[i%len(chans)])
+	}
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	cmd := exec.CommandContext(ctx, filepath.Join(st.BinDir, "wishlist"), "import", "--file", path)
+	cmd.Env = append(os.Environ(), "KAFKA_BROKERS="+st.Kafka.BrokerList(), "REDIS_URL="+st.Redis.URL(),
+		"REGIONS="+strings.Join(st.Regions, ","), "LOG_LEVEL=warn")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("wishlist import: %w\n%s", err, out)
+	}
+	return os.Remove(path)
+}
+
+func bigRestock(ctx context.Context, st *harness.Stack, edge *harness.Edge, o Options, res *Result) error {
+	sku := "bench-big"
+	t0 := time.Now()
+	if err := importFile(ctx, st, o, sku); err != nil {
+		return err
+	}
+	res.ImportTime = time.Since(t0)
+	n, err := st.Client().Wishlisters(ctx, sku, o.Region)
+	if err != nil {
+		return err
+	}
+	if n != int64(o.Users) {
+		return fmt.Errorf("wishlisters of %s after import: %d, want %d", sku, n, o.Users)
+	}
+	o.Log.Logf("imported %d wishlisters in %s", o.Users, res.ImportTime.Round(time.Millisecond))
+
+	_, base, err := edge.State(ctx, o.Region)
+	if err != nil {
+		return err
+	}
+	// A live subscription sees the first delivery; the stream's last
+	// sequence counts what the edge acknowledged.
+	first := make(chan time.Time, 1)
+	sub, err := edge.NC.Subscribe("edge."+o.Region+".>", func(*nats.Msg) {
+		select {
+		case first <- time.Now():
+		default:
+		}
+	})
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	sr, err := st.Client().SetStock(ctx, sku, harness.StockUpdate{Region: o.Region, Quantity: 1000})
+	if err != nil {
+		return err
+	}
+	if !sr.Restock {
+		return fmt.Errorf("stock update of %s was not a restock: %+v", sku, sr)
+	}
+	deadline := start.Add(10 * time.Minute)
+	want := uint64(o.Users)
+	lastReport := time.Now()
+	for {
+		_, last, err := edge.State(ctx, o.Region)
+		if err == nil && last-base >= want {
+			res.Total = time.Since(start)
+			res.Delivered = last - base
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("only %d of %d notifications at the edge after %s", last-base, want, time.Since(start))
+		}
+		if time.Since(lastReport) > 5*time.Second {
+			o.Log.Logf("  %d of %d at the edge after %s", last-base, want, time.Since(start).Round(time.Millisecond))
+			lastReport = time.Now()
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	_ = sub.Unsubscribe()
+	select {
+	case t := <-first:
+		res.FirstDelivery = t.Sub(start)
+	default:
+	}
+	o.Log.Logf("%d notifications acknowledged at the edge %s after the API call (%.0f/s)", res.Delivered, res.Total.Round(time.Millisecond), res.Rate())
+	if !o.Verify {
+		return nil
+	}
+	exp := make(map[string]bool, o.Users)
+	chans := events.ChannelNames()
+	for i := range o.Users {
+		exp[events.NotificationID(fmt.Sprintf("b%07d", i), sku, o.Region, sr.Episode, chans[i%len(chans)])] = true
+	}
+	got, err := edge.Collect(ctx, o.Region, base+1, func(d *harness.Delivered) bool { return d.SKU == sku })
+	if err != nil {
+		return err
+	}
+	c := harness.Tally("bench-1M", exp, got)
+	res.Counts = &c
+	o.Log.Logf("verified: %s", c)
+	if !c.OK() {
+		return fmt.Errorf("the big restock was not delivered exactly once: %s", c)
+	}
+	return nil
+}
+
+// latency restocks a sku with a few wishlisters again and again (sold out,
+// then back) and measures the API call to the first notification of that
+// episode on a live edge subscription.
+func latency(ctx context.Context, st *harness.Stack, edge *harness.Edge, o Options, res *Result) error {
+	sku := "bench-small"
+	c := st.Client()
+	var lines []harness.ImportLine
+	for i := range o.SmallUsers {
+		lines = append(lines, harness.ImportLine{UserID: fmt.Sprintf("s%03d", i), SKU: sku, Region: o.Region, Channels: []string{"app"}})
+	}
+	if _, err := c.Import(ctx, lines); err != nil {
+		return err
+	}
+	type arrival struct {
+		episode int64
+		at      time.Time
+	}
+	var mu sync.Mutex
+	counts := map[int64]int{}
+	firsts := map[int64]time.Time{}
+	notify := make(chan struct{}, 1)
+	sub, err := edge.NC.Subscribe("edge."+o.Region+".app.>", func(m *nats.Msg) {
+		at := time.Now()
+		var n struct {
+			SKU     string `json:"sku"`
+			Episode int64  `json:"episode"`
+		}
+		if json.Unmarshal(m.Data, &n) != nil || n.SKU != sku {
+			return
+		}
+		mu.Lock()
+		if counts[n.Episode] == 0 {
+			firsts[n.Episode] = at
+		}
+		counts[n.Episode]++
+		mu.Unlock()
+		select {
+		case notify <- struct{}{}:
+		default:
+		}
+	})
+	if err != nil {
+		return err
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	if err := edge.NC.Flush(); err != nil {
+		return err
+	}
+	wait := func(episode int64, n int) error {
+		timeout := time.After(30 * time.Second)
+		for {
+			mu.Lock()
+			got := counts[episode]
+			mu.Unlock()
+			if got >= n {
+				return nil
+			}
+			select {
+			case <-notify:
+			case <-timeout:
+				return fmt.Errorf("episode %d of %s: %d of %d notifications within 30s", episode, sku, got, n)
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+	}
+	for i := range o.Restocks {
+		if _, err := c.SetStock(ctx, sku, harness.StockUpdate{Region: o.Region, Quantity: 0}); err != nil {
+			return err
+		}
+		start := time.Now()
+		sr, err := c.SetStock(ctx, sku, harness.StockUpdate{Region: o.Region, Quantity: 5})
+		if err != nil {
+			return err
+		}
+		if !sr.Restock {
+			return fmt.Errorf("restock %d of %s: not a restock: %+v", i, sku, sr)
+		}
+		// All of them, so selling out next does not race this episode.
+		if err := wait(sr.Episode, o.SmallUsers); err != nil {
+			return err
+		}
+		mu.Lock()
+		res.Latencies = append(res.Latencies, firsts[sr.Episode].Sub(start))
+		mu.Unlock()
+	}
+	sorted := slices.Clone(res.Latencies)
+	slices.Sort(sorted)
+	res.P50 = percentile(sorted, 0.50)
+	res.P99 = percentile(sorted, 0.99)
+	res.Max = sorted[len(sorted)-1]
+	o.Log.Logf("first delivery over %d restocks: p50 %s, p99 %s, max %s", o.Restocks, res.P50, res.P99, res.Max)
+	return nil
+}
+
+// percentile of sorted durations, nearest rank.
+func percentile(sorted []time.Duration, p float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(float64(len(sorted))*p+0.999999) - 1
+	return sorted[max(0, min(i, len(sorted)-1))]
+}
