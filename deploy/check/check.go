@@ -66,6 +66,9 @@ type EnvTables map[string]map[string]bool
 // Run runs every check and returns the problems found, sorted by file. A
 // non-nil error means a check could not run at all (e.g. Root is wrong).
 func Run(opts Options) ([]Problem, error) {
+	if abs, err := filepath.Abs(opts.Root); err == nil {
+		opts.Root = abs
+	}
 	if _, err := os.Stat(filepath.Join(opts.Root, "deploy")); err != nil {
 		return nil, fmt.Errorf("repository root %s: %w", opts.Root, err)
 	}

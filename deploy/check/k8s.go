@@ -115,11 +115,9 @@ func (c *checker) buildOverlay(dir string) *Rendered {
 	r := &Rendered{Dir: rel}
 	for _, res := range m.Resources() {
 		gvk := res.GetGvk()
-		key := gvk.Kind
+		key := gvk.Version + "/" + gvk.Kind
 		if gvk.Group != "" {
-			key = gvk.Group + "/" + gvk.Version + "/" + gvk.Kind
-		} else {
-			key = gvk.Version + "/" + gvk.Kind
+			key = gvk.Group + "/" + key
 		}
 		obj := fmt.Sprintf("%s/%s", gvk.Kind, res.GetName())
 		if gvk.Kind == "Secret" {
@@ -361,8 +359,12 @@ func (c *checker) checkPod(r *Rendered, obj, path string, spec *corev1.PodSpec, 
 				continue
 			}
 			for key := range cm.Data {
-				if !c.knownEnv(svc, cm.Name, key) {
-					c.add(r.Dir, "ConfigMap/"+cm.Name, "data."+key, "%s is read by no service that loads this ConfigMap (%s config table)", key, svc)
+				switch {
+				case c.knownEnv(svc, cm.Name, key):
+				case isSharedConfigMap(cm.Name):
+					c.add(r.Dir, "ConfigMap/"+cm.Name, "data."+key, "%s is in no service's config table", key)
+				default:
+					c.add(r.Dir, "ConfigMap/"+cm.Name, "data."+key, "%s is not in the %s config table", key, svc)
 				}
 			}
 		}

@@ -259,6 +259,9 @@ func TestDashboardMetricsAreExported(t *testing.T) {
 			t.Errorf("%s is not on any /metrics after a restock reached the edge", n)
 		}
 	}
+	if p := registeredIn(procs, "backinstock_deploycheck_no_such_metric_total"); p != "" {
+		t.Fatalf("the registry probe claims %s registers a metric that does not exist", p)
+	}
 	for _, n := range names {
 		if scraped[n] {
 			continue

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 
@@ -18,11 +19,12 @@ import (
 )
 
 func main() {
-	os.Exit(run(os.Args[1:]))
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-func run(args []string) int {
+func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("deploycheck", flag.ContinueOnError)
+	fs.SetOutput(stderr)
 	root := fs.String("root", "", "repository root (default: the directory holding go.work, searched upwards from the working directory)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -34,23 +36,23 @@ func run(args []string) int {
 	if dir == "" {
 		var err error
 		if dir, err = findRoot(); err != nil {
-			fmt.Fprintln(os.Stderr, "deploycheck:", err)
+			fmt.Fprintln(stderr, "deploycheck:", err)
 			return 2
 		}
 	}
 	problems, err := check.Run(check.Options{Root: dir})
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "deploycheck:", err)
+		fmt.Fprintln(stderr, "deploycheck:", err)
 		return 2
 	}
 	for _, p := range problems {
-		fmt.Println(p)
+		fmt.Fprintln(stdout, p)
 	}
 	if len(problems) > 0 {
-		fmt.Fprintf(os.Stderr, "deploycheck: %d problem(s)\n", len(problems))
+		fmt.Fprintf(stderr, "deploycheck: %d problem(s)\n", len(problems))
 		return 1
 	}
-	fmt.Println("deploycheck: k8s overlays, compose, Dockerfile, dashboard and alerts OK")
+	fmt.Fprintln(stdout, "deploycheck: k8s overlays, compose, Dockerfile, dashboard and alerts OK")
 	return 0
 }
 
