@@ -159,3 +159,69 @@ func appendString(buf []byte, s string) []byte {
 	buf = append(buf, s[start:]...)
 	return append(buf, '"')
 }
+
+// Encoder writes the notifications of one restock page: the fields every
+// notification of the page shares (restock, product, created_at) are
+// encoded once, and each record appends only its own id, user, channel and
+// preferences. The field order differs from encoding/json's; JSON readers
+// do not care, and the strict decoder accepts it.
+type Encoder struct {
+	shared []byte
+}
+
+// NewEncoder prepares the shared part of m's notifications created at at.
+func NewEncoder(m Message, at time.Time) *Encoder {
+	var b []byte
+	b = append(b, `,"restock_event_id":`...)
+	b = appendString(b, m.RestockEventID)
+	b = append(b, `,"sku":`...)
+	b = appendString(b, m.SKU)
+	b = append(b, `,"region":`...)
+	b = appendString(b, m.Region)
+	b = append(b, `,"episode":`...)
+	b = strconv.AppendInt(b, m.Episode, 10)
+	b = append(b, `,"title":`...)
+	b = appendString(b, m.Title)
+	b = append(b, `,"body":`...)
+	b = appendString(b, m.Body)
+	b = append(b, `,"url":`...)
+	b = appendString(b, m.URL)
+	b = append(b, `,"created_at":"`...)
+	b = at.UTC().AppendFormat(b, time.RFC3339Nano)
+	b = append(b, '"')
+	return &Encoder{shared: b}
+}
+
+// Append appends the notification of userID on channel, which must belong
+// to the Message the Encoder was made for, to buf.
+func (e *Encoder) Append(buf []byte, m *Message, userID, channel string, p *Preferences) []byte {
+	buf = append(buf, `{"notification_id":"`...)
+	buf = append(buf, events.NotificationID(userID, m.SKU, m.Region, m.Episode, channel)...)
+	buf = append(buf, `","user_id":`...)
+	buf = appendString(buf, userID)
+	buf = append(buf, `,"channel":`...)
+	buf = appendString(buf, channel)
+	buf = append(buf, e.shared...)
+	if p != nil {
+		if p.Locale != "" {
+			buf = append(buf, `,"locale":`...)
+			buf = appendString(buf, p.Locale)
+		}
+		if p.TimeZone != "" {
+			buf = append(buf, `,"time_zone":`...)
+			buf = appendString(buf, p.TimeZone)
+		}
+		if p.QuietHours != nil {
+			buf = append(buf, `,"quiet_hours":{"start":`...)
+			buf = appendString(buf, p.QuietHours.Start)
+			buf = append(buf, `,"end":`...)
+			buf = appendString(buf, p.QuietHours.End)
+			buf = append(buf, '}')
+		}
+		if c := p.Contacts[channel]; c != "" {
+			buf = append(buf, `,"contact":`...)
+			buf = appendString(buf, c)
+		}
+	}
+	return append(buf, '}')
+}

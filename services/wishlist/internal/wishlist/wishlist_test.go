@@ -227,3 +227,25 @@ func TestParseImportLine(t *testing.T) {
 		})
 	}
 }
+
+func TestEncoderMatchesNotification(t *testing.T) {
+	ev := events.RestockEvent{EventID: events.RestockEventID("sku-1", "eu-west-1", 2), SKU: "sku-1", Region: "eu-west-1", Episode: 2, Quantity: 5,
+		Product: &events.Product{Title: "Lamp \"Arc\"", URL: "https://shop.example.com/lamp"}}
+	m := MessageFor(ev, "https://x.example/{sku}")
+	at := time.Date(2026, 11, 24, 20, 0, 0, 5, time.UTC)
+	enc := NewEncoder(m, at)
+	prefs := []*Preferences{nil, {Locale: "en-US"}, {Locale: "de-DE", TimeZone: "Europe/Berlin", QuietHours: &events.QuietHours{Start: "21:30", End: "06:00"},
+		Contacts: map[string]string{"sms": "+4915112345678", "email": "x@example.com"}}}
+	for i, p := range prefs {
+		for _, ch := range []string{"sms", "app"} {
+			data := enc.Append(nil, &m, "user-9", ch, p)
+			got, err := events.DecodeNotification(data)
+			if err != nil {
+				t.Fatalf("prefs %d %s: DecodeNotification(%s): %v", i, ch, data, err)
+			}
+			if want := m.Notification("user-9", ch, p, at); !reflect.DeepEqual(got, want) {
+				t.Fatalf("prefs %d %s:\n got %+v\nwant %+v", i, ch, got, want)
+			}
+		}
+	}
+}
