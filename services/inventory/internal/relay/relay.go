@@ -220,7 +220,7 @@ func (r *Relay) runShard(ctx context.Context, shard int) error {
 			log.Warn("relay stopped before the outbox was drained; the rest is published at the next start")
 			return nil
 		}
-		if err := r.holdLease(op, st); err != nil {
+		if err := r.holdLease(drainCtx, st); err != nil {
 			if !draining && ctx.Err() == nil {
 				log.Debug("relay lease not held", zap.Error(err))
 			}
@@ -230,7 +230,7 @@ func (r *Relay) runShard(ctx context.Context, shard int) error {
 			continue
 		}
 		if st.trimTo != "" {
-			if err := r.rdb.XTrimMinID(op, st.key, st.trimTo).Err(); err != nil {
+			if err := r.rdb.XTrimMinID(drainCtx, st.key, st.trimTo).Err(); err != nil {
 				r.fail(log, fmt.Errorf("trim outbox %s: %w", st.key, err))
 				backoff.wait(op)
 				continue
@@ -260,7 +260,7 @@ func (r *Relay) runShard(ctx context.Context, shard int) error {
 			st.pending = msgs
 			st.cursor = msgs[len(msgs)-1].ID
 		}
-		if err := r.publish(op, log, st); err != nil {
+		if err := r.publish(drainCtx, log, st); err != nil {
 			r.fail(log, err)
 			backoff.wait(op)
 			continue
@@ -448,20 +448,19 @@ func countTrue(b []bool) int {
 // always, the restock event when the entry is a restock.
 func Records(m redis.XMessage) (stockMsg, restockMsg *sarama.ProducerMessage, err error) {
 	str := func(k string) string { s, _ := m.Values[k].(string); return s }
-	num := func(k string) (int64, error) {
-		n, err := strconv.ParseInt(str(k), 10, 64)
+	vals := strings.Split(str(store.FieldValues), ":")
+	if len(vals) != 4 {
+		return nil, nil, fmt.Errorf("field %s: want quantity:previous:episode:at, got %q", store.FieldValues, str(store.FieldValues))
+	}
+	var nums [4]int64
+	for i, v := range vals {
+		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil {
-			return 0, fmt.Errorf("field %s: %w", k, err)
+			return nil, nil, fmt.Errorf("field %s: %w", store.FieldValues, err)
 		}
-		return n, nil
+		nums[i] = n
 	}
-	q, err1 := num(store.FieldQuantity)
-	prev, err2 := num(store.FieldPrevious)
-	ep, err3 := num(store.FieldEpisode)
-	atMS, err4 := num(store.FieldAt)
-	if err := errors.Join(err1, err2, err3, err4); err != nil {
-		return nil, nil, err
-	}
+	q, prev, ep, atMS := nums[0], nums[1], nums[2], nums[3]
 	sku, region, tp := str(store.FieldSKU), str(store.FieldRegion), str(store.FieldTraceparent)
 	at := time.UnixMilli(atMS).UTC()
 	lvl := events.StockLevel{SKU: sku, Region: region, Quantity: q, Episode: ep, At: at}

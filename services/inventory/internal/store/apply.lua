@@ -32,31 +32,21 @@ for b = 4, #ARGV, 6 do
     ep = ep + 1
   end
   if (not cur) or q ~= pq or na ~= armed then
-    redis.call('HSET', levels, field, string.format('%d:%d:%d', q, ep, na))
+    redis.call('HSET', levels, field, q .. ':' .. ep .. ':' .. na)
   end
   if (not cur) or q ~= pq or restock == 1 then
-    local args = {'XADD', outbox, '*', 'k', sku, 'r', region, 'q', string.format('%d', q),
-      'p', string.format('%d', pq), 'e', string.format('%d', ep), 't', now}
+    -- v = quantity:previous:episode:at_ms
+    local v = q .. ':' .. pq .. ':' .. ep .. ':' .. now
     if restock == 1 then
-      args[#args + 1] = 'x'
-      args[#args + 1] = '1'
       if prod == '' then prod = redis.call('HGET', products, sku) or '' end
-      if prod ~= '' then
-        args[#args + 1] = 'pr'
-        args[#args + 1] = prod
-      end
-      if deliv ~= '' then
-        args[#args + 1] = 'd'
-        args[#args + 1] = deliv
-      end
+      redis.call('XADD', outbox, '*', 'k', sku, 'r', region, 'v', v, 'x', '1', 'pr', prod, 'd', deliv, 'tp', tp)
+    elseif tp ~= '' then
+      redis.call('XADD', outbox, '*', 'k', sku, 'r', region, 'v', v, 'tp', tp)
+    else
+      redis.call('XADD', outbox, '*', 'k', sku, 'r', region, 'v', v)
     end
-    if tp ~= '' then
-      args[#args + 1] = 'tp'
-      args[#args + 1] = tp
-    end
-    redis.call(unpack(args))
   end
-  out[#out + 1] = string.format('%d,%d,%d', pq, ep, restock)
+  out[#out + 1] = pq .. ',' .. ep .. ',' .. restock
 end
 local res = table.concat(out, ';')
 if idem then redis.call('SET', idem, res, 'EX', ttl) end

@@ -36,12 +36,11 @@ var beginLua string
 
 // Entry field names in the outbox stream; the relay reads them back.
 const (
-	FieldSKU         = "k"
-	FieldRegion      = "r"
-	FieldQuantity    = "q"
-	FieldPrevious    = "p"
-	FieldEpisode     = "e"
-	FieldAt          = "t"
+	FieldSKU    = "k"
+	FieldRegion = "r"
+	// FieldValues holds "quantity:previous:episode:at_ms" (one field, as
+	// fewer fields make the append cheaper).
+	FieldValues      = "v"
 	FieldRestock     = "x"
 	FieldProduct     = "pr"
 	FieldDelivery    = "d"

@@ -16,6 +16,16 @@ var env *testenv.Env
 
 func TestMain(m *testing.M) { os.Exit(testenv.Main(m, &env)) }
 
+func newStoreB(b *testing.B) (*Store, redis.UniversalClient) {
+	rdb := redis.NewClient(&redis.Options{Addr: env.Redis(b).Addr, DB: 9})
+	b.Cleanup(func() { _ = rdb.Close() })
+	s := New(rdb, Options{Shards: 4, MinQuantity: 1})
+	if err := s.Load(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	return s, rdb
+}
+
 func newStore(t *testing.T, min int64) (*Store, redis.UniversalClient) {
 	t.Helper()
 	rdb := redis.NewClient(&redis.Options{Addr: env.Redis(t).Addr})

@@ -1,0 +1,213 @@
+package app_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/IBM/sarama"
+
+	"backinstock/shared/testenv"
+	"backinstock/topics/catalog"
+)
+
+// benchService starts one inventory against the package's redis-server and
+// kfake cluster.
+func benchService(b *testing.B) (*service, []string) {
+	b.Helper()
+	k := env.Kafka(b)
+	applyCatalog(b, k.Brokers, 3)
+	url, _ := freshRedisURL(b)
+	return start(b, testConfig(b, url, k.Brokers)), k.Brokers
+}
+
+// BenchmarkPut measures single PUT /v1/stock/{sku} updates per second over
+// keep-alive connections (64 concurrent clients, 10,000 skus, levels drawn
+// between 0 and 9, so about one update in five is a restock).
+func BenchmarkPut(b *testing.B) {
+	svc, _ := benchService(b)
+	p := testenv.Unique(b, "put")
+	var seq atomic.Uint64
+	b.SetParallelism(32)
+	b.ResetTimer()
+	start := time.Now()
+	b.RunParallel(func(pb *testing.PB) {
+		rng := rand.New(rand.NewPCG(seq.Add(1), 1))
+		for pb.Next() {
+			sku := fmt.Sprintf("%s-%d", p, rng.IntN(10000))
+			body := fmt.Sprintf(`{"region":"us-east-1","quantity":%d}`, rng.IntN(10))
+			req, _ := http.NewRequest("PUT", svc.URL+"/v1/stock/"+sku, strings.NewReader(body))
+			req.Header.Set("Authorization", "Bearer "+token)
+			resp, err := client.Do(req)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			_, _ = drain(resp)
+			if resp.StatusCode != 200 {
+				b.Errorf("status %d", resp.StatusCode)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "updates/s")
+}
+
+// BenchmarkBulk measures item updates per second through POST /v1/stock
+// with 10,000 updates per body, two bodies in flight.
+func BenchmarkBulk(b *testing.B) {
+	svc, _ := benchService(b)
+	p := testenv.Unique(b, "bulk")
+	const size = 10000
+	bodies := make([]string, 4)
+	for v := range bodies {
+		var sb strings.Builder
+		sb.WriteString(`{"updates":[`)
+		for i := range size {
+			if i > 0 {
+				sb.WriteByte(',')
+			}
+			fmt.Fprintf(&sb, `{"sku":"%s-%d","region":"eu-west-1","quantity":%d}`, p, i, (i+v)%4)
+		}
+		sb.WriteString(`]}`)
+		bodies[v] = sb.String()
+	}
+	var seq atomic.Uint64
+	b.SetParallelism(1) // GOMAXPROCS (2) goroutines
+	b.ResetTimer()
+	start := time.Now()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			body := bodies[seq.Add(1)%uint64(len(bodies))]
+			req, _ := http.NewRequest("POST", svc.URL+"/v1/stock", strings.NewReader(body))
+			req.Header.Set("Authorization", "Bearer "+token)
+			resp, err := client.Do(req)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			_, _ = drain(resp)
+			if resp.StatusCode != 200 {
+				b.Errorf("status %d", resp.StatusCode)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N*size)/time.Since(start).Seconds(), "items/s")
+}
+
+// BenchmarkRestockLatency measures the time from sending a restocking PUT
+// to a consumer receiving the RestockEvent from Kafka, at a moderate steady
+// load of 1,000 restocks per second (plus their stock records).
+func BenchmarkRestockLatency(b *testing.B) {
+	svc, brokers := benchService(b)
+	p := testenv.Unique(b, "lat")
+	sent := make([]atomic.Int64, b.N)
+	got := make([]atomic.Int64, b.N)
+	var received atomic.Int64
+	stop := consumeRestocks(b, brokers, p, func(i int, at time.Time) {
+		if i < b.N && got[i].CompareAndSwap(0, at.UnixNano()) {
+			received.Add(1)
+		}
+	})
+	defer stop()
+	const rate = 1000
+	b.ResetTimer()
+	tick := time.NewTicker(time.Second / rate)
+	defer tick.Stop()
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 64)
+	for i := range b.N {
+		<-tick.C
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			sent[i].Store(time.Now().UnixNano())
+			put(b, svc.URL, fmt.Sprintf("%s-%d", p, i), "us-east-1", 5)
+		})
+	}
+	wg.Wait()
+	testenv.Eventually(b, 60*time.Second, func() bool { return received.Load() == int64(b.N) }, "all restocks received")
+	b.StopTimer()
+	lat := make([]float64, b.N)
+	for i := range lat {
+		lat[i] = float64(got[i].Load()-sent[i].Load()) / 1e6
+	}
+	slices.Sort(lat)
+	b.ReportMetric(lat[len(lat)/2], "p50-ms")
+	b.ReportMetric(lat[len(lat)*99/100], "p99-ms")
+	b.ReportMetric(lat[len(lat)-1], "max-ms")
+}
+
+func drain(resp *http.Response) (int64, error) {
+	defer resp.Body.Close()
+	var n int64
+	buf := make([]byte, 32<<10)
+	for {
+		m, err := resp.Body.Read(buf)
+		n += int64(m)
+		if err != nil {
+			return n, nil
+		}
+	}
+}
+
+// consumeRestocks calls fn with the index of every restock of prefix-<i>,
+// reading every partition from its end with a short fetch wait.
+func consumeRestocks(b *testing.B, brokers []string, prefix string, fn func(i int, at time.Time)) func() {
+	sc := sarama.NewConfig()
+	sc.Version = sarama.V3_6_0_0
+	sc.Consumer.MaxWaitTime = 5 * time.Millisecond
+	cl, err := sarama.NewClient(brokers, sc)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cons, _ := sarama.NewConsumerFromClient(cl)
+	parts, _ := cl.Partitions(catalog.Restock)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	var pcs []sarama.PartitionConsumer
+	for _, part := range parts {
+		pc, err := cons.ConsumePartition(catalog.Restock, part, sarama.OffsetNewest)
+		if err != nil {
+			b.Fatal(err)
+		}
+		pcs = append(pcs, pc)
+		wg.Go(func() {
+			for {
+				select {
+				case m, ok := <-pc.Messages():
+					if !ok {
+						return
+					}
+					now := time.Now()
+					k := string(m.Key)
+					if rest, ok := strings.CutPrefix(k, prefix+"-"); ok {
+						var i int
+						if _, err := fmt.Sscanf(rest, "%d", &i); err == nil {
+							fn(i, now)
+						}
+					}
+				case <-ctx.Done():
+					return
+				}
+			}
+		})
+	}
+	return func() {
+		cancel()
+		for _, pc := range pcs {
+			pc.AsyncClose()
+		}
+		wg.Wait()
+		_ = cons.Close()
+		_ = cl.Close()
+	}
+}
