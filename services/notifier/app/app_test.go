@@ -20,12 +20,12 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
-	"go.uber.org/zap/zaptest"
 
 	"backinstock/services/notifier/app"
 	"backinstock/services/notifier/edgeauth"
 	"backinstock/services/notifier/internal/harness"
 	"backinstock/shared/kafka"
+	"backinstock/shared/logging"
 	"backinstock/shared/testenv"
 	"backinstock/topics/catalog"
 	"backinstock/topics/events"
@@ -110,7 +110,12 @@ func (f *fixture) start(t *testing.T, cfg app.Config) *running {
 	cfg.OnListen = func(a string) { addrc <- a }
 	reg := prometheus.NewRegistry()
 	errc := make(chan error, 1)
-	log := zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
+	// Not zaptest: NATS reports the close of a drained connection from its
+	// own goroutine after Run returns, which must not log into a finished test.
+	log, err := logging.New("warn")
+	if err != nil {
+		t.Fatal(err)
+	}
 	go func() { errc <- app.Run(ctx, cfg, log, reg) }()
 	r := &running{reg: reg}
 	select {
@@ -315,7 +320,7 @@ func TestRedisFlushedThenReplayedInsideWindow(t *testing.T) {
 	ns := harness.Many(f.region, f.chans, n, "sku-b", time.Now())
 	produce(t, f, ns[:n/2])
 	r := f.start(t, f.config())
-	f.waitEdge(t, n/2, 60*time.Second)
+	f.waitCommitted(t, 60*time.Second) // first half sent and marked
 	if err := rd.Flush(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -325,8 +330,16 @@ func TestRedisFlushedThenReplayedInsideWindow(t *testing.T) {
 	f.replay(t, "beginning")
 	r = f.start(t, f.config())
 	f.waitCommitted(t, 60*time.Second)
-	if got := metric(r.reg, "backinstock_notifier_deduped_total", "layer", "jetstream"); got < n/2 {
-		t.Fatalf("jetstream dedupe absorbed %v, want at least %d", got, n/2)
+	// The first half lost its markers: the stream's window absorbs it; the
+	// second half was marked after the flush: Redis absorbs it.
+	if got := metric(r.reg, "backinstock_notifier_deduped_total", "layer", "jetstream"); got != n/2 {
+		t.Fatalf("jetstream dedupe absorbed %v, want %d", got, n/2)
+	}
+	if got := metric(r.reg, "backinstock_notifier_deduped_total", "layer", "redis"); got != n/2 {
+		t.Fatalf("redis dedupe absorbed %v, want %d", got, n/2)
+	}
+	if got := metric(r.reg, "backinstock_notifier_sent_total"); got != 0 {
+		t.Fatalf("sent %v on replay", got)
 	}
 	r.stop()
 	f.assertExactlyOnce(t, n)
@@ -434,18 +447,27 @@ func TestSMSRateLimit(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	maxPerSec := 0
-	for i := range times {
-		j := i
-		for j < len(times) && times[j].Sub(times[i]) < time.Second {
-			j++
+	// The limiter spaces the sends (burst 5, then 5 every 100 ms); arrival
+	// times add scheduling jitter on a loaded 2-core machine, so a one-second
+	// window may see one extra chunk. Longer windows must hold the rate.
+	maxIn := func(w time.Duration) int {
+		most := 0
+		for i := range times {
+			j := i
+			for j < len(times) && times[j].Sub(times[i]) < w {
+				j++
+			}
+			most = max(most, j-i)
 		}
-		maxPerSec = max(maxPerSec, j-i)
+		return most
 	}
-	if maxPerSec > 55 {
-		t.Fatalf("%d sms within one second, limit 50 + burst 5", maxPerSec)
+	if got := maxIn(time.Second); got > 50+5+5 {
+		t.Fatalf("%d sms within one second, limit 50 + burst 5 (+5 jitter)", got)
 	}
-	if span := times[len(times)-1].Sub(times[0]); span < 8*time.Second {
+	if got := maxIn(5 * time.Second); got > 5*50+5+5 {
+		t.Fatalf("%d sms within five seconds, limit 250 + burst 5 (+5 jitter)", got)
+	}
+	if span := times[len(times)-1].Sub(times[0]); span < 9*time.Second {
 		t.Fatalf("500 sms took %s; a 50/s limit needs about 10s", span)
 	}
 	f.assertExactlyOnce(t, sms+email)

@@ -21,6 +21,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"sync"
@@ -165,6 +166,7 @@ func bench(args []string, out io.Writer) error {
 	rate := fs.Int("rate", 20000, "produce rate of the latency run (per second)")
 	latFor := fs.Duration("latency-for", 10*time.Second, "length of the latency run")
 	skipBare := fs.Bool("skip-bare", false, "skip the bare loop")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the notifier run to this file")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -194,8 +196,23 @@ func bench(args []string, out io.Writer) error {
 	}
 	rctx, stop := context.WithCancel(ctx)
 	errc := make(chan error, 1)
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			stop()
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			stop()
+			return err
+		}
+	}
 	go func() { errc <- app.Run(rctx, cfg, zap.NewNop(), prometheus.NewRegistry()) }()
 	first, last, err := s.waitStream(ctx, "bench", uint64(*n), 10*time.Minute)
+	if *cpuProfile != "" {
+		pprof.StopCPUProfile()
+	}
 	if err != nil {
 		stop()
 		return err
@@ -267,7 +284,7 @@ func (s *servers) latency(ctx context.Context, region string, rate int, dur time
 			if err != nil {
 				return 0, 0, 0, err
 			}
-			if err := p.Send(ctx, m, nil); err != nil {
+			if err := p.Send(ctx, m, func(*sarama.ProducerMessage, error) {}); err != nil {
 				return 0, 0, 0, err
 			}
 		}
