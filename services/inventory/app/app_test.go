@@ -268,4 +268,3 @@ func TestShutdownFlushesRelay(t *testing.T) {
 		t.Fatalf("%d restocks in Kafka, want 300", got)
 	}
 }
-

@@ -82,7 +82,6 @@ func freshRedisURL(t testing.TB) (string, *redis.Client) {
 
 func itoa(n int) string { return strconv.Itoa(n) }
 
-
 // service is one in-process inventory.
 type service struct {
 	URL  string

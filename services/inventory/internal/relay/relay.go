@@ -209,6 +209,10 @@ func (r *Relay) runShard(ctx context.Context, shard int) error {
 		drainCancel()
 		r.releaseLease(context.WithoutCancel(ctx), st)
 	}()
+	// An empty outbox at start has nothing a previous life may have published.
+	if n, err := r.rdb.XLen(ctx, st.key).Result(); err == nil && n == 0 {
+		st.verify = false
+	}
 	op := ctx
 	draining := false
 	backoff := newBackoff()
