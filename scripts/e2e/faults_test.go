@@ -59,6 +59,9 @@ func TestFaultsDuringLargeFanout(t *testing.T) {
 	}
 	for _, f := range faults {
 		t.Run(f.name, func(t *testing.T) {
+			if f.name == "redis-restart" && stack.Redis.Embedded() {
+				t.Skip("no redis-server on PATH: the embedded stand-in keeps nothing across a restart (.ci/run installs redis-server)")
+			}
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 			defer cancel()
 			sku := unique("gpu")

@@ -1,0 +1,51 @@
+package harness
+
+import "testing"
+
+func TestTally(t *testing.T) {
+	d := func(id, user, ch string) Delivered {
+		return Delivered{NotificationID: id, MsgID: id, UserID: user, Region: "us-east-1", Channel: ch, Subject: "edge.us-east-1." + ch + "." + user}
+	}
+	bad := d("n3", "u3", "app")
+	bad.MsgID = "other"
+	cases := []struct {
+		name     string
+		expected []string
+		got      []Delivered
+		want     Counts
+		ok       bool
+	}{
+		{"exactly once", []string{"n1", "n2"}, []Delivered{d("n1", "u1", "app"), d("n2", "u2", "sms")},
+			Counts{Expected: 2, Delivered: 2, Distinct: 2}, true},
+		{"duplicate", []string{"n1", "n2"}, []Delivered{d("n1", "u1", "app"), d("n2", "u2", "sms"), d("n1", "u1", "app")},
+			Counts{Expected: 2, Delivered: 3, Distinct: 2, Duplicates: 1}, false},
+		{"missing", []string{"n1", "n2"}, []Delivered{d("n1", "u1", "app")},
+			Counts{Expected: 2, Delivered: 1, Distinct: 1, Missing: 1}, false},
+		{"unexpected", []string{"n1"}, []Delivered{d("n1", "u1", "app"), d("n9", "u9", "web")},
+			Counts{Expected: 1, Delivered: 2, Distinct: 2, Unexpected: 1}, false},
+		{"msg id differs", []string{"n3"}, []Delivered{bad},
+			Counts{Expected: 1, Delivered: 1, Distinct: 1, BadHeaders: 1}, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			exp := map[string]bool{}
+			for _, id := range c.expected {
+				exp[id] = true
+			}
+			got := Tally(c.name, exp, c.got)
+			got.Examples, got.Scenario = nil, ""
+			if got.String() != c.want.String() {
+				t.Errorf("Tally = %+v, want %+v", got, c.want)
+			}
+			if got.OK() != c.ok {
+				t.Errorf("OK() = %v, want %v", got.OK(), c.ok)
+			}
+		})
+	}
+}
+
+func TestStreamName(t *testing.T) {
+	if got := StreamName("us-east-1"); got != "EDGE_US_EAST_1" {
+		t.Errorf("StreamName = %q", got)
+	}
+}
