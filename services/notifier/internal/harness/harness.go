@@ -23,30 +23,53 @@ import (
 	"backinstock/topics/events"
 )
 
-// CreateTopics creates the region's notify topics (partitions each), the
-// stock topic and the dead-letter topic, ignoring those that exist.
+// CreateTopics applies the topic catalogue (catalog.Plan + catalog.Apply,
+// fitted to the cluster's brokers) for the stock topic, the dead-letter topic
+// and region's notify topics. A test region is not in the catalogue, so its
+// notify topics are the catalogue's notify template renamed; partitions > 0
+// overrides their partition count (smaller topics keep -race tests quick).
 func CreateTopics(cfg kafka.Config, region string, channels []string, partitions int32) error {
 	adm, err := kafka.NewClusterAdmin(cfg)
 	if err != nil {
 		return err
 	}
 	defer adm.Close()
-	names := map[string]*sarama.TopicDetail{
-		catalog.Stock:      {NumPartitions: 12, ReplicationFactor: 1, ConfigEntries: map[string]*string{"cleanup.policy": ptr("compact")}},
-		catalog.DeadLetter: {NumPartitions: 3, ReplicationFactor: 1},
+	full, err := catalog.Default()
+	if err != nil {
+		return err
+	}
+	full = full.ForBrokers(len(cfg.Brokers))
+	sub := &catalog.Catalog{Regions: []string{region}, Channels: channels}
+	for _, name := range []string{catalog.Stock, catalog.DeadLetter} {
+		t, ok := full.Lookup(name)
+		if !ok {
+			return fmt.Errorf("catalogue lacks %s", name)
+		}
+		sub.Topics = append(sub.Topics, t)
+	}
+	tmpl, ok := full.Lookup(catalog.Notify(catalog.DefaultRegions[0], catalog.Channels[0]))
+	if !ok {
+		return errors.New("catalogue lacks the notify topics")
 	}
 	for _, ch := range channels {
-		names[catalog.Notify(region, ch)] = &sarama.TopicDetail{NumPartitions: partitions, ReplicationFactor: 1}
-	}
-	for name, d := range names {
-		if err := adm.CreateTopic(name, d, false); err != nil && !errors.Is(err, sarama.ErrTopicAlreadyExists) {
-			return fmt.Errorf("create topic %s: %w", name, err)
+		t := tmpl
+		t.Name = catalog.Notify(region, ch)
+		if partitions > 0 {
+			t.Partitions = partitions
 		}
+		sub.Topics = append(sub.Topics, t)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	plan, err := catalog.Plan(ctx, adm, sub, false)
+	if err != nil {
+		return fmt.Errorf("plan topics: %w", err)
+	}
+	if err := catalog.Apply(ctx, adm, plan); err != nil {
+		return fmt.Errorf("apply topics: %w", err)
 	}
 	return nil
 }
-
-func ptr(s string) *string { return &s }
 
 // Notification builds a valid notification for user i of sku in region.
 func Notification(region, channel, user, sku string, episode int64, created time.Time) events.Notification {

@@ -303,6 +303,11 @@ func (p *Processor) ReleaseDue(ctx context.Context, limit int) (int, error) {
 			p.o.Log.Warn("held notification undecodable; dropped", zap.String("notification_id", h.ID), zap.Error(err))
 			continue
 		}
+		if p.o.Stock != nil && p.o.Stock.Stale(n) {
+			// Sold out again while it waited for the quiet hours to end.
+			p.o.Metrics.DroppedStale.WithLabelValues(n.Channel).Inc()
+			continue
+		}
 		byChannel[n.Channel] = append(byChannel[n.Channel], cand{n: n, data: h.Payload})
 	}
 	for ch, cs := range byChannel {
