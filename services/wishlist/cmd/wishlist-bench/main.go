@@ -130,6 +130,10 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	redisCPU0 := redisCPUSeconds(ctx, rdb)
+	var ru0 syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
+	driverCPU0 := tv(ru0.Utime) + tv(ru0.Stime)
 	prod, err := kafka.NewProducer(kcfg, kafka.ProducerOptions{}, zap.NewNop())
 	if err != nil {
 		return err
@@ -151,6 +155,15 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	workerCPU, err := processCPU(cmd.Process.Pid)
+	if err != nil {
+		return err
+	}
+	redisCPU := redisCPUSeconds(ctx, rdb) - redisCPU0
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	driverCPU := tv(ru.Utime) + tv(ru.Stime) - driverCPU0
+	load, _ := os.ReadFile("/proc/loadavg")
 	cl, err := kafka.NewClient(kcfg)
 	if err != nil {
 		return err
@@ -187,6 +200,8 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	fmt.Fprintf(out, "records/s (fan-out)    %.0f\n", float64(records)/took.Seconds())
 	fmt.Fprintf(out, "records/s (wall)       %.0f\n", float64(records)/wall.Seconds())
 	fmt.Fprintf(out, "worker peak RSS        %.1f MB (VmHWM)\n", float64(hwm)/1024)
+	fmt.Fprintf(out, "CPU seconds            worker %.2f (whole life), redis-server %.2f, kfake+driver %.2f (during the fan-out)\n", workerCPU, redisCPU, driverCPU)
+	fmt.Fprintf(out, "load average           %s", load)
 	return nil
 }
 
@@ -251,6 +266,43 @@ func watch(r io.Reader, joined chan<- struct{}, finished chan<- time.Duration) {
 		}
 	}
 }
+
+// processCPU is the user+system CPU time pid has used, in seconds.
+func processCPU(pid int) (float64, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	s := string(data)
+	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	// utime and stime are fields 14 and 15 of stat, 12 and 13 after the name.
+	ut, err1 := strconv.ParseFloat(fields[11], 64)
+	st, err2 := strconv.ParseFloat(fields[12], 64)
+	if err := errors.Join(err1, err2); err != nil {
+		return 0, err
+	}
+	return (ut + st) / 100, nil // USER_HZ is 100 on Linux
+}
+
+// redisCPUSeconds is redis-server's used CPU (user+sys) from INFO cpu.
+func redisCPUSeconds(ctx context.Context, rdb *redis.Client) float64 {
+	info, err := rdb.Info(ctx, "cpu").Result()
+	if err != nil {
+		return 0
+	}
+	var total float64
+	for _, l := range strings.Split(info, "\r\n") {
+		for _, k := range []string{"used_cpu_sys:", "used_cpu_user:"} {
+			if v, ok := strings.CutPrefix(l, k); ok {
+				f, _ := strconv.ParseFloat(v, 64)
+				total += f
+			}
+		}
+	}
+	return total
+}
+
+func tv(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }
 
 // vmHWM is the peak resident set size of pid in KiB.
 func vmHWM(pid int) (int64, error) {

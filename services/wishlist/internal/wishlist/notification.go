@@ -1,6 +1,8 @@
 package wishlist
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"strconv"
 	"strings"
 	"time"
@@ -164,9 +166,14 @@ func appendString(buf []byte, s string) []byte {
 // notification of the page shares (restock, product, created_at) are
 // encoded once, and each record appends only its own id, user, channel and
 // preferences. The field order differs from encoding/json's; JSON readers
-// do not care, and the strict decoder accepts it.
+// do not care, and the strict decoder accepts it. An Encoder is used by one
+// goroutine at a time.
 type Encoder struct {
 	shared []byte
+	// idTail is "|<sku>|<region>|<episode>|" of events.NotificationID's
+	// hashed input, which is the same for the whole page.
+	idTail []byte
+	idIn   []byte
 }
 
 // NewEncoder prepares the shared part of m's notifications created at at.
@@ -189,14 +196,29 @@ func NewEncoder(m Message, at time.Time) *Encoder {
 	b = append(b, `,"created_at":"`...)
 	b = at.UTC().AppendFormat(b, time.RFC3339Nano)
 	b = append(b, '"')
-	return &Encoder{shared: b}
+	tail := []byte("|" + m.SKU + "|" + m.Region + "|" + strconv.FormatInt(m.Episode, 10) + "|")
+	return &Encoder{shared: b, idTail: tail}
+}
+
+// appendID appends events.NotificationID(userID, sku, region, episode,
+// channel) without allocating: the same sha256 over the same bytes
+// ("notification|<user>|<sku>|<region>|<episode>|<channel>", first 16 bytes
+// in hex); a test holds the two equal.
+func (e *Encoder) appendID(buf []byte, userID, channel string) []byte {
+	in := append(e.idIn[:0], "notification|"...)
+	in = append(in, userID...)
+	in = append(in, e.idTail...)
+	in = append(in, channel...)
+	e.idIn = in
+	sum := sha256.Sum256(in)
+	return hex.AppendEncode(buf, sum[:16])
 }
 
 // Append appends the notification of userID on channel, which must belong
 // to the Message the Encoder was made for, to buf.
 func (e *Encoder) Append(buf []byte, m *Message, userID, channel string, p *Preferences) []byte {
 	buf = append(buf, `{"notification_id":"`...)
-	buf = append(buf, events.NotificationID(userID, m.SKU, m.Region, m.Episode, channel)...)
+	buf = e.appendID(buf, userID, channel)
 	buf = append(buf, `","user_id":`...)
 	buf = appendString(buf, userID)
 	buf = append(buf, `,"channel":`...)

@@ -243,7 +243,7 @@ func TestEncoderMatchesNotification(t *testing.T) {
 			if err != nil {
 				t.Fatalf("prefs %d %s: DecodeNotification(%s): %v", i, ch, data, err)
 			}
-			if want := m.Notification("user-9", ch, p, at); !reflect.DeepEqual(got, want) {
+			if want := m.Notification("user-9", ch, p, at); !reflect.DeepEqual(got, want) || got.NotificationID != events.NotificationID("user-9", "sku-1", "eu-west-1", 2, ch) {
 				t.Fatalf("prefs %d %s:\n got %+v\nwant %+v", i, ch, got, want)
 			}
 		}
