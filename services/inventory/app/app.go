@@ -62,7 +62,7 @@ type Config struct {
 
 // Bind registers every setting on s (env names in the README's table).
 func (c *Config) Bind(s *config.Set) {
-	s.String(&c.HTTPAddr, "http-addr", "HTTP_ADDR", ":8081", "HTTP listen address (API, /healthz, /readyz, /metrics)")
+	s.String(&c.HTTPAddr, "http-addr", "HTTP_ADDR", ":8080", "HTTP listen address (API, /healthz, /readyz, /metrics)")
 	s.String(&c.APIToken, "api-token", "API_TOKEN", "", "bearer token the stock API requires (required)")
 	s.String(&c.RedisURL, "redis-url", "REDIS_URL", "redis://127.0.0.1:6379/0", "Redis URL (redis:// or rediss://; ?addr= for a cluster)")
 	c.Kafka.Bind(s)
