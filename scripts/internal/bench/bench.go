@@ -65,8 +65,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		o.Region = "us-east-1"
 	}
 	res := Result{Users: o.Users, Restocks: o.Restocks}
-	st, err := harness.Start(ctx, harness.Options{Dir: o.Dir, BinDir: o.BinDir, Log: o.Log,
-		Env: []string{"LOG_LEVEL=warn"}})
+	st, err := harness.Start(ctx, harness.Options{Dir: o.Dir, BinDir: o.BinDir, Log: o.Log})
 	if err != nil {
 		return res, err
 	}
@@ -214,10 +213,6 @@ func latency(ctx context.Context, st *harness.Stack, edge *harness.Edge, o Optio
 	}
 	if _, err := c.Import(ctx, lines); err != nil {
 		return err
-	}
-	type arrival struct {
-		episode int64
-		at      time.Time
 	}
 	var mu sync.Mutex
 	counts := map[int64]int{}

@@ -67,8 +67,12 @@ func verdict(ok bool) string {
 func (r Result) Table() string {
 	var b strings.Builder
 	b.WriteString("| measure | figure | aim |\n|---|---|---|\n")
-	fmt.Fprintf(&b, "| restock of one sku, %d wishlisters in one region: API call → last notification acknowledged at the edge | %.2f s (%.0f notifications/s) | ≤ 12 s: %s |\n",
-		r.Users, r.Total.Seconds(), r.Rate(), verdict(r.Users < 1_000_000 || r.Total <= 12*time.Second))
+	aim := "≤ 12 s for 1,000,000"
+	if r.Users == 1_000_000 {
+		aim = "≤ 12 s: " + verdict(r.Total <= 12*time.Second)
+	}
+	fmt.Fprintf(&b, "| restock of one sku, %d wishlisters in one region: API call → last notification acknowledged at the edge | %.2f s (%.0f notifications/s) | %s |\n",
+		r.Users, r.Total.Seconds(), r.Rate(), aim)
 	fmt.Fprintf(&b, "| same restock: API call → first edge delivery | %s | |\n", ms(r.FirstDelivery))
 	if r.Counts != nil {
 		fmt.Fprintf(&b, "| same restock, read back from the edge stream | delivered %d, distinct %d, duplicates %d, missing %d | exactly once |\n",
