@@ -166,7 +166,7 @@ func bench(args []string, out io.Writer) error {
 	rate := fs.Int("rate", 20000, "produce rate of the latency run (per second)")
 	latFor := fs.Duration("latency-for", 10*time.Second, "length of the latency run")
 	skipBare := fs.Bool("skip-bare", false, "skip the bare loop")
-	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the notifier run to this file")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the notifier runs (throughput and latency) to this file")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -210,9 +210,6 @@ func bench(args []string, out io.Writer) error {
 	}
 	go func() { errc <- app.Run(rctx, cfg, zap.NewNop(), prometheus.NewRegistry()) }()
 	first, last, err := s.waitStream(ctx, "bench", uint64(*n), 10*time.Minute)
-	if *cpuProfile != "" {
-		pprof.StopCPUProfile()
-	}
 	if err != nil {
 		stop()
 		return err
@@ -225,6 +222,9 @@ func bench(args []string, out io.Writer) error {
 	if err != nil {
 		stop()
 		return err
+	}
+	if *cpuProfile != "" {
+		pprof.StopCPUProfile()
 	}
 	fmt.Fprintf(out, "latency produce -> edge at %d/s for %s (%d notifications): p50 %s, p99 %s\n", *rate, *latFor, count, p50.Round(10*time.Microsecond), p99.Round(10*time.Microsecond))
 	stop()
