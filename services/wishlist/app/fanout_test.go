@@ -110,6 +110,8 @@ func TestThreeRegionGroupsEachNotifyTheirOwn(t *testing.T) {
 	c.putEntry(u(7), sku, "ap-south-1", "app")
 	c.putEntry(u(8), sku, "ap-south-1", "sms")
 	c.do("PUT", "/v1/users/"+u(8)+"/preferences", token, "application/json", `{"opt_out":["sms"]}`, nil)
+	c.do("PUT", "/v1/users/"+u(11)+"/preferences", token, "application/json", `{"opt_out":["app"]}`, nil) // preferences before the entry
+	c.putEntry(u(11), sku, "ap-south-1", "app", "web")
 	c.putEntry(u(9), sku+"-other", "us-east-1", "app") // another sku: never notified
 	c.putEntry(u(10), sku, "us-east-1", "web")
 	if code := c.do("DELETE", "/v1/users/"+u(10)+"/wishlist/"+sku, token, "", "", nil); code != 204 { // removed: never notified
@@ -118,7 +120,7 @@ func TestThreeRegionGroupsEachNotifyTheirOwn(t *testing.T) {
 
 	want := map[string]int{}
 	for _, w := range []string{"us-east-1/1/app", "us-east-1/1/email", "us-east-1/2/sms", "us-east-1/3/app", "us-east-1/3/web",
-		"eu-west-1/5/email", "eu-west-1/6/app", "eu-west-1/6/web", "ap-south-1/7/app"} {
+		"eu-west-1/5/email", "eu-west-1/6/app", "eu-west-1/6/web", "ap-south-1/7/app", "ap-south-1/11/web"} {
 		p := strings.Split(w, "/")
 		want[key(p[0], "/", u(atoi(p[1])), "/", p[2])] = 1
 	}

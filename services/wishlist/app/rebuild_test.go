@@ -61,6 +61,7 @@ func TestRebuildReproducesStore(t *testing.T) {
 			out["counts "+s] = counts
 			for _, reg := range cfg.Regions {
 				out[fmt.Sprint("zset ", s, reg)] = rdb.ZRangeWithScores(ctx, store.UsersKey(s, reg), 0, -1).Val()
+				out[fmt.Sprint("items ", s, reg)] = rdb.HGetAll(ctx, store.ItemsKey(s, reg)).Val()
 			}
 		}
 		return out

@@ -3,12 +3,18 @@
 //
 //	wl:{<sku>|<region>}:users   ZSET user id -> wishlist time (ms); ties
 //	                            ordered by user id, so the order is total
+//	wl:{<sku>|<region>}:items   HASH user id -> entry and the user's
+//	                            preferences ("<ms> <region> <channels>\n<prefs JSON>")
 //	wl:{<user>}:user            HASH "p" -> preferences JSON,
 //	                            "i:<sku>" -> entry ("<ms> <region> <channels>")
 //	wl:ckpt:{<event>|<region>}  STRING fan-out checkpoint JSON (with a TTL)
 //
-// A user's entries and preferences share one hash so that a fan-out learns a
-// wishlister's channels and preferences with a single HMGET, pipelined per page.
+// The user hash is the source of truth for the API. The items hash is the
+// fan-out's copy: it shares the sorted set's hash slot, so one script call
+// per page returns the next wishlisters with their channels and preferences
+// (no per-user round trip, which cost Redis and the worker more than the rest
+// of a fan-out). Preferences are copied into it when an entry is written and
+// re-copied to every entry of the user when they change.
 package store
 
 import (
@@ -33,6 +39,9 @@ const (
 
 // UsersKey is the sorted set of a (sku, region)'s wishlisters.
 func UsersKey(sku, region string) string { return "wl:{" + sku + "|" + region + "}:users" }
+
+// ItemsKey is the fan-out's hash of a (sku, region)'s entries with preferences.
+func ItemsKey(sku, region string) string { return "wl:{" + sku + "|" + region + "}:items" }
 
 // UserKey is the hash of a user's entries and preferences.
 func UserKey(userID string) string { return "wl:{" + userID + "}:user" }
@@ -96,24 +105,81 @@ func (s *Store) Write(ctx context.Context, puts []wishlist.Entry, removes []wish
 	if len(puts)+len(removes) == 0 {
 		return nil
 	}
+	prefs, err := s.rawPrefs(ctx, puts)
+	if err != nil {
+		return err
+	}
 	pipe := s.rdb.Pipeline()
 	for i, e := range puts {
-		pipe.HSet(ctx, UserKey(e.UserID), itemPrefix+e.SKU, wishlist.EncodeItem(e))
+		item := wishlist.EncodeItem(e)
+		pipe.HSet(ctx, UserKey(e.UserID), itemPrefix+e.SKU, item)
+		pipe.HSet(ctx, ItemsKey(e.SKU, e.Region), e.UserID, withPrefs(item, prefs[i]))
 		pipe.ZAdd(ctx, UsersKey(e.SKU, e.Region), redis.Z{Score: float64(e.Since.UnixMilli()), Member: e.UserID})
 		if o := old[i]; o != nil && o.Region != e.Region {
 			pipe.ZRem(ctx, UsersKey(o.SKU, o.Region), o.UserID)
+			pipe.HDel(ctx, ItemsKey(o.SKU, o.Region), o.UserID)
 		}
 	}
 	for i, r := range removes {
 		pipe.HDel(ctx, UserKey(r.UserID), itemPrefix+r.SKU)
 		if o := old[len(puts)+i]; o != nil {
 			pipe.ZRem(ctx, UsersKey(o.SKU, o.Region), o.UserID)
+			pipe.HDel(ctx, ItemsKey(o.SKU, o.Region), o.UserID)
 		}
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return fmt.Errorf("write %d entries, remove %d: %w", len(puts), len(removes), err)
 	}
+	// Preferences changed by a concurrent SetPrefs after they were read
+	// above may have missed these entries (SetPrefs copies them to the
+	// entries it finds); read them again and re-copy where they differ.
+	for range 3 {
+		again, err := s.rawPrefs(ctx, puts)
+		if err != nil {
+			return err
+		}
+		pipe := s.rdb.Pipeline()
+		for i, e := range puts {
+			if again[i] != prefs[i] {
+				pipe.HSet(ctx, ItemsKey(e.SKU, e.Region), e.UserID, withPrefs(wishlist.EncodeItem(e), again[i]))
+			}
+		}
+		if pipe.Len() == 0 {
+			return nil
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			return fmt.Errorf("re-copy preferences to %d entries: %w", pipe.Len(), err)
+		}
+		prefs = again
+	}
 	return nil
+}
+
+func withPrefs(item, prefs string) string {
+	if prefs == "" {
+		return item
+	}
+	return item + "\n" + prefs
+}
+
+// rawPrefs reads the stored preferences JSON of each entry's user ("" for none).
+func (s *Store) rawPrefs(ctx context.Context, entries []wishlist.Entry) ([]string, error) {
+	out := make([]string, len(entries))
+	if len(entries) == 0 {
+		return out, nil
+	}
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.StringCmd, len(entries))
+	for i, e := range entries {
+		cmds[i] = pipe.HGet(ctx, UserKey(e.UserID), fieldPrefs)
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("read preferences of %d users: %w", len(entries), err)
+	}
+	for i, c := range cmds {
+		out[i] = c.Val()
+	}
+	return out, nil
 }
 
 // Entries lists a user's wishlist (sorted by sku) and preferences.
@@ -180,9 +246,13 @@ func (s *Store) Prefs(ctx context.Context, userID string) (*wishlist.Preferences
 	return decodePrefs(userID, v)
 }
 
-// SetPrefs replaces a user's preferences (nil deletes them).
+// SetPrefs replaces a user's preferences (nil deletes them) and copies them
+// to the fan-out's record of every entry of the user.
 func (s *Store) SetPrefs(ctx context.Context, userID string, p *wishlist.Preferences) error {
-	var err error
+	var (
+		err error
+		raw string
+	)
 	if p == nil {
 		err = s.rdb.HDel(ctx, UserKey(userID), fieldPrefs).Err()
 	} else {
@@ -190,10 +260,33 @@ func (s *Store) SetPrefs(ctx context.Context, userID string, p *wishlist.Prefere
 		if merr != nil {
 			return fmt.Errorf("encode preferences of %s: %w", userID, merr)
 		}
-		err = s.rdb.HSet(ctx, UserKey(userID), fieldPrefs, data).Err()
+		raw = string(data)
+		err = s.rdb.HSet(ctx, UserKey(userID), fieldPrefs, raw).Err()
 	}
 	if err != nil {
 		return fmt.Errorf("write preferences of %s: %w", userID, err)
+	}
+	all, err := s.rdb.HGetAll(ctx, UserKey(userID)).Result()
+	if err != nil {
+		return fmt.Errorf("read entries of %s: %w", userID, err)
+	}
+	pipe := s.rdb.Pipeline()
+	for field, v := range all {
+		sku, ok := strings.CutPrefix(field, itemPrefix)
+		if !ok {
+			continue
+		}
+		e, err := wishlist.DecodeItem(userID, sku, v)
+		if err != nil {
+			return err
+		}
+		pipe.HSet(ctx, ItemsKey(sku, e.Region), userID, withPrefs(v, raw))
+	}
+	if pipe.Len() == 0 {
+		return nil
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("copy preferences of %s to its entries: %w", userID, err)
 	}
 	return nil
 }
@@ -223,8 +316,9 @@ type Wishlister struct {
 	Prefs  *wishlist.Preferences
 }
 
-// pageScript returns up to ARGV[3] members (with scores) after the cursor
-// (ARGV[1] score, ARGV[2] member; "" member = from the start). It finds the
+// pageScript returns up to ARGV[3] members (with scores) of the sorted set
+// KEYS[1] after the cursor (ARGV[1] score, ARGV[2] member; "" member = from
+// the start), and their values in the items hash KEYS[2]. It finds the
 // cursor by rank when the member is still there with the same score, and
 // otherwise by a binary search among the members of equal score, so a
 // wishlister removed meanwhile does not lose the place.
@@ -249,50 +343,70 @@ if ARGV[2] ~= "" then
     start = lo
   end
 end
-return redis.call('ZRANGE', KEYS[1], start, start + n - 1, 'WITHSCORES')
+local r = redis.call('ZRANGE', KEYS[1], start, start + n - 1, 'WITHSCORES')
+local items = {}
+local chunk = {}
+for i = 1, #r, 2 do
+  chunk[#chunk + 1] = r[i]
+  if #chunk == 1000 or i + 1 >= #r then
+    local vals = redis.call('HMGET', KEYS[2], unpack(chunk))
+    for j = 1, #vals do items[#items + 1] = vals[j] end
+    chunk = {}
+  end
+end
+return {r, items}
 `
 
 // Page reads up to n wishlisters of (sku, region) after cur, earliest
-// first, with their entries and preferences: one script call for the ids and
-// one pipeline of HMGETs for the rest.
+// first, with their entries and preferences, in one script call.
 func (s *Store) Page(ctx context.Context, sku, region string, cur Cursor, n int) ([]Wishlister, error) {
-	raw, err := s.page.Run(ctx, s.rdb, []string{UsersKey(sku, region)}, strconv.FormatInt(cur.Score, 10), cur.Member, n).StringSlice()
+	res, err := s.page.Run(ctx, s.rdb, []string{UsersKey(sku, region), ItemsKey(sku, region)}, strconv.FormatInt(cur.Score, 10), cur.Member, n).Slice()
 	if err != nil {
 		return nil, fmt.Errorf("page wishlisters of %s in %s: %w", sku, region, err)
 	}
-	out := make([]Wishlister, len(raw)/2)
-	if len(out) == 0 {
+	if len(res) != 2 {
+		return nil, fmt.Errorf("page wishlisters of %s in %s: unexpected reply of %d parts", sku, region, len(res))
+	}
+	raw, _ := res[0].([]any)
+	items, _ := res[1].([]any)
+	if len(raw) == 0 {
 		return nil, nil
 	}
-	pipe := s.rdb.Pipeline()
-	cmds := make([]*redis.SliceCmd, len(out))
-	field := itemPrefix + sku
+	if len(items) != len(raw)/2 {
+		return nil, fmt.Errorf("page wishlisters of %s in %s: %d members but %d items", sku, region, len(raw)/2, len(items))
+	}
+	out := make([]Wishlister, len(raw)/2)
+	// Users with the same preferences share one decoded copy.
+	decoded := map[string]*wishlist.Preferences{}
 	for i := range out {
-		score, err := strconv.ParseFloat(raw[2*i+1], 64)
+		user, _ := raw[2*i].(string)
+		sc, _ := raw[2*i+1].(string)
+		score, err := strconv.ParseFloat(sc, 64)
 		if err != nil {
-			return nil, fmt.Errorf("page wishlisters of %s in %s: score %q: %w", sku, region, raw[2*i+1], err)
+			return nil, fmt.Errorf("page wishlisters of %s in %s: score %q: %w", sku, region, sc, err)
 		}
-		out[i] = Wishlister{UserID: raw[2*i], Score: int64(score)}
-		cmds[i] = pipe.HMGet(ctx, UserKey(out[i].UserID), field, fieldPrefs)
-	}
-	if _, err := pipe.Exec(ctx); err != nil {
-		return nil, fmt.Errorf("read %d wishlisters of %s in %s: %w", len(out), sku, region, err)
-	}
-	for i := range out {
-		vals := cmds[i].Val()
-		if item, ok := vals[0].(string); ok {
-			e, err := wishlist.DecodeItem(out[i].UserID, sku, item)
-			if err != nil {
-				return nil, err
-			}
-			if e.Region == region {
-				out[i].Entry = &e
-			}
+		out[i] = Wishlister{UserID: user, Score: int64(score)}
+		v, ok := items[i].(string)
+		if !ok {
+			continue // removed after the sorted set was read: skipped
 		}
-		if p, ok := vals[1].(string); ok {
-			if out[i].Prefs, err = decodePrefs(out[i].UserID, p); err != nil {
-				return nil, err
+		item, prefs, _ := strings.Cut(v, "\n")
+		e, err := wishlist.DecodeItem(user, sku, item)
+		if err != nil {
+			return nil, err
+		}
+		if e.Region == region {
+			out[i].Entry = &e
+		}
+		if prefs != "" {
+			p, ok := decoded[prefs]
+			if !ok {
+				if p, err = decodePrefs(user, prefs); err != nil {
+					return nil, err
+				}
+				decoded[prefs] = p
 			}
+			out[i].Prefs = p
 		}
 	}
 	return out, nil
