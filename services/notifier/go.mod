@@ -54,8 +54,3 @@ require (
 	google.golang.org/protobuf v1.36.12 // indirect
 	gopkg.in/yaml.v3 v3.0.1 // indirect
 )
-
-replace (
-	backinstock/shared => ../../shared
-	backinstock/topics => ../../topics
-)
