@@ -84,7 +84,10 @@ type Publisher struct {
 // maxPending; a batch not fully acknowledged within timeout fails (the edge is
 // down or slow) and the caller retries it.
 func NewPublisher(nc *nats.Conn, maxPending int, timeout time.Duration) (*Publisher, error) {
-	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(maxPending))
+	// The async timeout retires futures whose ack can never come (the
+	// connection dropped after the write); without it they would hold their
+	// place in maxPending forever and, after a few outages, stall publishing.
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(maxPending), jetstream.WithPublishAsyncTimeout(timeout))
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
