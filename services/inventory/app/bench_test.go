@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -25,11 +26,17 @@ func benchService(b *testing.B) (*service, []string) {
 	k := env.Kafka(b)
 	applyCatalog(b, k.Brokers, 3)
 	url, _ := freshRedisURL(b)
-	return start(b, testConfig(b, url, k.Brokers)), k.Brokers
+	cfg := testConfig(b, url, k.Brokers)
+	cfg.RelayEnabled = os.Getenv("BENCH_NO_RELAY") == ""
+	return start(b, cfg), k.Brokers
 }
 
 // The benchmarks run a fixed workload whatever b.N is (the root Makefile
 // runs them with -benchtime 1x) and report their figures as custom metrics.
+
+// Set BENCH_NO_RELAY=1 to run the service without its relay (the figures
+// then leave out the Kafka produce work, which here runs in the same process
+// as the in-process kfake brokers).
 
 // BenchmarkPut measures single PUT /v1/stock/{sku} updates per second for
 // 5 s over keep-alive connections (64 concurrent clients, 10,000 skus,

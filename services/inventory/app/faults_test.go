@@ -179,6 +179,9 @@ func runChild(t *testing.T, bin string, env ...string) *child {
 // Kafka keeps the already-published ones from arriving twice.
 func TestSIGKILLAfterAnswer(t *testing.T) {
 	bin := buildBinary(t)
+	if out, err := exec.Command(bin, "--help").CombinedOutput(); err != nil || !strings.Contains(string(out), "API_TOKEN") {
+		t.Fatalf("--help: %v\n%s", err, out)
+	}
 	k := env.Kafka(t)
 	applyCatalog(t, k.Brokers, 3)
 	restocks := collect(t, k.Brokers, catalog.Restock)
