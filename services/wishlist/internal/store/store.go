@@ -318,7 +318,7 @@ type Wishlister struct {
 
 // pageScript returns up to ARGV[3] members (with scores) of the sorted set
 // KEYS[1] after the cursor (ARGV[1] score, ARGV[2] member; "" member = from
-// the start), and their values in the items hash KEYS[2]. It finds the
+// the start), atomically. It finds the
 // cursor by rank when the member is still there with the same score, and
 // otherwise by a binary search among the members of equal score, so a
 // wishlister removed meanwhile does not lose the place.
@@ -343,44 +343,34 @@ if ARGV[2] ~= "" then
     start = lo
   end
 end
-local r = redis.call('ZRANGE', KEYS[1], start, start + n - 1, 'WITHSCORES')
-local items = {}
-local chunk = {}
-for i = 1, #r, 2 do
-  chunk[#chunk + 1] = r[i]
-  if #chunk == 1000 or i + 1 >= #r then
-    local vals = redis.call('HMGET', KEYS[2], unpack(chunk))
-    for j = 1, #vals do items[#items + 1] = vals[j] end
-    chunk = {}
-  end
-end
-return {r, items}
+return redis.call('ZRANGE', KEYS[1], start, start + n - 1, 'WITHSCORES')
 `
 
 // Page reads up to n wishlisters of (sku, region) after cur, earliest
-// first, with their entries and preferences, in one script call.
+// first, with their entries and preferences: a script call for the ids and
+// one HMGET of the items hash (same slot) for the rest. Building the reply
+// inside Lua cost Redis more than the second round trip.
 func (s *Store) Page(ctx context.Context, sku, region string, cur Cursor, n int) ([]Wishlister, error) {
-	res, err := s.page.Run(ctx, s.rdb, []string{UsersKey(sku, region), ItemsKey(sku, region)}, strconv.FormatInt(cur.Score, 10), cur.Member, n).Slice()
+	raw, err := s.page.Run(ctx, s.rdb, []string{UsersKey(sku, region)}, strconv.FormatInt(cur.Score, 10), cur.Member, n).StringSlice()
 	if err != nil {
 		return nil, fmt.Errorf("page wishlisters of %s in %s: %w", sku, region, err)
 	}
-	if len(res) != 2 {
-		return nil, fmt.Errorf("page wishlisters of %s in %s: unexpected reply of %d parts", sku, region, len(res))
-	}
-	raw, _ := res[0].([]any)
-	items, _ := res[1].([]any)
 	if len(raw) == 0 {
 		return nil, nil
 	}
-	if len(items) != len(raw)/2 {
-		return nil, fmt.Errorf("page wishlisters of %s in %s: %d members but %d items", sku, region, len(raw)/2, len(items))
+	users := make([]string, len(raw)/2)
+	for i := range users {
+		users[i] = raw[2*i]
+	}
+	items, err := s.rdb.HMGet(ctx, ItemsKey(sku, region), users...).Result()
+	if err != nil {
+		return nil, fmt.Errorf("read %d wishlisters of %s in %s: %w", len(users), sku, region, err)
 	}
 	out := make([]Wishlister, len(raw)/2)
 	// Users with the same preferences share one decoded copy.
 	decoded := map[string]*wishlist.Preferences{}
 	for i := range out {
-		user, _ := raw[2*i].(string)
-		sc, _ := raw[2*i+1].(string)
+		user, sc := raw[2*i], raw[2*i+1]
 		score, err := strconv.ParseFloat(sc, 64)
 		if err != nil {
 			return nil, fmt.Errorf("page wishlisters of %s in %s: score %q: %w", sku, region, sc, err)
