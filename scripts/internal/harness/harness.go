@@ -277,12 +277,21 @@ func (s *Stack) startServices(ctx context.Context) error {
 		s.Fanout[r], s.Notifier[r] = f, n
 		all = append(all, f, n)
 	}
+	t0 := time.Now()
 	for _, p := range all {
 		if err := p.Start(); err != nil {
 			return err
 		}
+		// Notifiers one at a time: each creates its region's edge stream at
+		// start, and a fresh nats-server in JWT mode answers concurrent first
+		// stream creations in one account with "error creating store for
+		// stream" (err_code 10049) now and then; the notifier exits on it.
+		if strings.HasPrefix(p.Name, "notifier-") {
+			if err := p.WaitReady(ctx, 90*time.Second); err != nil {
+				return err
+			}
+		}
 	}
-	t0 := time.Now()
 	for _, p := range all {
 		if err := p.WaitReady(ctx, 90*time.Second); err != nil {
 			return err
