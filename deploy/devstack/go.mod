@@ -3,6 +3,9 @@ module backinstock/deploy/devstack
 go 1.26.8
 
 require (
+	backinstock/services/inventory v0.0.0
+	backinstock/services/notifier v0.0.0
+	backinstock/services/wishlist v0.0.0
 	backinstock/shared v0.0.0
 	backinstock/topics v0.0.0
 	github.com/twmb/franz-go/pkg/kfake v0.0.0-20260918054303-01f206a7e32c
@@ -55,6 +58,9 @@ require (
 )
 
 replace (
+	backinstock/services/inventory => ../../services/inventory
+	backinstock/services/notifier => ../../services/notifier
+	backinstock/services/wishlist => ../../services/wishlist
 	backinstock/shared => ../../shared
 	backinstock/topics => ../../topics
 )

@@ -18,6 +18,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"go.uber.org/zap"
 
+	"backinstock/services/notifier/edgeauth"
+	"backinstock/services/notifier/edgeauth/edgeserver"
 	"backinstock/shared/config"
 	"backinstock/shared/kafka"
 	"backinstock/shared/testenv"
@@ -35,8 +37,11 @@ type Config struct {
 	RedisPort  int
 	APIToken   string
 	InfraOnly  bool
-	Regions    []string
-	LogLevel   string
+	// HTTPPortBase: the demo page listens on it, inventory on +1, the
+	// wishlist API on +2, fan-out workers on +10.., notifiers on +20...
+	HTTPPortBase int
+	Regions      []string
+	LogLevel     string
 }
 
 // Bind registers the settings.
@@ -47,6 +52,7 @@ func (c *Config) Bind(s *config.Set) {
 	s.Int(&c.NATSWSPort, "nats-ws-port", "DEVSTACK_NATS_WS_PORT", 14280, "NATS websocket port")
 	s.Int(&c.RedisPort, "redis-port", "DEVSTACK_REDIS_PORT", 16379, "Redis port")
 	s.String(&c.APIToken, "api-token", "API_TOKEN", "", "API token (default: generated once and kept in the data dir)")
+	s.Int(&c.HTTPPortBase, "http-port-base", "DEVSTACK_HTTP_PORT_BASE", 18080, "demo page port; services take the ports above it")
 	s.Bool(&c.InfraOnly, "infra-only", "DEVSTACK_INFRA_ONLY", false, "run Kafka, NATS and Redis only, no services")
 	s.List(&c.Regions, "regions", "REGIONS", catalog.DefaultRegions, "regions to run fan-out groups and notifiers for")
 	s.String(&c.LogLevel, "log-level", "LOG_LEVEL", "info", "log level")
@@ -66,6 +72,9 @@ func (c Config) Validate() error {
 		if _, err := fmt.Sscanf(port, "%d", &n); err != nil || n <= 0 || n > 65535 {
 			p.Addf("--kafka-ports", "%q is not a port", port)
 		}
+	}
+	if !c.InfraOnly && (c.HTTPPortBase <= 0 || c.HTTPPortBase > 65500) {
+		p.Addf("--http-port-base", "%d is not a port with 30 free above it", c.HTTPPortBase)
 	}
 	for name, port := range map[string]int{"--nats-port": c.NATSPort, "--nats-ws-port": c.NATSWSPort, "--redis-port": c.RedisPort} {
 		if port <= 0 || port > 65535 {
@@ -90,7 +99,10 @@ type Env struct {
 	NATSURL      string
 	NATSWSURL    string
 	APIToken     string
-	Extra        [][2]string // service URLs, added as they start
+	// NATSCreds is the service user's creds file; EdgeAccountSeedFile signs browser tokens.
+	NATSCreds           string
+	EdgeAccountSeedFile string
+	Extra               [][2]string // service URLs, added as they start
 }
 
 // StartInfra brings up Kafka, NATS and Redis under cfg.DataDir and applies the catalogue.
@@ -112,7 +124,24 @@ func StartInfra(ctx context.Context, cfg Config, log *zap.Logger) (*Infra, error
 		return nil, err
 	}
 	in.Kafka = k
-	n, err := testenv.StartNATS(testenv.NATSOptions{StoreDir: filepath.Join(cfg.DataDir, "nats"), Port: cfg.NATSPort, WSPort: cfg.NATSWSPort})
+	// The edge runs in NATS operator mode: browsers get user-scoped JWTs from
+	// the notifier; services use the creds file kept under <data-dir>/edge.
+	edgeDir, err := filepath.Abs(filepath.Join(cfg.DataDir, "edge"))
+	if err != nil {
+		in.Close()
+		return nil, err
+	}
+	trust, err := edgeauth.LoadOrCreate(edgeDir)
+	if err != nil {
+		in.Close()
+		return nil, err
+	}
+	configure, err := edgeserver.Configure(trust)
+	if err != nil {
+		in.Close()
+		return nil, err
+	}
+	n, err := testenv.StartNATS(testenv.NATSOptions{StoreDir: filepath.Join(cfg.DataDir, "nats"), Port: cfg.NATSPort, WSPort: cfg.NATSWSPort, Configure: configure})
 	if err != nil {
 		in.Close()
 		return nil, err
@@ -131,7 +160,8 @@ func StartInfra(ctx context.Context, cfg Config, log *zap.Logger) (*Infra, error
 		in.Close()
 		return nil, err
 	}
-	in.Env = Env{KafkaBrokers: k.BrokerList(), RedisURL: r.URL(), NATSURL: n.URL(), NATSWSURL: n.WSURL(), APIToken: token}
+	in.Env = Env{KafkaBrokers: k.BrokerList(), RedisURL: r.URL(), NATSURL: n.URL(), NATSWSURL: n.WSURL(), APIToken: token,
+		NATSCreds: filepath.Join(edgeDir, edgeauth.FileServiceCreds), EdgeAccountSeedFile: filepath.Join(edgeDir, edgeauth.FileAppSeed)}
 	return in, nil
 }
 
@@ -208,6 +238,8 @@ func (e Env) Lines() []string {
 		"NATS_URL=" + e.NATSURL,
 		"NATS_WS_URL=" + e.NATSWSURL,
 		"API_TOKEN=" + e.APIToken,
+		"NATS_CREDS=" + e.NATSCreds,
+		"EDGE_ACCOUNT_SEED_FILE=" + e.EdgeAccountSeedFile,
 	}
 	for _, kv := range e.Extra {
 		lines = append(lines, kv[0]+"="+kv[1])
