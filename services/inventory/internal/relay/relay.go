@@ -209,10 +209,6 @@ func (r *Relay) runShard(ctx context.Context, shard int) error {
 		drainCancel()
 		r.releaseLease(context.WithoutCancel(ctx), st)
 	}()
-	// An empty outbox at start has nothing a previous life may have published.
-	if n, err := r.rdb.XLen(ctx, st.key).Result(); err == nil && n == 0 {
-		st.verify = false
-	}
 	op := ctx
 	draining := false
 	backoff := newBackoff()
@@ -317,8 +313,19 @@ func (r *Relay) holdLease(ctx context.Context, st *shardState) error {
 		return fmt.Errorf("renew relay lease: %w", err)
 	}
 	if ok != 1 {
+		// Whoever holds it now publishes (and trims) this shard; what this
+		// loop read is stale.
 		st.leaseAt = time.Time{}
+		st.pending, st.cursor, st.trimTo = nil, "0-0", ""
+		clear(st.acked)
 		return errors.New("another relay holds the lease")
+	}
+	if st.leaseAt.IsZero() {
+		// Newly acquired (at start or taken over from a relay that stopped
+		// renewing): the entries left in the outbox may have reached Kafka
+		// before their trim, unless there are none.
+		n, err := r.rdb.XLen(ctx, st.key).Result()
+		st.verify = err != nil || n > 0
 	}
 	st.leaseAt = time.Now()
 	return nil

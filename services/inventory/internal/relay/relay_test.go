@@ -24,6 +24,28 @@ var env *testenv.Env
 
 func TestMain(m *testing.M) { os.Exit(testenv.Main(m, &env)) }
 
+var catalogOnce sync.Once
+
+func applyCatalogOnce(t *testing.T, brokers []string) {
+	t.Helper()
+	catalogOnce.Do(func() {
+		adm, err := kafka.NewClusterAdmin(kafka.Config{Brokers: brokers})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer adm.Close()
+		cat, _ := catalog.Default()
+		ctx := context.Background()
+		plan, err := catalog.Plan(ctx, adm, cat.ForBrokers(3), false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := catalog.Apply(ctx, adm, plan); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
 func runRelay(t *testing.T, rdb redis.UniversalClient, brokers []string) {
 	t.Helper()
 	r := New(rdb, kafka.Config{Brokers: brokers}, Options{Shards: 1, LeaseTTL: time.Second}, zaptest.NewLogger(t))
@@ -42,20 +64,8 @@ func runRelay(t *testing.T, rdb redis.UniversalClient, brokers []string) {
 // into the outbox with their ids, and a new relay must not publish them again.
 func TestCrashBetweenAckAndTrim(t *testing.T) {
 	k := env.Kafka(t)
-	adm, err := kafka.NewClusterAdmin(kafka.Config{Brokers: k.Brokers})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cat, _ := catalog.Default()
+	applyCatalogOnce(t, k.Brokers)
 	ctx := context.Background()
-	plan, err := catalog.Plan(ctx, adm, cat.ForBrokers(3), false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := catalog.Apply(ctx, adm, plan); err != nil {
-		t.Fatal(err)
-	}
-	_ = adm.Close()
 	rdb := redis.NewClient(&redis.Options{Addr: env.Redis(t).Addr, DB: 3})
 	t.Cleanup(func() { _ = rdb.Close() })
 	_ = rdb.FlushDB(ctx).Err()
@@ -90,6 +100,53 @@ func TestCrashBetweenAckAndTrim(t *testing.T) {
 	counts := countRecords(t, k.Brokers, catalog.Restock, p)
 	if len(counts) != 50 {
 		t.Fatalf("%d restocks, want 50", len(counts))
+	}
+	for h, n := range counts {
+		if n != 1 {
+			t.Errorf("%s published %d times", h, n)
+		}
+	}
+}
+
+// TestTwoRelaysOneOutbox: two replicas' relays share one outbox; the shard
+// lease lets one publish, so every record arrives once.
+func TestTwoRelaysOneOutbox(t *testing.T) {
+	k := env.Kafka(t)
+	applyCatalogOnce(t, k.Brokers)
+	ctx := context.Background()
+	rdb := redis.NewClient(&redis.Options{Addr: env.Redis(t).Addr, DB: 4})
+	t.Cleanup(func() { _ = rdb.Close() })
+	_ = rdb.FlushDB(ctx).Err()
+	st := store.New(rdb, store.Options{Shards: 2, MinQuantity: 1})
+	if err := st.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	for range 2 {
+		r := New(rdb, kafka.Config{Brokers: k.Brokers}, Options{Shards: 2, LeaseTTL: time.Second, Batch: 7}, zaptest.NewLogger(t))
+		wg.Go(func() {
+			if err := r.Run(rctx); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	p := testenv.Unique(t, "two")
+	for round := range 4 {
+		var ups []stock.Update
+		for i := range 100 {
+			ups = append(ups, stock.Update{SKU: p + "-" + itoa(i), Region: "us-east-1", Quantity: int64(round % 2 * 3)})
+		}
+		if _, err := st.Apply(ctx, time.Now(), ups, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testenv.Eventually(t, 30*time.Second, func() bool { n, _, _ := Backlog(ctx, rdb, 2); return n == 0 }, "outbox published")
+	cancel()
+	wg.Wait()
+	counts := countRecords(t, k.Brokers, catalog.Stock, p)
+	if len(counts) != 400 {
+		t.Fatalf("%d stock records, want 400", len(counts))
 	}
 	for h, n := range counts {
 		if n != 1 {
