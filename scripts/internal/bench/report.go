@@ -23,6 +23,9 @@ type Machine struct {
 	Cores  int
 	Memory string
 	Go     string
+	// Load is /proc/loadavg when the run started: other work on the
+	// machine shows in the figures.
+	Load string
 }
 
 // ThisMachine reads /proc/cpuinfo and /proc/meminfo.
@@ -37,6 +40,11 @@ func ThisMachine() Machine {
 			}
 		}
 		f.Close()
+	}
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		if f := strings.Fields(string(b)); len(f) >= 3 {
+			m.Load = strings.Join(f[:3], " ")
+		}
 	}
 	if f, err := os.Open("/proc/meminfo"); err == nil {
 		s := bufio.NewScanner(f)
@@ -74,6 +82,9 @@ func (r Result) Table() string {
 	fmt.Fprintf(&b, "| restock of one sku, %d wishlisters in one region: API call → last notification acknowledged at the edge | %.2f s (%.0f notifications/s) | %s |\n",
 		r.Users, r.Total.Seconds(), r.Rate(), aim)
 	fmt.Fprintf(&b, "| same restock: API call → first edge delivery | %s | |\n", ms(r.FirstDelivery))
+	if r.Produced > 0 {
+		fmt.Fprintf(&b, "| same restock: API call → the fan-out's last notification request in Kafka | %.2f s | |\n", r.Produced.Seconds())
+	}
 	if r.Counts != nil {
 		fmt.Fprintf(&b, "| same restock, read back from the edge stream | delivered %d, distinct %d, duplicates %d, missing %d | exactly once |\n",
 			r.Counts.Delivered, r.Counts.Distinct, r.Counts.Duplicates, r.Counts.Missing)
@@ -92,7 +103,7 @@ func Section(r Result, m Machine, command string, at time.Time) string {
 	fmt.Fprintf(&b, "Measured %s on %s, %d cores, %s memory, %s, with everything local: the real binaries "+
 		"(inventory, wishlist serve and one fanout per region, one notifier per region) as separate processes "+
 		"against a 3-broker kfake cluster, an embedded nats-server (JetStream file store, JWT auth) and redis-server (AOF), "+
-		"default service settings.\n\n", at.UTC().Format("2006-01-02 15:04 MST"), m.CPU, m.Cores, m.Memory, m.Go)
+		"default service settings. Load average when it started: %s.\n\n", at.UTC().Format("2006-01-02 15:04 MST"), m.CPU, m.Cores, m.Memory, m.Go, m.Load)
 	fmt.Fprintf(&b, "Command: `%s`\n\n", command)
 	b.WriteString(r.Table())
 	b.WriteString("\nThe big restock is timed from the PUT /v1/stock call until the region's edge stream holds every " +
