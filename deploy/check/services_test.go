@@ -82,7 +82,7 @@ func codeEnvTables(t *testing.T) check.EnvTables {
 	dir := binaries(t)
 	cmds := map[string][][]string{
 		"inventory": {{}},
-		"wishlist":  {{"serve"}, {"fanout"}, {"rebuild"}},
+		"wishlist":  {{"serve"}, {"fanout"}, {"rebuild"}, {"import"}},
 		"notifier":  {{"run"}, {"replay"}},
 		"topics":    {{"apply"}},
 	}
