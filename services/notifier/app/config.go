@@ -4,7 +4,6 @@
 package app
 
 import (
-	"context"
 	"fmt"
 	"slices"
 	"time"
@@ -69,8 +68,6 @@ type Config struct {
 	OnListen func(addr string)
 	// Now, when set, replaces the clock (quiet-hours tests).
 	Now func() time.Time
-
-	stockReady func(ctx context.Context)
 }
 
 // Bind registers every setting on s.

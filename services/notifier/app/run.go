@@ -75,6 +75,7 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger, reg *prometheus.Regis
 	metrics := pipeline.NewMetrics(reg, cfg.Region)
 	var view *stock.View
 	var parts []lifecycle.Part
+	waitStock := func(context.Context) {}
 	if cfg.StaleDrop {
 		view = stock.NewView(cfg.Region)
 		cl, err := kafka.NewClient(cfg.Kafka)
@@ -85,7 +86,7 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger, reg *prometheus.Regis
 		feed := stockfeed.New(cl, catalog.Stock, view, log)
 		parts = append(parts, lifecycle.Part{Name: "stock-view", Run: feed.Run})
 		// The consumer part waits for the feed (started before it) to catch up.
-		readyWait := func(ctx context.Context) {
+		waitStock = func(ctx context.Context) {
 			t := time.NewTimer(cfg.StockReadyTimeout)
 			defer t.Stop()
 			select {
@@ -96,7 +97,6 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger, reg *prometheus.Regis
 			case <-ctx.Done():
 			}
 		}
-		cfg.stockReady = readyWait
 	}
 
 	proc := pipeline.New(pipeline.Options{
@@ -138,9 +138,7 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger, reg *prometheus.Regis
 	all = append(all,
 		lifecycle.Part{Name: "releaser", Run: func(ctx context.Context) error { return proc.RunReleaser(ctx, cfg.ReleaseInterval) }},
 		lifecycle.Part{Name: "consumer", Run: func(ctx context.Context) error {
-			if cfg.stockReady != nil {
-				cfg.stockReady(ctx)
-			}
+			waitStock(ctx)
 			return group.Run(ctx)
 		}},
 	)
