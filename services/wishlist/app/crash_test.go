@@ -39,8 +39,10 @@ func childEnv(kcfg kafka.Config, redisURL string) []string {
 		"REGIONS=us-east-1,eu-west-1,ap-south-1", "LOG_LEVEL=warn", "METRICS_ADDR=")
 }
 
-// TestFanoutResumesAfterSIGKILL kills the real fan-out worker in the middle
-// of a 200,000-wishlister fan-out and restarts it: every (user, channel)
+// TestFanoutResumesAfterSIGKILL stops the real fan-out worker gracefully in
+// the middle of a 200,000-wishlister fan-out (everything sent is
+// checkpointed), restarts it, kills it (SIGKILL) further on and restarts it
+// again: every (user, channel)
 // request is in the notify topics, the duplicates are exactly the records
 // the killed worker produced past its last checkpoint and stay under the
 // bound (in-flight pages + 1) × page size × channels, and the restart did not
@@ -111,14 +113,30 @@ func TestFanoutResumesAfterSIGKILL(t *testing.T) {
 	cl := newClient(t, kcfg)
 	topics := []string{catalog.Notify(region, "app"), catalog.Notify(region, "email")}
 	total := int64(len(want))
-	testenv.Eventually(t, 120*time.Second, func() bool { return endOffsets(t, cl, topics...) >= 60_000 }, "60k notifications before the kill")
+	rdb := redis.NewClient(&redis.Options{Addr: r.Addr})
+	defer rdb.Close()
+
+	// A graceful stop in the middle (SIGTERM) waits for the acks of what was
+	// sent and checkpoints it: nothing is produced past the checkpoint.
+	testenv.Eventually(t, 120*time.Second, func() bool { return endOffsets(t, cl, topics...) >= 20_000 }, "20k notifications before SIGTERM")
+	if err := worker.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := waitExit(worker, 60*time.Second); err != nil {
+		t.Fatalf("worker after SIGTERM: %v", err)
+	}
+	stopped := endOffsets(t, cl, topics...)
+	if ck := checkpoint(t, rdb, ev.EventID, region); ck.Done || ck.Records != stopped {
+		t.Fatalf("after SIGTERM: %d records produced, checkpoint %+v (want every produced record checkpointed)", stopped, ck)
+	}
+
+	worker = start()
+	testenv.Eventually(t, 120*time.Second, func() bool { return endOffsets(t, cl, topics...) >= stopped+40_000 }, "40k more notifications before the kill")
 	if err := worker.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	_, _ = worker.Process.Wait()
 	beforeKill := endOffsets(t, cl, topics...)
-	rdb := redis.NewClient(&redis.Options{Addr: r.Addr})
-	defer rdb.Close()
 	ck := checkpoint(t, rdb, ev.EventID, region)
 	if ck.Done || beforeKill >= total || ck.Records == 0 {
 		t.Fatalf("the kill was not in the middle: %d of %d produced, checkpoint %+v", beforeKill, total, ck)
@@ -160,14 +178,21 @@ func TestFanoutResumesAfterSIGKILL(t *testing.T) {
 		t.Fatalf("the restart produced %d records; resuming from the checkpoint means %d (starting over: %d)", after-beforeKill, total-ck.Records, total)
 	}
 	_ = worker.Process.Signal(syscall.SIGTERM)
+	if err := waitExit(worker, 60*time.Second); err != nil {
+		t.Errorf("worker exit after SIGTERM: %v", err)
+	}
+}
+
+// waitExit waits for cmd to exit; a non-zero exit is an error.
+func waitExit(cmd *exec.Cmd, timeout time.Duration) error {
 	done := make(chan error, 1)
-	go func() { done <- worker.Wait() }()
+	go func() { done <- cmd.Wait() }()
 	select {
 	case err := <-done:
-		if err != nil {
-			t.Errorf("worker exit after SIGTERM: %v", err)
-		}
-	case <-time.After(60 * time.Second):
-		t.Error("worker did not stop on SIGTERM")
+		return err
+	case <-time.After(timeout):
+		_ = cmd.Process.Kill()
+		<-done
+		return fmt.Errorf("did not exit within %s", timeout)
 	}
 }
