@@ -30,6 +30,8 @@ type Options struct {
 	MaxImportBytes int64
 	// ImportBatch is the lines written per pipeline during an import.
 	ImportBatch int
+	// ImportTimeout bounds one import request.
+	ImportTimeout time.Duration
 }
 
 // Metrics are the API's Prometheus metrics.
@@ -70,6 +72,9 @@ func Handler(o Options, svc *service.Service, m *Metrics, log *zap.Logger) http.
 	}
 	if o.ImportBatch <= 0 {
 		o.ImportBatch = 2000
+	}
+	if o.ImportTimeout <= 0 {
+		o.ImportTimeout = time.Hour
 	}
 	a := &API{o: o, svc: svc, m: m, log: log}
 	mux := http.NewServeMux()
@@ -297,6 +302,11 @@ func (a *API) importEntries(w http.ResponseWriter, r *http.Request) error {
 	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/x-ndjson") && !strings.HasPrefix(ct, "application/json") {
 		return httpapi.Errorf(http.StatusUnsupportedMediaType, "unsupported_media_type", "content-type must be application/x-ndjson, got %q", ct)
 	}
+	// The server's read and write timeouts suit small requests; an import
+	// of millions of lines streams for longer, so this request gets its own.
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Now().Add(a.o.ImportTimeout))
+	_ = rc.SetWriteDeadline(time.Now().Add(a.o.ImportTimeout + time.Minute))
 	body := http.MaxBytesReader(w, r.Body, a.o.MaxImportBytes)
 	res, err := a.svc.Import(r.Context(), body, a.o.ImportBatch)
 	a.m.ImportLines.WithLabelValues("imported").Add(float64(res.Imported))

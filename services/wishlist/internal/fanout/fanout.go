@@ -149,14 +149,24 @@ func (f *Fanout) Handle(ctx context.Context, b *kafka.Batch) error {
 			b.Reject(rec, fmt.Errorf("restock %s makes invalid notifications: %w", ev.EventID, err))
 			continue
 		}
-		if err := f.fanOut(ctx, b, ev, msg); err != nil {
+		if err := f.fanOut(ctx, b, ev, msg, traceparent(rec)); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (f *Fanout) fanOut(ctx context.Context, b *kafka.Batch, ev events.RestockEvent, msg wishlist.Message) error {
+// traceparent is the restock record's trace context ("" when it has none).
+func traceparent(rec *sarama.ConsumerMessage) string {
+	for _, h := range rec.Headers {
+		if string(h.Key) == events.HeaderTraceparent {
+			return string(h.Value)
+		}
+	}
+	return ""
+}
+
+func (f *Fanout) fanOut(ctx context.Context, b *kafka.Batch, ev events.RestockEvent, msg wishlist.Message, trace string) error {
 	ck, err := f.store.Checkpoint(ctx, ev.EventID, f.cfg.Region)
 	if err != nil {
 		return err
@@ -174,9 +184,9 @@ func (f *Fanout) fanOut(ctx context.Context, b *kafka.Batch, ev events.RestockEv
 
 	outcome := "completed"
 	if pol.Mode == events.DeliveryStockAware {
-		outcome, err = f.waves(ctx, b, ev, msg, pol, &ck)
+		outcome, err = f.waves(ctx, b, ev, msg, pol, &ck, trace)
 	} else {
-		_, err = f.stream(ctx, b.Stopping(), ev, msg, &ck, -1)
+		_, err = f.stream(ctx, b.Stopping(), ev, msg, &ck, -1, trace)
 	}
 	if err != nil {
 		if errors.Is(err, kafka.ErrInterrupted) {
@@ -197,7 +207,7 @@ func (f *Fanout) fanOut(ctx context.Context, b *kafka.Batch, ev events.RestockEv
 // waves runs a stock-aware fan-out: a first wave sized by the restock's
 // quantity, then, after each interval, a further wave only while the stock
 // view shows the same episode still in stock at or above the minimum.
-func (f *Fanout) waves(ctx context.Context, b *kafka.Batch, ev events.RestockEvent, msg wishlist.Message, pol wishlist.Policy, ck *wishlist.Checkpoint) (string, error) {
+func (f *Fanout) waves(ctx context.Context, b *kafka.Batch, ev events.RestockEvent, msg wishlist.Message, pol wishlist.Policy, ck *wishlist.Checkpoint, trace string) (string, error) {
 	for {
 		switch {
 		case ck.Wave == 0:
@@ -224,7 +234,7 @@ func (f *Fanout) waves(ctx context.Context, b *kafka.Batch, ev events.RestockEve
 				return "", err
 			}
 		}
-		exhausted, err := f.stream(ctx, b.Stopping(), ev, msg, ck, ck.WaveLeft)
+		exhausted, err := f.stream(ctx, b.Stopping(), ev, msg, ck, ck.WaveLeft, trace)
 		if err != nil {
 			return "", err
 		}
@@ -296,8 +306,9 @@ func (p *page) fail(err error) {
 // stream produces pages from ck's cursor until the wishlisters run out
 // (exhausted), limit wishlisters have been notified (limit < 0: no limit;
 // the rest is left in ck.WaveLeft), the batch is stopping, or something
-// fails. On return ck is the last checkpoint written.
-func (f *Fanout) stream(ctx context.Context, stopping <-chan struct{}, ev events.RestockEvent, msg wishlist.Message, ck *wishlist.Checkpoint, limit int64) (exhausted bool, err error) {
+// fails. On return ck is the last checkpoint written. Each page's records
+// carry a child span of the restock's trace (a new trace without one).
+func (f *Fanout) stream(ctx context.Context, stopping <-chan struct{}, ev events.RestockEvent, msg wishlist.Message, ck *wishlist.Checkpoint, limit int64, trace string) (exhausted bool, err error) {
 	inflight := make(chan *page, f.cfg.InFlightPages)
 	var (
 		failed  atomic.Bool
@@ -376,7 +387,7 @@ loop:
 		hdrs := []sarama.RecordHeader{
 			{Key: []byte(hdrBase[0].Key), Value: []byte(hdrBase[0].Value)},
 			{Key: []byte(hdrBase[1].Key), Value: []byte(hdrBase[1].Value)},
-			{Key: []byte(events.HeaderTraceparent), Value: []byte(events.NewTraceparent())},
+			{Key: []byte(events.HeaderTraceparent), Value: []byte(events.ChildTraceparent(trace))},
 		}
 		// One buffer and one message array per page instead of two
 		// allocations per record: at a million records the garbage
