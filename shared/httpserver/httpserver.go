@@ -18,8 +18,19 @@ import (
 	"go.uber.org/zap"
 )
 
-// Check reports whether one dependency is ready; a non-nil error says why not.
+// Check reports whether one dependency is ready; a non-nil error says why
+// not. An error wrapped by Degraded is reported without failing readiness.
 type Check func(ctx context.Context) error
+
+type degraded struct{ err error }
+
+func (d degraded) Error() string { return d.err.Error() }
+func (d degraded) Unwrap() error { return d.err }
+
+// Degraded marks a check's finding as worth reporting on /readyz but not a
+// reason to take the instance out of service: taking it out would not help
+// (every replica shares the cause) and would stop work it can still do.
+func Degraded(err error) error { return degraded{err} }
 
 // Server is an http.Server plus health, readiness and metrics.
 type Server struct {
@@ -69,7 +80,10 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 	s.mu.Unlock()
 	status, body := http.StatusOK, map[string]string{}
 	for name, c := range checks {
-		if err := c(ctx); err != nil {
+		var d degraded
+		if err := c(ctx); errors.As(err, &d) {
+			body[name] = "degraded: " + err.Error()
+		} else if err != nil {
 			status, body[name] = http.StatusServiceUnavailable, err.Error()
 		} else {
 			body[name] = "ok"

@@ -48,6 +48,10 @@ func TestHealthReadinessMetricsAndShutdown(t *testing.T) {
 	if code, body := get(t, base+"/readyz"); code != 503 || !strings.Contains(body, "unreachable") {
 		t.Fatalf("readyz %d %s", code, body)
 	}
+	ready = httpserver.Degraded(errors.New("outbox backlog 12 entries"))
+	if code, body := get(t, base+"/readyz"); code != 200 || !strings.Contains(body, "degraded: outbox backlog 12") {
+		t.Fatalf("degraded readyz %d %s", code, body)
+	}
 	ready = nil
 	if code, _ := get(t, base+"/readyz"); code != 200 {
 		t.Fatalf("readyz after recovery %d", code)

@@ -93,6 +93,9 @@ type GroupOptions struct {
 	CloseTimeout time.Duration
 	// DeadLetterTopic receives rejected records (default "deadletter.v1").
 	DeadLetterTopic string
+	// SessionTimeout is how long the group waits for a silent member (a
+	// killed process) before rebalancing its partitions (default 10s).
+	SessionTimeout time.Duration
 	// FromNewest starts a group with no committed offsets at the end instead of the beginning.
 	FromNewest bool
 	// Metrics, when set, records the runner's metrics.
@@ -168,6 +171,10 @@ func NewGroup(c Config, o GroupOptions, h Handler, log *zap.Logger) (*Group, err
 	sc.Consumer.Return.Errors = true
 	sc.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{sarama.NewBalanceStrategySticky()}
 	sc.Consumer.Group.Rebalance.Timeout = 60 * time.Second
+	if o.SessionTimeout > 0 {
+		sc.Consumer.Group.Session.Timeout = o.SessionTimeout
+		sc.Consumer.Group.Heartbeat.Interval = o.SessionTimeout / 3
+	}
 	sc.Consumer.Fetch.Default = 4 << 20
 	sc.ChannelBufferSize = 1024
 	cl, err := newClient(c, sc)
@@ -296,7 +303,10 @@ func (h *claimHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sara
 			return nil
 		}
 		b := &Batch{Topic: claim.Topic(), Partition: claim.Partition(), Records: recs, stopping: sess.Context().Done(), runner: g}
-		if !h.process(sess, b) {
+		// Lag counts from the batch's first record until it is committed, so
+		// the gauge keeps growing while a failing batch is retried.
+		lag.Set(float64(max(0, claim.HighWaterMarkOffset()-recs[0].Offset)))
+		if !h.process(sess, b, func() { lag.Set(float64(max(0, claim.HighWaterMarkOffset()-recs[0].Offset))) }) {
 			return nil
 		}
 		lag.Set(float64(max(0, claim.HighWaterMarkOffset()-b.Last().Offset-1)))
@@ -308,7 +318,7 @@ func (h *claimHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sara
 
 // process runs the handler until it succeeds, dead-letters the rejects and
 // commits. It reports false when the session ended before the batch was done.
-func (h *claimHandler) process(sess sarama.ConsumerGroupSession, b *Batch) bool {
+func (h *claimHandler) process(sess sarama.ConsumerGroupSession, b *Batch, onRetry func()) bool {
 	g := h.g
 	m := g.opts.Metrics
 	backoff := g.opts.RetryBackoff
@@ -329,6 +339,7 @@ func (h *claimHandler) process(sess sarama.ConsumerGroupSession, b *Batch) bool 
 			return false
 		}
 		m.Retries.WithLabelValues(g.opts.Group, b.Topic).Inc()
+		onRetry()
 		g.log.Warn("batch failed; pausing partition and retrying", zap.String("topic", b.Topic), zap.Int32("partition", b.Partition),
 			zap.Int64("first_offset", b.Records[0].Offset), zap.Int("attempt", attempt), zap.Duration("retry_in", backoff), zap.Error(err))
 		if b.Wait(sess.Context(), backoff) != nil {

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
@@ -173,8 +175,13 @@ func TestFailedBatchIsRetriedAndNotCommitted(t *testing.T) {
 		}
 		return nil
 	}}
-	stop := runGroup(t, c, kafka.GroupOptions{Group: group, Topics: []string{topic}, RetryBackoff: 20 * time.Millisecond, MaxBackoff: 50 * time.Millisecond}, rec)
+	metrics := kafka.NewMetrics(prometheus.NewRegistry())
+	stop := runGroup(t, c, kafka.GroupOptions{Group: group, Topics: []string{topic}, RetryBackoff: 20 * time.Millisecond, MaxBackoff: 50 * time.Millisecond, Metrics: metrics}, rec)
 	testenv.Eventually(t, 20*time.Second, func() bool { mu.Lock(); defer mu.Unlock(); return attempts >= 3 }, "retries")
+	// The lag gauge shows the stuck records while the batch is retried.
+	if lag := testutil.ToFloat64(metrics.Lag.WithLabelValues(group, topic, "0")); lag != 3 {
+		t.Fatalf("lag %v while failing, want 3", lag)
+	}
 	// While failing, nothing may be committed.
 	if off := committed(t, c, group, topic, 1)[0]; off > 0 {
 		t.Fatalf("offset %d committed while the handler was failing", off)
@@ -392,4 +399,24 @@ func TestConfigValidateNamesTheSetting(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestSendWithoutAck(t *testing.T) {
+	c := cfg(t)
+	topic := testenv.Unique(t, "noack")
+	createTopic(t, c, topic, 1)
+	p, err := kafka.NewProducer(c, kafka.ProducerOptions{}, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Send(context.Background(), &sarama.ProducerMessage{Topic: topic, Value: sarama.StringEncoder("x")}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Close(); err != nil { // flushes: the record is acknowledged without a callback
+		t.Fatal(err)
+	}
+	rec := &recorder{}
+	stop := runGroup(t, c, kafka.GroupOptions{Group: testenv.Unique(t, "g"), Topics: []string{topic}}, rec)
+	testenv.Eventually(t, 20*time.Second, func() bool { return len(rec.values()) == 1 }, "record delivered")
+	stop()
 }

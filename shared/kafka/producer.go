@@ -113,9 +113,12 @@ func (p *Producer) errors() {
 	}
 }
 
-// Send enqueues msg; ack runs when it is acknowledged or given up. Send blocks
+// Send enqueues msg; ack (may be nil) runs when it is acknowledged or given up. Send blocks
 // while sarama's input buffer is full, which bounds memory when brokers are slow.
 func (p *Producer) Send(ctx context.Context, msg *sarama.ProducerMessage, ack Ack) error {
+	if ack == nil {
+		ack = func(*sarama.ProducerMessage, error) {}
+	}
 	msg.Metadata = &envelope{ack: ack, orig: msg.Metadata}
 	select {
 	case p.ap.Input() <- msg:
