@@ -70,6 +70,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "wishlist:", err)
 		return 2
 	}
+	validate := map[string]func() error{"serve": cfg.ValidateServe, "fanout": cfg.ValidateFanout, "rebuild": cfg.Validate, "import": cfg.ValidateImport}[cmd]
+	if err := validate(); err != nil {
+		fmt.Fprintln(stderr, "wishlist "+cmd+": invalid configuration:\n"+err.Error())
+		return 2
+	}
 	log, err := logging.New(cfg.LogLevel)
 	if err != nil {
 		fmt.Fprintln(stderr, "wishlist:", err)
