@@ -53,10 +53,11 @@ bench: ## run the benchmarks and print their figures
 	$(GO) test -run '^$$' -bench . -benchtime 1x -count=1 $(PKGS)
 
 .PHONY: lint
-lint: $(STATICCHECK) ## gofmt check, go vet and staticcheck over every module
+lint: $(STATICCHECK) ## gofmt check, go vet, staticcheck over every module; deploy manifests checked strictly
 	@out=$$(gofmt -l $$($(GO) list -m -f '{{.Dir}}')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
-	$(GO) vet $(PKGS)
-	$(STATICCHECK) $(PKGS)
+	$(GO) vet -tags e2e $(PKGS)
+	$(STATICCHECK) -tags e2e $(PKGS)
+	$(GO) run backinstock/deploy/check/cmd/deploycheck
 
 $(STATICCHECK):
 	GOBIN=$(BIN)/tools $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
