@@ -49,16 +49,6 @@ func waitDone(t *testing.T, rdb *redis.Client, eventID, region string, timeout t
 	return ck
 }
 
-func notifyTopics(regions ...string) []string {
-	var out []string
-	for _, r := range regions {
-		for _, c := range events.ChannelNames() {
-			out = append(out, catalog.Notify(r, c))
-		}
-	}
-	return out
-}
-
 // collect reads every notify topic of regions and returns, per (region,
 // user, channel), how many requests it holds, after checking each record
 // against the contract.
