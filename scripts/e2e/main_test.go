@@ -23,7 +23,7 @@ const faultRegion = "us-east-1"
 // faultRate is the per-channel rate limit of faultRegion's notifier: with
 // four channels, a 100,000-notification fan-out takes about 100000/4/rate
 // seconds at the edge.
-const faultRate = 1500
+const faultRate = 1000
 
 var (
 	stack *harness.Stack
