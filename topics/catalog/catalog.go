@@ -29,8 +29,10 @@ const (
 	Restock = "inventory.restock.v1"
 	// Stock carries events.StockLevel, compacted, key = "<sku>|<region>".
 	Stock = "inventory.stock.v1"
-	// WishlistChanges carries events.WishlistChange, compacted, key =
-	// "<user_id>|<sku>".
+	// WishlistChanges carries events.WishlistChange (or a tombstone for a
+	// remove), compacted, key = "<user_id>|<sku>", and
+	// events.WishlistPreferences under key "<user_id>|~prefs"
+	// (events.PreferencesKey).
 	WishlistChanges = "wishlist.changes.v1"
 	// DeadLetter receives poison records from every consumer.
 	DeadLetter = "deadletter.v1"

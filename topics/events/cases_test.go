@@ -36,6 +36,19 @@ func validWishlist() events.WishlistChange {
 	}
 }
 
+func validPreferences() events.WishlistPreferences {
+	return events.WishlistPreferences{
+		UserID: "user_42",
+		Preferences: &events.Preferences{
+			Channels: []string{"app", "email"}, Locale: "de-DE", TimeZone: "Europe/Berlin",
+			QuietHours:   &events.QuietHours{Start: "21:30", End: "06:00"},
+			Contacts:     map[string]string{"email": "a@example.com", "sms": "+4915112345678", "app": "fcm:tok_1"},
+			Unsubscribed: true, OptOut: []string{"sms"},
+		},
+		At: at,
+	}
+}
+
 func validNotification() events.Notification {
 	return events.Notification{
 		NotificationID: events.NotificationID("user_42", "SKU-1", "us-east-1", 3, "email"),
@@ -114,7 +127,7 @@ type eventCase struct {
 }
 
 func eventCases(t *testing.T) []eventCase {
-	r, s, w, n := validRestock(), validStock(), validWishlist(), validNotification()
+	r, s, w, n, wp := validRestock(), validStock(), validWishlist(), validNotification(), validPreferences()
 	restock := func(name string, m map[string]any, want string) eventCase {
 		return eventCase{schema: events.SchemaRestockEvent, name: name, doc: jsonOf(t, r, m), want: want}
 	}
@@ -211,6 +224,50 @@ func eventCases(t *testing.T) []eventCase {
 		wish("quiet hours without end", map[string]any{"quiet_hours.end": del}, "quiet_hours.end: required"),
 		wish("locale not a tag", map[string]any{"locale": "english"}, "locale: must be a BCP 47 language tag"),
 		wish("time zone with a space", map[string]any{"time_zone": "Asia/New Delhi"}, "time_zone: must be an IANA time zone name"),
+	)
+
+	prefs := func(name string, m map[string]any, want string) eventCase {
+		return eventCase{schema: events.SchemaWishlistPreferences, name: name, doc: jsonOf(t, wp, m), want: want}
+	}
+	cleared := events.WishlistPreferences{UserID: "u1", At: at}
+	cases = append(cases,
+		prefs("valid", nil, ""),
+		eventCase{schema: events.SchemaWishlistPreferences, name: "valid cleared", doc: jsonOf(t, cleared, nil)},
+		eventCase{schema: events.SchemaWishlistPreferences, name: "valid empty preferences", doc: jsonOf(t, cleared, map[string]any{"preferences": map[string]any{}})},
+		prefs("valid subscribed said explicitly", map[string]any{"preferences.unsubscribed": false}, ""),
+		prefs("valid empty channel lists", map[string]any{"preferences.channels": []any{}, "preferences.opt_out": []any{}}, ""),
+		prefs("valid without quiet hours and time zone", map[string]any{"preferences.quiet_hours": del, "preferences.time_zone": del}, ""),
+		prefs("user id missing", map[string]any{"user_id": del}, "user_id: required"),
+		prefs("user id with a pipe", map[string]any{"user_id": "u|1"}, "user_id: must match"),
+		prefs("user id with a tilde", map[string]any{"user_id": "~prefs"}, "user_id: must match"),
+		prefs("at missing", map[string]any{"at": del}, "at: required"),
+		prefs("at not a time", map[string]any{"at": "now"}, "at: must be an RFC 3339 date-time"),
+		prefs("preferences null", map[string]any{"preferences": nil}, "preferences: must not be null"),
+		prefs("preferences not an object", map[string]any{"preferences": "all"}, "preferences: must be an object"),
+		prefs("unknown field", map[string]any{"op": "add"}, "op: unknown field"),
+		prefs("unknown nested field", map[string]any{"preferences.theme": "dark"}, "preferences.theme: unknown field"),
+		prefs("key in another case", map[string]any{"preferences.Locale": "en-US", "preferences.locale": del}, "preferences.Locale: unknown field"),
+		prefs("bad default channel", map[string]any{"preferences.channels": []any{"app", "fax"}}, "preferences.channels[1]: must be one of app, web, email, sms"),
+		prefs("duplicate default channel", map[string]any{"preferences.channels": []any{"app", "app"}}, `preferences.channels[1]: duplicate channel "app"`),
+		prefs("bad opt-out channel", map[string]any{"preferences.opt_out": []any{"pigeon"}}, "preferences.opt_out[0]: must be one of"),
+		prefs("duplicate opt-out channel", map[string]any{"preferences.opt_out": []any{"sms", "sms"}}, `preferences.opt_out[1]: duplicate channel "sms"`),
+		prefs("opt_out not an array", map[string]any{"preferences.opt_out": "sms"}, "preferences.opt_out: must be an array"),
+		prefs("unsubscribed a string", map[string]any{"preferences.unsubscribed": "yes"}, "preferences.unsubscribed: must be true or false"),
+		prefs("unsubscribed null", map[string]any{"preferences.unsubscribed": nil}, "preferences.unsubscribed: must not be null"),
+		prefs("locale not a tag", map[string]any{"preferences.locale": "german"}, "preferences.locale: must be a BCP 47 language tag"),
+		prefs("locale empty", map[string]any{"preferences.locale": ""}, "preferences.locale: must not be empty"),
+		prefs("time zone with a space", map[string]any{"preferences.time_zone": "Europe/New Berlin"}, "preferences.time_zone: must be an IANA time zone name"),
+		prefs("time zone too long", map[string]any{"preferences.time_zone": strings.Repeat("A", 65)}, "preferences.time_zone: must be at most 64 characters"),
+		prefs("quiet hours without a time zone", map[string]any{"preferences.time_zone": del}, "preferences.time_zone: required when quiet_hours is set"),
+		prefs("quiet hours 24:00", map[string]any{"preferences.quiet_hours.end": "24:00"}, "preferences.quiet_hours.end: must be a time HH:MM"),
+		prefs("quiet hours without start", map[string]any{"preferences.quiet_hours.start": del}, "preferences.quiet_hours.start: required"),
+		prefs("quiet hours with an unknown field", map[string]any{"preferences.quiet_hours.days": "mon"}, "preferences.quiet_hours.days: unknown field"),
+		prefs("contact email wrong", map[string]any{"preferences.contacts.email": "nobody"}, "preferences.contacts.email: must be an email address"),
+		prefs("contact sms wrong", map[string]any{"preferences.contacts.sms": "0151"}, "preferences.contacts.sms: must be an E.164 phone number"),
+		prefs("contact app empty", map[string]any{"preferences.contacts.app": ""}, "preferences.contacts.app: required"),
+		prefs("contact for an unknown channel", map[string]any{"preferences.contacts.fax": "123"}, "preferences.contacts.fax: must be one of"),
+		prefs("contact a number", map[string]any{"preferences.contacts.sms": 4915112345678}, "preferences.contacts.sms: must be a string"),
+		eventCase{schema: events.SchemaWishlistPreferences, name: "a WishlistChange", doc: jsonOf(t, w, nil), want: "sku: unknown field"},
 	)
 
 	notif := func(name string, m map[string]any, want string) eventCase {

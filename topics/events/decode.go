@@ -55,6 +55,15 @@ func DecodeWishlistChange(data []byte) (WishlistChange, error) {
 	return v, err
 }
 
+// DecodeWishlistPreferences decodes and validates one WishlistPreferences
+// (the value of a "<user_id>|~prefs" record; a tombstone has no value to
+// decode).
+func DecodeWishlistPreferences(data []byte) (WishlistPreferences, error) {
+	var v WishlistPreferences
+	err := decodeStrict(SchemaWishlistPreferences, data, &v)
+	return v, err
+}
+
 // DecodeNotification decodes and validates one Notification.
 func DecodeNotification(data []byte) (Notification, error) {
 	var v Notification

@@ -19,6 +19,8 @@ func decode(schema string, data []byte) (any, error) {
 		return events.DecodeWishlistChange(data)
 	case events.SchemaNotification:
 		return events.DecodeNotification(data)
+	case events.SchemaWishlistPreferences:
+		return events.DecodeWishlistPreferences(data)
 	}
 	panic("unknown schema " + schema)
 }
@@ -59,6 +61,8 @@ func TestEncodeRoundTrip(t *testing.T) {
 		{events.SchemaStockLevel, validStock()},
 		{events.SchemaWishlistChange, validWishlist()},
 		{events.SchemaNotification, validNotification()},
+		{events.SchemaWishlistPreferences, validPreferences()},
+		{events.SchemaWishlistPreferences, events.WishlistPreferences{UserID: "u1", At: at}},
 	}
 	for _, tc := range values {
 		data, err := events.Encode(tc.v)

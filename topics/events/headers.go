@@ -27,6 +27,9 @@ const (
 	SchemaStockLevel     = "StockLevel"
 	SchemaWishlistChange = "WishlistChange"
 	SchemaNotification   = "Notification"
+	// SchemaWishlistPreferences is the second value schema of
+	// wishlist.changes.v1, under the keys "<user_id>|~prefs".
+	SchemaWishlistPreferences = "WishlistPreferences"
 )
 
 // SchemaVersion is the version of the schemas in this module, written in the
@@ -36,13 +39,13 @@ const SchemaVersion = 1
 
 // SchemaNames returns the known schema names in a fresh slice.
 func SchemaNames() []string {
-	return []string{SchemaRestockEvent, SchemaStockLevel, SchemaWishlistChange, SchemaNotification}
+	return []string{SchemaRestockEvent, SchemaStockLevel, SchemaWishlistChange, SchemaNotification, SchemaWishlistPreferences}
 }
 
 // KnownSchema reports whether name is one of SchemaNames.
 func KnownSchema(name string) bool {
 	switch name {
-	case SchemaRestockEvent, SchemaStockLevel, SchemaWishlistChange, SchemaNotification:
+	case SchemaRestockEvent, SchemaStockLevel, SchemaWishlistChange, SchemaNotification, SchemaWishlistPreferences:
 		return true
 	}
 	return false

@@ -133,3 +133,31 @@ func TestHeaders(t *testing.T) {
 		}
 	}
 }
+
+// TestWishlistKeys checks the two key shapes of wishlist.changes.v1 never
+// collide: no valid sku ends a key like a preferences key does.
+func TestWishlistKeys(t *testing.T) {
+	if got := events.PreferencesKey("user_42"); got != "user_42|~prefs" {
+		t.Fatalf("PreferencesKey = %q", got)
+	}
+	if got := events.WishlistKey("user_42", "SKU-1"); got != "user_42|SKU-1" {
+		t.Fatalf("WishlistKey = %q", got)
+	}
+	if user, ok := events.PreferencesUser(events.PreferencesKey("user_42")); !ok || user != "user_42" {
+		t.Fatalf("PreferencesUser(PreferencesKey) = %q, %v", user, ok)
+	}
+	for _, sku := range []string{"prefs", "_prefs", "-prefs", "SKU-1"} {
+		if !events.ValidID(sku) {
+			t.Fatalf("test sku %q is not valid", sku)
+		}
+		if _, ok := events.PreferencesUser(events.WishlistKey("user_42", sku)); ok {
+			t.Errorf("WishlistKey(user_42, %s) parses as a preferences key", sku)
+		}
+	}
+	if events.ValidID("~prefs") {
+		t.Error(`"~prefs" is a valid id: a sku could collide with the preferences key`)
+	}
+	if name, v, err := events.ParseSchemaHeader("WishlistPreferences/1"); err != nil || name != events.SchemaWishlistPreferences || v != 1 {
+		t.Errorf("ParseSchemaHeader(WishlistPreferences/1) = %q, %d, %v", name, v, err)
+	}
+}

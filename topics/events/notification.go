@@ -1,6 +1,7 @@
 package events
 
 import (
+	"slices"
 	"time"
 )
 
@@ -63,7 +64,7 @@ func (n Notification) Validate() error {
 	if n.CreatedAt.IsZero() {
 		p.add("created_at", "required")
 	}
-	checkPreferences(p, n.Locale, n.TimeZone, n.QuietHours)
+	checkPreferences(p, "", n.Locale, n.TimeZone, n.QuietHours)
 	if n.Contact != "" && chanErr == nil {
 		checkContact(p, "contact", n.Channel, n.Contact)
 	}
@@ -79,23 +80,42 @@ func (n Notification) Validate() error {
 }
 
 // checkPreferences checks the optional delivery preferences shared by
-// WishlistChange and Notification.
-func checkPreferences(p *problems, locale, timeZone string, qh *QuietHours) {
+// WishlistChange, WishlistPreferences and Notification; prefix is the path
+// of the object holding them ("" at the top level).
+func checkPreferences(p *problems, prefix, locale, timeZone string, qh *QuietHours) {
 	if locale != "" {
-		checkPattern(p, "locale", locale, localeRE, "a BCP 47 language tag such as en-US")
+		checkPattern(p, join(prefix, "locale"), locale, localeRE, "a BCP 47 language tag such as en-US")
 	}
 	if timeZone != "" {
 		if len(timeZone) > 64 {
-			p.add("time_zone", "must be at most 64 characters")
+			p.add(join(prefix, "time_zone"), "must be at most 64 characters")
 		} else {
-			checkPattern(p, "time_zone", timeZone, timeZoneRE, "an IANA time zone name such as Europe/Berlin")
+			checkPattern(p, join(prefix, "time_zone"), timeZone, timeZoneRE, "an IANA time zone name such as Europe/Berlin")
 		}
 	}
 	if qh != nil {
-		checkPattern(p, "quiet_hours.start", qh.Start, clockRE, "a time HH:MM between 00:00 and 23:59")
-		checkPattern(p, "quiet_hours.end", qh.End, clockRE, "a time HH:MM between 00:00 and 23:59")
+		checkPattern(p, join(prefix, "quiet_hours.start"), qh.Start, clockRE, "a time HH:MM between 00:00 and 23:59")
+		checkPattern(p, join(prefix, "quiet_hours.end"), qh.End, clockRE, "a time HH:MM between 00:00 and 23:59")
 		if timeZone == "" {
-			p.add("time_zone", "required when quiet_hours is set")
+			p.add(join(prefix, "time_zone"), "required when quiet_hours is set")
 		}
+	}
+}
+
+// checkContacts checks a channel -> handle map, in channel order so the
+// problems come out the same every time.
+func checkContacts(p *problems, field string, contacts map[string]string) {
+	keys := make([]string, 0, len(contacts))
+	for k := range contacts {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		f := join(field, k)
+		if !ValidChannel(k) {
+			p.check(checkChannel(f, k))
+			continue
+		}
+		checkContact(p, f, k, contacts[k])
 	}
 }

@@ -22,6 +22,9 @@ func TestQuickShapeTakesWellFormedRecords(t *testing.T) {
 		WishlistChange{UserID: "u", SKU: "s", Region: "eu-west-1", Channels: []string{"app"}, Op: OpAdd, At: time.Now(), Contacts: map[string]string{"app": "tok"}},
 		RestockEvent{EventID: RestockEventID("s", "eu-west-1", 1), SKU: "s", Region: "eu-west-1", Quantity: 1, Episode: 1, OccurredAt: time.Now(), Product: &Product{Title: "x"}},
 		StockLevel{SKU: "s", Region: "eu-west-1", At: time.Now()},
+		WishlistPreferences{UserID: "u", At: time.Now(), Preferences: &Preferences{Channels: []string{"app"}, TimeZone: "UTC",
+			QuietHours: &QuietHours{Start: "22:00", End: "06:00"}, Contacts: map[string]string{"sms": "+14155550100"}, Unsubscribed: true, OptOut: []string{"web"}}},
+		WishlistPreferences{UserID: "u", At: time.Now()},
 	} {
 		data, err := Encode(v)
 		if err != nil {

@@ -78,10 +78,11 @@ func TestSchemasAgreeWithGo(t *testing.T) {
 // against the Go types, so a field added on one side only is caught.
 func TestSchemasListTheGoFields(t *testing.T) {
 	docs := map[string]any{
-		events.SchemaRestockEvent:   validRestock(),
-		events.SchemaStockLevel:     validStock(),
-		events.SchemaWishlistChange: validWishlist(),
-		events.SchemaNotification:   validNotification(),
+		events.SchemaRestockEvent:        validRestock(),
+		events.SchemaStockLevel:          validStock(),
+		events.SchemaWishlistChange:      validWishlist(),
+		events.SchemaNotification:        validNotification(),
+		events.SchemaWishlistPreferences: validPreferences(),
 	}
 	for name, v := range docs {
 		data, err := fs.ReadFile(topics.Schemas, topics.SchemaPath(name))

@@ -11,12 +11,15 @@ import (
 	"backinstock/services/wishlist/app"
 	"backinstock/services/wishlist/internal/store"
 	"backinstock/shared/testenv"
+	"backinstock/topics/catalog"
+	"backinstock/topics/events"
 )
 
 // TestRebuildReproducesStore makes adds, updates (channels and region),
 // removes and preference changes through the API, snapshots the store,
 // flushes Redis, rebuilds from wishlist.changes.v1 and expects the very same
-// store: entries, wishlist times (sorted-set scores), counts, preferences.
+// store: entries, wishlist times (sorted-set scores), counts, preferences;
+// preferences records the contract rejects are counted as bad and skipped.
 func TestRebuildReproducesStore(t *testing.T) {
 	kcfg := sharedKafka(t)
 	r, err := testenv.StartRedis(testenv.RedisOptions{Dir: t.TempDir()})
@@ -42,6 +45,20 @@ func TestRebuildReproducesStore(t *testing.T) {
 	c.do("PUT", "/v1/users/"+users[0]+"/preferences", token, "application/json", `{"locale":"en-GB","opt_out":["email"],"contacts":{"email":"x@example.com"}}`, nil)
 	c.do("PUT", "/v1/users/"+users[1]+"/preferences", token, "application/json", `{"unsubscribed":true}`, nil)
 	c.do("PUT", "/v1/users/"+users[1]+"/preferences", token, "application/json", `{"unsubscribed":false,"channels":["app"]}`, nil)
+
+	// Preferences records the contract rejects, for a user whose valid
+	// preferences they would otherwise replace: the rebuild must skip and
+	// count them.
+	badPrefs := []string{
+		`{"user_id":"` + users[0] + `","preferences":{"locale":"en-GB","theme":"dark"},"at":"2026-01-02T03:04:05Z"}`, // unknown field
+		`{"user_id":"` + users[0] + `","preferences":{"locale":"english"},"at":"2026-01-02T03:04:05Z"}`,              // bad locale
+		`{"user_id":"` + users[0] + `","preferences":null,"at":"2026-01-02T03:04:05Z"}`,                              // null instead of absent
+		`{"user_id":"` + users[1] + `","at":"2026-01-02T03:04:05Z"}`,                                                 // another user's value
+		`{"user_id":"` + users[0] + `","preferences":{}}`,                                                            // no at
+	}
+	for _, v := range badPrefs {
+		produce(t, kcfg, catalog.WishlistChanges, events.PreferencesKey(users[0]), []byte(v))
+	}
 
 	rdb := redis.NewClient(&redis.Options{Addr: r.Addr})
 	defer rdb.Close()
@@ -77,7 +94,7 @@ func TestRebuildReproducesStore(t *testing.T) {
 	if err != nil {
 		t.Fatalf("rebuild: %v", err)
 	}
-	if res.Records < 12 || res.Bad != 0 {
+	if res.Records < 12+int64(len(badPrefs)) || res.Bad != int64(len(badPrefs)) {
 		t.Fatalf("rebuild result = %+v", res)
 	}
 	after := snapshot()

@@ -1,14 +1,15 @@
 // Package changelog is the wishlist's durable log on wishlist.changes.v1
 // (compacted, key "<user>|<sku>"): an add is a WishlistChange carrying the
 // whole entry, a remove is a tombstone (so compaction eventually forgets the
-// pair), and a user's preferences travel under the key "<user>|~prefs",
-// which no sku can produce ('~' is not an id character). Replaying the topic
-// from the beginning rebuilds the store.
+// pair), and a user's preferences travel as a WishlistPreferences under the
+// key "<user>|~prefs" (events.PreferencesKey), which no sku can produce ('~'
+// is not an id character). Replaying the topic from the beginning rebuilds
+// the store; both value types are decoded with the contract's strict
+// decoders, so a record the contract rejects is skipped and counted.
 package changelog
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -19,21 +20,6 @@ import (
 	"backinstock/services/wishlist/internal/wishlist"
 	"backinstock/topics/events"
 )
-
-// PrefsSuffix ends the key of a preferences record.
-const PrefsSuffix = "|~prefs"
-
-// SchemaPreferences is the schema header of a preferences record. It is
-// local to the wishlist service, which is the topic's only reader.
-const SchemaPreferences = "WishlistPreferences"
-
-// PrefsRecord is the value of a preferences record. Preferences nil means
-// they were cleared.
-type PrefsRecord struct {
-	UserID      string                `json:"user_id"`
-	Preferences *wishlist.Preferences `json:"preferences,omitempty"`
-	At          time.Time             `json:"at"`
-}
 
 func headers(schema string) []sarama.RecordHeader {
 	hs := events.Headers(schema, "")
@@ -60,14 +46,15 @@ func RemoveMessage(topic, userID, sku string) *sarama.ProducerMessage {
 		Headers: headers(events.SchemaWishlistChange)}
 }
 
-// PrefsMessage is the record of a user's preferences (nil: cleared).
+// PrefsMessage is the record of a user's preferences (nil: cleared), an
+// events.WishlistPreferences validated before it is written.
 func PrefsMessage(topic, userID string, p *wishlist.Preferences, at time.Time) (*sarama.ProducerMessage, error) {
-	data, err := json.Marshal(PrefsRecord{UserID: userID, Preferences: p, At: at.UTC()})
+	data, err := events.Encode(events.WishlistPreferences{UserID: userID, Preferences: (*events.Preferences)(p), At: at.UTC()})
 	if err != nil {
 		return nil, fmt.Errorf("encode preferences of %s: %w", userID, err)
 	}
-	return &sarama.ProducerMessage{Topic: topic, Key: sarama.StringEncoder(userID + PrefsSuffix),
-		Value: sarama.ByteEncoder(data), Headers: headers(SchemaPreferences + "/1")}, nil
+	return &sarama.ProducerMessage{Topic: topic, Key: sarama.StringEncoder(events.PreferencesKey(userID)),
+		Value: sarama.ByteEncoder(data), Headers: headers(events.SchemaWishlistPreferences)}, nil
 }
 
 // Kind tells what a record changes.
@@ -92,32 +79,32 @@ type Record struct {
 // replaces an earlier one.
 func (r Record) Key() string {
 	if r.Kind == KindPrefs {
-		return r.UserID + PrefsSuffix
+		return events.PreferencesKey(r.UserID)
 	}
 	return events.WishlistKey(r.Entry.UserID, r.Entry.SKU)
 }
 
-// Decode reads one record; an op "remove" value is accepted as well as a
-// tombstone.
+// Decode reads one record. Under "<user>|<sku>" an op "remove" value is
+// accepted as well as a tombstone; under "<user>|~prefs" a tombstone or a
+// value without preferences clears them. Values go through the contract's
+// strict decoders, and must name the user (and sku) of their key.
 func Decode(key, value []byte) (Record, error) {
 	k := string(key)
-	if user, ok := strings.CutSuffix(k, PrefsSuffix); ok {
+	if user, ok := events.PreferencesUser(k); ok {
 		if err := events.CheckID("user_id", user); err != nil {
 			return Record{}, fmt.Errorf("preferences key %q: %w", k, err)
 		}
 		if value == nil {
 			return Record{Kind: KindPrefs, UserID: user}, nil
 		}
-		var pr PrefsRecord
-		if err := json.Unmarshal(value, &pr); err != nil {
+		pr, err := events.DecodeWishlistPreferences(value)
+		if err != nil {
 			return Record{}, fmt.Errorf("preferences of %s: %w", user, err)
 		}
-		if pr.Preferences != nil {
-			if err := wishlist.CheckPreferences(user, *pr.Preferences); err != nil {
-				return Record{}, fmt.Errorf("preferences of %s: %w", user, err)
-			}
+		if pr.UserID != user {
+			return Record{}, fmt.Errorf("key %q does not match value user_id %s", k, pr.UserID)
 		}
-		return Record{Kind: KindPrefs, UserID: user, Prefs: pr.Preferences}, nil
+		return Record{Kind: KindPrefs, UserID: user, Prefs: (*wishlist.Preferences)(pr.Preferences)}, nil
 	}
 	user, sku, ok := strings.Cut(k, "|")
 	if !ok || !events.ValidID(user) || !events.ValidID(sku) {

@@ -27,20 +27,11 @@ type Entry struct {
 	Since    time.Time
 }
 
-// Preferences are a user's delivery preferences, applied to every entry.
-type Preferences struct {
-	// Channels are the default channels of an entry added without any.
-	Channels   []string           `json:"channels,omitempty"`
-	Locale     string             `json:"locale,omitempty"`
-	TimeZone   string             `json:"time_zone,omitempty"`
-	QuietHours *events.QuietHours `json:"quiet_hours,omitempty"`
-	// Contacts maps a channel to the user's handle on it.
-	Contacts map[string]string `json:"contacts,omitempty"`
-	// Unsubscribed stops every notification to the user.
-	Unsubscribed bool `json:"unsubscribed,omitempty"`
-	// OptOut lists channels the user never wants, whatever an entry says.
-	OptOut []string `json:"opt_out,omitempty"`
-}
+// Preferences are a user's delivery preferences, applied to every entry. It
+// is the contract's type (events.Preferences: the same fields and JSON, so a
+// conversion is free) with the service's rules as methods; the changelog
+// carries it inside events.WishlistPreferences.
+type Preferences events.Preferences
 
 // FieldError is a rule broken by one field; the HTTP layer turns it into a 422.
 type FieldError struct {
@@ -94,16 +85,12 @@ func CheckEntry(e Entry, regions []string) error {
 	return errors.Join(errs...)
 }
 
-// CheckPreferences validates preferences with the same rules the events
-// apply to the copies on notifications (locale, time zone, quiet hours,
-// contacts), so a stored preference never makes an invalid notification.
+// CheckPreferences validates preferences with the contract's rules
+// (events.Preferences.Validate: channel lists, locale, time zone, quiet
+// hours, contacts), the same the changelog's decoder and the notifications
+// apply, so stored preferences never make an invalid record.
 func CheckPreferences(userID string, p Preferences) error {
-	errs := []error{CheckChannels("channels", p.Channels, false), CheckChannels("opt_out", p.OptOut, false)}
-	// The event type carries the same fields with the same rules.
-	probe := events.WishlistChange{UserID: userID, SKU: "probe", Region: "probe", Op: events.OpRemove, At: time.Unix(1, 0),
-		Locale: p.Locale, TimeZone: p.TimeZone, QuietHours: p.QuietHours, Contacts: p.Contacts}
-	errs = append(errs, probe.Validate())
-	return errors.Join(errs...)
+	return errors.Join(events.CheckID("user_id", userID), events.Preferences(p).Validate())
 }
 
 // Normalize sorts channel lists into canonical order so that equal
