@@ -131,11 +131,11 @@ func TestBrokenFilesFail(t *testing.T) {
 			[]string{"services.redis", "appendonly"}},
 		{"unpinned image", "deploy/compose/compose.yaml", "image: redis:7.4.1-alpine", "image: redis:latest",
 			[]string{"services.redis", "image", "not pinned"}},
-		{"dashboard metric that no service exports", "deploy/grafana/dashboard.json", "inventory_restocks_total", "inventory_restock_total",
+		{"dashboard metric that no service exports", "deploy/grafana/dashboard.json", "backinstock_inventory_restocks_total", "inventory_restock_total",
 			[]string{"dashboard.json", "inventory_restock_total", "not declared"}},
 		{"alert rule field typo", "deploy/grafana/alerts.yaml", "    rules:\n", "    rulez:\n",
 			[]string{"alerts.yaml", "rulez"}},
-		{"PromQL syntax error", "deploy/grafana/alerts.yaml", "expr: max(inventory_outbox_oldest_age_seconds) > 60", "expr: max(inventory_outbox_oldest_age_seconds > 60",
+		{"PromQL syntax error", "deploy/grafana/alerts.yaml", "expr: max(backinstock_inventory_outbox_oldest_age_seconds) > 60", "expr: max(backinstock_inventory_outbox_oldest_age_seconds > 60",
 			[]string{"alerts.yaml", "PromQL"}},
 		{"Dockerfile running as root", "deploy/docker/Dockerfile", "USER 65532:65532", "USER root",
 			[]string{"Dockerfile", "USER"}},
@@ -206,7 +206,7 @@ func TestMetricNames(t *testing.T) {
 		expr string
 		want string
 	}{
-		{`sum(rate(inventory_restocks_total[$__rate_interval]))`, "inventory_restocks_total"},
+		{`sum(rate(backinstock_inventory_restocks_total[$__rate_interval]))`, "backinstock_inventory_restocks_total"},
 		{`histogram_quantile(0.99, sum by (le) (rate(x_seconds_bucket{region=~"$region"}[5m])))`, "x_seconds_bucket"},
 		{`a > 1 and on() b{job="j"}`, "a,b"},
 		{`{__name__="c_total"}`, "c_total"},

@@ -246,8 +246,8 @@ func TestDashboardMetricsAreExported(t *testing.T) {
 	// The dashboard's headline series must really be on /metrics after
 	// one restock, not only registered.
 	mustScrape := []string{
-		"inventory_restocks_total", "inventory_publish_latency_seconds_bucket", "inventory_outbox_oldest_age_seconds",
-		"wishlist_notifications_produced_total", "backinstock_notifier_sent_total",
+		"backinstock_inventory_restocks_total", "backinstock_inventory_publish_latency_seconds_bucket", "backinstock_inventory_outbox_oldest_age_seconds",
+		"backinstock_wishlist_notifications_produced_total", "backinstock_notifier_sent_total",
 		"backinstock_notifier_publish_seconds_bucket", "backinstock_consumer_lag_records",
 		"backinstock_consumer_dead_letters_total",
 	}

@@ -253,7 +253,7 @@ func publishedRestocks(b *testing.B, svc *service) float64 {
 		b.Fatal(err)
 	}
 	for _, mf := range mfs {
-		if mf.GetName() != "inventory_published_records_total" {
+		if mf.GetName() != "backinstock_inventory_published_records_total" {
 			continue
 		}
 		for _, m := range mf.GetMetric() {

@@ -140,7 +140,7 @@ func TestThreeRegionGroupsEachNotifyTheirOwn(t *testing.T) {
 			t.Fatalf("notification of user 5 = %+v", n)
 		}
 	})
-	if got := testutil.ToFloat64(metric(t, regs["us-east-1"], "wishlist_notifications_produced_total", "app")); got != 2 {
+	if got := testutil.ToFloat64(metric(t, regs["us-east-1"], "backinstock_wishlist_notifications_produced_total", "app")); got != 2 {
 		t.Errorf("us-east-1 app notifications metric = %v, want 2", got)
 	}
 }
@@ -248,7 +248,7 @@ func TestStockAwareWaves(t *testing.T) {
 	}
 	mfs, _ := reg.Gather()
 	for _, mf := range mfs {
-		if mf.GetName() == "wishlist_fanout_batch_waits_total" && mf.GetMetric()[0].GetCounter().GetValue() != 2 {
+		if mf.GetName() == "backinstock_wishlist_fanout_batch_waits_total" && mf.GetMetric()[0].GetCounter().GetValue() != 2 {
 			t.Errorf("batch waits = %v, want 2", mf.GetMetric()[0].GetCounter().GetValue())
 		}
 	}

@@ -61,7 +61,7 @@ func TestScrapeSumsStagesAcrossServices(t *testing.T) {
 	}
 	a := page("# TYPE backinstock_notifier_sent_total counter\nbackinstock_notifier_sent_total{channel=\"app\"} 3\nbackinstock_notifier_sent_total{channel=\"sms\"} 2\n")
 	defer a.Close()
-	b := page("# TYPE backinstock_notifier_sent_total counter\nbackinstock_notifier_sent_total{channel=\"app\"} 5\n# TYPE inventory_restocks_total counter\ninventory_restocks_total 4\n")
+	b := page("# TYPE backinstock_notifier_sent_total counter\nbackinstock_notifier_sent_total{channel=\"app\"} 5\n# TYPE backinstock_inventory_restocks_total counter\nbackinstock_inventory_restocks_total 4\n")
 	defer b.Close()
 	got := Scrape(context.Background(), http.DefaultClient, []string{a.URL, b.URL, "http://127.0.0.1:1/metrics"})
 	if got["sent"] != 10 || got["restocks"] != 4 || got["held"] != 0 {

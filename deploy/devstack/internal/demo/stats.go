@@ -13,8 +13,8 @@ import (
 // stages maps each counter the page shows to the metric families summed for
 // it, across every service scraped.
 var stages = map[string][]string{
-	"restocks": {"inventory_restocks_total"},
-	"produced": {"wishlist_notifications_produced_total"},
+	"restocks": {"backinstock_inventory_restocks_total"},
+	"produced": {"backinstock_wishlist_notifications_produced_total"},
 	"deduped":  {"backinstock_notifier_deduped_total"},
 	"sent":     {"backinstock_notifier_sent_total"},
 	"held":     {"backinstock_notifier_held_total"},

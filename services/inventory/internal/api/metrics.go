@@ -19,17 +19,17 @@ type Metrics struct {
 // NewMetrics registers the API metrics on reg.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
-		Requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "inventory_http_requests_total",
+		Requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "backinstock_inventory_http_requests_total",
 			Help: "HTTP requests by route and status code."}, []string{"route", "code"}),
-		Duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "inventory_http_request_duration_seconds",
+		Duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "backinstock_inventory_http_request_duration_seconds",
 			Help: "HTTP request duration by route.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}, []string{"route"}),
-		Updates: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "inventory_stock_updates_total",
+		Updates: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "backinstock_inventory_stock_updates_total",
 			Help: "Applied stock updates by outcome: restock, changed (other level change), unchanged."}, []string{"outcome"}),
-		Restocks: prometheus.NewCounter(prometheus.CounterOpts{Name: "inventory_restocks_total",
+		Restocks: prometheus.NewCounter(prometheus.CounterOpts{Name: "backinstock_inventory_restocks_total",
 			Help: "Sold-out to available transitions detected (each is one restock event in the outbox)."}),
-		Rejected: prometheus.NewCounter(prometheus.CounterOpts{Name: "inventory_rejected_updates_total",
+		Rejected: prometheus.NewCounter(prometheus.CounterOpts{Name: "backinstock_inventory_rejected_updates_total",
 			Help: "Updates rejected by validation (whole requests and bulk items)."}),
-		Replays: prometheus.NewCounter(prometheus.CounterOpts{Name: "inventory_idempotent_replays_total",
+		Replays: prometheus.NewCounter(prometheus.CounterOpts{Name: "backinstock_inventory_idempotent_replays_total",
 			Help: "Writes answered from a stored Idempotency-Key result."}),
 	}
 	if reg != nil {

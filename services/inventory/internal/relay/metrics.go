@@ -19,18 +19,18 @@ type Metrics struct {
 // NewMetrics registers the relay metrics on reg (nil: unregistered).
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
-		Backlog: prometheus.NewGauge(prometheus.GaugeOpts{Name: "inventory_outbox_backlog",
+		Backlog: prometheus.NewGauge(prometheus.GaugeOpts{Name: "backinstock_inventory_outbox_backlog",
 			Help: "Outbox entries not yet published to Kafka (all shards)."}),
-		OldestAge: prometheus.NewGauge(prometheus.GaugeOpts{Name: "inventory_outbox_oldest_age_seconds",
+		OldestAge: prometheus.NewGauge(prometheus.GaugeOpts{Name: "backinstock_inventory_outbox_oldest_age_seconds",
 			Help: "Age of the oldest unpublished outbox entry (0 when empty)."}),
-		Published: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "inventory_published_records_total",
+		Published: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "backinstock_inventory_published_records_total",
 			Help: "Records acknowledged by Kafka, by topic."}, []string{"topic"}),
-		Latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "inventory_publish_latency_seconds",
+		Latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "backinstock_inventory_publish_latency_seconds",
 			Help:    "Time from the outbox append to the Kafka acknowledgement, by topic.",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60}}, []string{"topic"}),
-		Errors: prometheus.NewCounter(prometheus.CounterOpts{Name: "inventory_relay_errors_total",
+		Errors: prometheus.NewCounter(prometheus.CounterOpts{Name: "backinstock_inventory_relay_errors_total",
 			Help: "Failed relay steps (Kafka produce, Redis read or trim); each is retried."}),
-		Skipped: prometheus.NewCounter(prometheus.CounterOpts{Name: "inventory_outbox_skipped_total",
+		Skipped: prometheus.NewCounter(prometheus.CounterOpts{Name: "backinstock_inventory_outbox_skipped_total",
 			Help: "Outbox entries that could not be decoded and were skipped."}),
 	}
 	if reg != nil {

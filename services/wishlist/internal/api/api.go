@@ -43,9 +43,9 @@ type Metrics struct {
 // NewMetrics registers the API metrics with reg.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
-		Requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wishlist_http_requests_total",
+		Requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "backinstock_wishlist_http_requests_total",
 			Help: "API requests by route and status code."}, []string{"route", "code"}),
-		ImportLines: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wishlist_import_lines_total",
+		ImportLines: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "backinstock_wishlist_import_lines_total",
 			Help: "Bulk-import lines by result (imported, rejected)."}, []string{"result"}),
 	}
 	if reg != nil {

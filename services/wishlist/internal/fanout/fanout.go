@@ -74,16 +74,16 @@ type Metrics struct {
 func NewMetrics(reg prometheus.Registerer, region string) *Metrics {
 	l := prometheus.Labels{"region": region}
 	m := &Metrics{
-		InProgress: prometheus.NewGauge(prometheus.GaugeOpts{Name: "wishlist_fanouts_in_progress", Help: "Restock fan-outs being worked on.", ConstLabels: l}),
-		FanOuts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wishlist_fanouts_total",
+		InProgress: prometheus.NewGauge(prometheus.GaugeOpts{Name: "backinstock_wishlist_fanouts_in_progress", Help: "Restock fan-outs being worked on.", ConstLabels: l}),
+		FanOuts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "backinstock_wishlist_fanouts_total",
 			Help: "Restock fan-outs by outcome: completed, sold_out (a stock-aware fan-out stopped by the stock), already_done (a redelivered restock skipped).", ConstLabels: l}, []string{"outcome"}),
-		Produced: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wishlist_notifications_produced_total",
+		Produced: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "backinstock_wishlist_notifications_produced_total",
 			Help: "Notification requests acknowledged by Kafka, by channel.", ConstLabels: l}, []string{"channel"}),
-		Wishlisters: prometheus.NewCounter(prometheus.CounterOpts{Name: "wishlist_fanout_wishlisters_total", Help: "Wishlisters paged through.", ConstLabels: l}),
-		Waves:       prometheus.NewCounter(prometheus.CounterOpts{Name: "wishlist_fanout_waves_total", Help: "Stock-aware waves started.", ConstLabels: l}),
-		Waits:       prometheus.NewCounter(prometheus.CounterOpts{Name: "wishlist_fanout_batch_waits_total", Help: "Waits between stock-aware waves.", ConstLabels: l}),
-		WaitSeconds: prometheus.NewCounter(prometheus.CounterOpts{Name: "wishlist_fanout_batch_wait_seconds_total", Help: "Time spent waiting between stock-aware waves.", ConstLabels: l}),
-		Checkpoints: prometheus.NewCounter(prometheus.CounterOpts{Name: "wishlist_fanout_checkpoints_total", Help: "Checkpoints written.", ConstLabels: l}),
+		Wishlisters: prometheus.NewCounter(prometheus.CounterOpts{Name: "backinstock_wishlist_fanout_wishlisters_total", Help: "Wishlisters paged through.", ConstLabels: l}),
+		Waves:       prometheus.NewCounter(prometheus.CounterOpts{Name: "backinstock_wishlist_fanout_waves_total", Help: "Stock-aware waves started.", ConstLabels: l}),
+		Waits:       prometheus.NewCounter(prometheus.CounterOpts{Name: "backinstock_wishlist_fanout_batch_waits_total", Help: "Waits between stock-aware waves.", ConstLabels: l}),
+		WaitSeconds: prometheus.NewCounter(prometheus.CounterOpts{Name: "backinstock_wishlist_fanout_batch_wait_seconds_total", Help: "Time spent waiting between stock-aware waves.", ConstLabels: l}),
+		Checkpoints: prometheus.NewCounter(prometheus.CounterOpts{Name: "backinstock_wishlist_fanout_checkpoints_total", Help: "Checkpoints written.", ConstLabels: l}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.InProgress, m.FanOuts, m.Produced, m.Wishlisters, m.Waves, m.Waits, m.WaitSeconds, m.Checkpoints)
