@@ -16,7 +16,7 @@ STATICCHECK_VERSION := v0.8.2
 
 .PHONY: help
 help: ## list the targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
 .PHONY: build
 build: ## build every binary into bin/
@@ -49,8 +49,23 @@ browser-test: build ## drive the demo page in headless Chromium (needs chromium 
 	scripts/browser/run.sh
 
 .PHONY: bench
-bench: ## run the benchmarks and print their figures
-	$(GO) test -run '^$$' -bench . -benchtime 1x -count=1 $(PKGS)
+bench: bench-inventory bench-wishlist bench-notifier bench-e2e ## every benchmark below; figures in docs/benchmarks.md
+
+.PHONY: bench-inventory
+bench-inventory: ## inventory: single PUT and bulk updates/s against real Redis, restock → Kafka latency
+	cd services/inventory && $(GO) test -run '^$$' -bench . -benchtime 1x -count=1 ./app/
+
+.PHONY: bench-wishlist
+bench-wishlist: ## wishlist: one restock fanned out to 1,000,000 wishlisters (records/s, wall time, peak RSS)
+	$(MAKE) -C services/wishlist bench
+
+.PHONY: bench-notifier
+bench-notifier: ## notifier: 1,000,000 notifications Kafka → Redis → JetStream, latency at 20,000/s, the bare loop
+	$(MAKE) -C services/notifier bench
+
+.PHONY: bench-e2e
+bench-e2e: ## end to end: 1,000,000-wishlister restock API → edge, and first-delivery latency p50/p99
+	$(GO) run backinstock/scripts/cmd/e2ebench
 
 .PHONY: lint
 lint: $(STATICCHECK) ## gofmt check, go vet, staticcheck over every module; deploy manifests checked strictly
