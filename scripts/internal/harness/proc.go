@@ -50,7 +50,8 @@ func (p *Proc) Start() error {
 	cmd.Stdout, cmd.Stderr = f, f
 	// Its own process group, so a Ctrl-C of the test does not reach it first
 	// and Close decides the order of shutdown.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Pdeathsig: a crashed or killed driver leaves no service running.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		f.Close()
 		return fmt.Errorf("start %s: %w", p.Name, err)
