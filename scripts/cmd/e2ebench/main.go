@@ -86,7 +86,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if !keep {
 		_ = os.RemoveAll(dir)
 	}
-	command := "make bench"
+	command := "make bench-e2e (part of make bench)"
 	if len(args) > 0 {
 		command = "go run ./scripts/cmd/e2ebench " + strings.Join(args, " ")
 	}
