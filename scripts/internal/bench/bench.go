@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -55,6 +56,8 @@ type Result struct {
 	Total     time.Duration
 	Delivered uint64
 	Counts    *harness.Counts
+	// CPU is what each process spent during the big restock.
+	CPU *CPUUse
 
 	Restocks  int
 	Latencies []time.Duration
@@ -120,6 +123,30 @@ func importFile(ctx context.Context, st *harness.Stack, o Options, sku string) e
 	return os.Remove(path)
 }
 
+// redisPID finds the redis-server listening on the stack's port by its
+// command line (testenv does not expose the process).
+func redisPID(st *harness.Stack) int {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0
+	}
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		if err != nil {
+			continue
+		}
+		cmd := strings.ReplaceAll(string(b), "\x00", " ")
+		if strings.Contains(cmd, "redis-server") && strings.Contains(cmd, st.Redis.Addr) {
+			return pid
+		}
+	}
+	return 0
+}
+
 // notifyEnd sums the end offsets of the region's notify topics.
 func notifyEnd(cl sarama.Client, region string) (int64, error) {
 	var sum int64
@@ -181,6 +208,11 @@ func bigRestock(ctx context.Context, st *harness.Stack, edge *harness.Edge, o Op
 	if err != nil {
 		return err
 	}
+	pids := map[string]int{"driver (kfake, nats-server)": os.Getpid(), "redis-server": redisPID(st)}
+	for _, p := range st.Procs() {
+		pids[p.Name] = p.PID()
+	}
+	cpu0 := sampleCPU(pids)
 	start := time.Now()
 	sr, err := st.Client().SetStock(ctx, sku, harness.StockUpdate{Region: o.Region, Quantity: 1000})
 	if err != nil {
@@ -203,6 +235,8 @@ func bigRestock(ctx context.Context, st *harness.Stack, edge *harness.Edge, o Op
 		if err == nil && last-base >= want {
 			res.Total = time.Since(start)
 			res.Delivered = last - base
+			use := cpuBetween(cpu0, sampleCPU(pids))
+			res.CPU = &use
 			break
 		}
 		if time.Now().After(deadline) {
@@ -221,6 +255,7 @@ func bigRestock(ctx context.Context, st *harness.Stack, edge *harness.Edge, o Op
 	default:
 	}
 	o.Log.Logf("%d notifications acknowledged at the edge %s after the API call (%.0f/s)", res.Delivered, res.Total.Round(time.Millisecond), res.Rate())
+	o.Log.Logf("CPU during it: %s", res.CPU)
 	if !o.Verify {
 		return nil
 	}

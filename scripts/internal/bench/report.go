@@ -85,6 +85,9 @@ func (r Result) Table() string {
 	if r.Produced > 0 {
 		fmt.Fprintf(&b, "| same restock: API call → the fan-out's last notification request in Kafka | %.2f s | |\n", r.Produced.Seconds())
 	}
+	if r.CPU != nil {
+		fmt.Fprintf(&b, "| same restock: CPU seconds spent meanwhile | %s (%.1f s wall × %d cores available) | |\n", r.CPU, r.Total.Seconds(), runtime.NumCPU())
+	}
 	if r.Counts != nil {
 		fmt.Fprintf(&b, "| same restock, read back from the edge stream | delivered %d, distinct %d, duplicates %d, missing %d | exactly once |\n",
 			r.Counts.Delivered, r.Counts.Distinct, r.Counts.Duplicates, r.Counts.Missing)

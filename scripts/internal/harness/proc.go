@@ -174,6 +174,16 @@ func (p *Proc) WaitReady(ctx context.Context, timeout time.Duration) error {
 	}
 }
 
+// PID is the running process's id, 0 when it is not running.
+func (p *Proc) PID() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd == nil || p.cmd.Process == nil {
+		return 0
+	}
+	return p.cmd.Process.Pid
+}
+
 // Tail returns the last n lines of the process's log.
 func (p *Proc) Tail(n int) string {
 	b, err := os.ReadFile(p.LogPath)
