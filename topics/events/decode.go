@@ -67,6 +67,10 @@ func DecodeWishlistPreferences(data []byte) (WishlistPreferences, error) {
 // DecodeNotification decodes and validates one Notification.
 func DecodeNotification(data []byte) (Notification, error) {
 	var v Notification
+	if quickNotification(data, &v) {
+		return v, v.Validate()
+	}
+	v = Notification{}
 	err := decodeStrict(SchemaNotification, data, &v)
 	return v, err
 }

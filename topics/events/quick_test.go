@@ -2,6 +2,7 @@ package events
 
 import (
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 )
@@ -59,4 +60,57 @@ func FuzzDecodePathsAgree(f *testing.F) {
 			t.Fatalf("paths decode %q differently:\n%+v\n%+v", data, fast, slow)
 		}
 	})
+}
+
+// FuzzQuickNotificationAgrees checks that DecodeNotification (which tries
+// quickNotification first) decodes and rejects exactly like the general
+// strict decoder, error messages included.
+func FuzzQuickNotificationAgrees(f *testing.F) {
+	good, _ := Encode(sampleNotification())
+	plain := sampleNotification()
+	plain.Body, plain.TimeZone, plain.QuietHours, plain.Contact = "plain", "", nil, ""
+	plainData, _ := Encode(plain)
+	for _, d := range [][]byte{good, plainData} {
+		f.Add(d)
+	}
+	for _, s := range []string{
+		`{}`, `null`, `[]`, `{"user_id":null}`, `{"episode":1.0}`, `{"episode":1e2}`, `{"episode":01}`, `{"episode":-0}`,
+		`{"notification_id":"a","NOTIFICATION_ID":"b"}`, `{"contact":""}`, `{"quiet_hours":{}}`, `{"title":"\u00e9"}`,
+		string(good) + " ", " " + string(good), string(good) + "x", `{"title":"\u0000"}`, "{\"title\":\"\xff\"}",
+		strings.Replace(string(plainData), `"sku":`, `"sku":"X","sku":`, 1),
+		strings.Replace(string(plainData), `"episode":2`, `"episode":9223372036854775808`, 1),
+		strings.Replace(string(plainData), `"url":`, `"extra":1,"url":`, 1),
+		strings.Replace(string(good), `"start":"22:00"`, `"start":"22:00","start":"23:00"`, 1),
+		strings.Replace(string(good), `"start":"22:00"`, `"start":null`, 1),
+		strings.Replace(string(plainData), `"created_at":"`, `"created_at":"x`, 1),
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		got, errGot := DecodeNotification(data)
+		var want Notification
+		errWant := decodeStrict(SchemaNotification, data, &want)
+		if (errGot == nil) != (errWant == nil) || (errGot != nil && errGot.Error() != errWant.Error()) {
+			t.Fatalf("decoders disagree on %q: quick %v, general %v", data, errGot, errWant)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("decoders decode %q differently:\n%+v\n%+v", data, got, want)
+		}
+	})
+}
+
+func TestQuickNotificationTakesWellFormedRecords(t *testing.T) {
+	n := sampleNotification()
+	n.Locale = "en-US"
+	data, err := Encode(n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got Notification
+	if !quickNotification(data, &got) {
+		t.Fatalf("quickNotification refused %s: the fast path is never taken", data)
+	}
+	if !reflect.DeepEqual(got, n) {
+		t.Fatalf("quickNotification decoded\n%+v\nwant\n%+v", got, n)
+	}
 }
