@@ -3,6 +3,7 @@ package redisstore
 import (
 	"context"
 	"os"
+	"strconv"
 	"testing"
 	"time"
 
@@ -56,5 +57,39 @@ func TestMarkersAndHeldSet(t *testing.T) {
 	}
 	if due, _ := s.Due(ctx, t0.Add(90*time.Minute), 10); len(due) != 1 || due[0].ID != "h2" {
 		t.Fatalf("Due later = %+v", due)
+	}
+}
+
+// TestSentPathsAgree checks the single-node MGET lookup (over several
+// chunks) and the per-key EXISTS pipeline a sharded client gets.
+func TestSentPathsAgree(t *testing.T) {
+	ctx := context.Background()
+	addr := env.Redis(t).Addr
+	single := redis.NewClient(&redis.Options{Addr: addr})
+	defer single.Close()
+	ring := redis.NewRing(&redis.RingOptions{Addrs: map[string]string{"one": addr}})
+	defer ring.Close()
+	region := testenv.Unique(t, "r")
+	refs := make([]Ref, 2*mgetChunk+7)
+	var marked []Ref
+	for i := range refs {
+		refs[i] = Ref{UserID: "u" + strconv.Itoa(i), NotificationID: "n" + strconv.Itoa(i)}
+		if i%3 == 0 {
+			marked = append(marked, refs[i])
+		}
+	}
+	if err := New(single, region, time.Hour).MarkSent(ctx, marked); err != nil {
+		t.Fatal(err)
+	}
+	for name, rdb := range map[string]redis.UniversalClient{"mget": single, "exists": ring} {
+		sent, err := New(rdb, region, time.Hour).Sent(ctx, refs)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		for i, s := range sent {
+			if s != (i%3 == 0) {
+				t.Fatalf("%s: Sent[%d] = %v, want %v", name, i, s, i%3 == 0)
+			}
+		}
 	}
 }
