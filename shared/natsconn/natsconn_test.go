@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
@@ -57,5 +58,25 @@ func TestConnectFailsClearly(t *testing.T) {
 	_, _, err = natsconn.Connect(fmt.Sprintf("nats://127.0.0.1:%d", port), natsconn.Options{}, zap.NewNop())
 	if err == nil {
 		t.Fatal("connected to nothing")
+	}
+}
+
+// TestRestartInOperatorModeStyle: a Configure hook that sets options the
+// server rewrites at start must not make Restart fail.
+func TestRestartKeepsConfigureHook(t *testing.T) {
+	calls := 0
+	n, err := testenv.StartNATS(testenv.NATSOptions{StoreDir: t.TempDir(), Configure: func(o *server.Options) {
+		calls++
+		o.ServerName = "hooked"
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	if err := n.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	if calls != 2 || n.Server.Name() != "hooked" {
+		t.Fatalf("hook ran %d times, server %q", calls, n.Server.Name())
 	}
 }

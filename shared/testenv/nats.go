@@ -20,7 +20,7 @@ type NATSOptions struct {
 // NATS is an embedded nats-server with JetStream and websocket.
 type NATS struct {
 	Server *server.Server
-	opts   *server.Options
+	o      NATSOptions
 }
 
 // StartNATS starts the server and waits until it accepts connections.
@@ -36,26 +36,33 @@ func StartNATS(o NATSOptions) (*NATS, error) {
 			return nil, err
 		}
 	}
-	opts := &server.Options{
-		ServerName: "backinstock-test",
-		Host:       "127.0.0.1",
-		Port:       o.Port,
-		JetStream:  true,
-		StoreDir:   o.StoreDir,
-		NoSigs:     true,
-		NoLog:      true,
-		MaxPayload: 1 << 20,
-		Websocket:  server.WebsocketOpts{Host: "127.0.0.1", Port: o.WSPort, NoTLS: true},
-	}
-	if o.Configure != nil {
-		o.Configure(opts)
-	}
-	n := &NATS{opts: opts}
+	n := &NATS{o: o}
 	return n, n.start()
 }
 
+// options are built anew for every start: nats-server rewrites the options
+// it is given (operator mode fills TrustedKeys from TrustedOperators), so a
+// restart with the same struct would be refused as conflicting.
+func (n *NATS) options() *server.Options {
+	opts := &server.Options{
+		ServerName: "backinstock-test",
+		Host:       "127.0.0.1",
+		Port:       n.o.Port,
+		JetStream:  true,
+		StoreDir:   n.o.StoreDir,
+		NoSigs:     true,
+		NoLog:      true,
+		MaxPayload: 1 << 20,
+		Websocket:  server.WebsocketOpts{Host: "127.0.0.1", Port: n.o.WSPort, NoTLS: true},
+	}
+	if n.o.Configure != nil {
+		n.o.Configure(opts)
+	}
+	return opts
+}
+
 func (n *NATS) start() error {
-	s, err := server.NewServer(n.opts)
+	s, err := server.NewServer(n.options())
 	if err != nil {
 		return fmt.Errorf("nats-server: %w", err)
 	}
@@ -69,10 +76,10 @@ func (n *NATS) start() error {
 }
 
 // URL is the client URL.
-func (n *NATS) URL() string { return fmt.Sprintf("nats://127.0.0.1:%d", n.opts.Port) }
+func (n *NATS) URL() string { return fmt.Sprintf("nats://127.0.0.1:%d", n.o.Port) }
 
 // WSURL is the websocket URL browsers use.
-func (n *NATS) WSURL() string { return fmt.Sprintf("ws://127.0.0.1:%d", n.opts.Websocket.Port) }
+func (n *NATS) WSURL() string { return fmt.Sprintf("ws://127.0.0.1:%d", n.o.WSPort) }
 
 // Stop shuts the server down, keeping its store for Restart.
 func (n *NATS) Stop() {

@@ -59,11 +59,24 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, region string, o 
 	if o.MaxAge > 0 && o.MaxAge < o.Duplicates {
 		return nil, fmt.Errorf("edge stream %s: max age %s is shorter than the duplicate window %s", StreamName(region), o.MaxAge, o.Duplicates)
 	}
-	s, err := js.CreateOrUpdateStream(ctx, StreamConfig(region, o))
-	if err != nil {
-		return nil, fmt.Errorf("create or update edge stream %s: %w", StreamName(region), err)
+	// Replicas starting together can meet a transient JetStream error (seen:
+	// "error creating store for stream", err_code 10049) or a server that is
+	// still starting; retry until ctx's deadline instead of exiting.
+	backoff := 100 * time.Millisecond
+	for {
+		s, err := js.CreateOrUpdateStream(ctx, StreamConfig(region, o))
+		if err == nil {
+			return s, nil
+		}
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, fmt.Errorf("create or update edge stream %s: %w", StreamName(region), err)
+		case <-t.C:
+		}
+		backoff = min(2*backoff, 2*time.Second)
 	}
-	return s, nil
 }
 
 // Item is one message to publish.

@@ -60,3 +60,42 @@ func TestStreamAndDuplicateWindow(t *testing.T) {
 		t.Fatalf("stream holds %d, want 2", info.State.Msgs)
 	}
 }
+
+// TestEnsureStreamWaitsForTheServer: a notifier that starts while JetStream
+// cannot create the stream (here: the server is down) keeps trying within its
+// deadline instead of exiting.
+func TestEnsureStreamWaitsForTheServer(t *testing.T) {
+	n, err := testenv.StartNATS(testenv.NATSOptions{StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	nc, err := nats.Connect(n.URL(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	p, err := NewPublisher(nc, 1000, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.Stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		_, err := EnsureStream(ctx, p.JetStream(), "eu-west-1", StreamOptions{Duplicates: time.Hour, MaxAge: 24 * time.Hour})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		t.Fatalf("EnsureStream returned while the server was down: %v", err)
+	case <-time.After(500 * time.Millisecond):
+	}
+	if err := n.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("stream not created after the server came back: %v", err)
+	}
+}
