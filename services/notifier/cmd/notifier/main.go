@@ -117,7 +117,7 @@ func parse(s *config.Set, args []string, stderr io.Writer) (int, bool) {
 // tuneGC trades memory for CPU: every record allocates its decoded
 // notification, keys and publish futures, and the live heap (the batches in
 // flight) is small, so at the default GOGC=100 the collector runs very often
-(a seventh of notifier-bench's CPU profile). GOGC=400
+// (a seventh of notifier-bench's CPU profile). GOGC=400
 // keeps the heap at a few hundred MiB at most; the soft limit of 1 GiB stops
 // it growing further. GOGC and GOMEMLIMIT, when set, win. Only the binary
 // does this: it is process-wide, so app.Run (run in-process by the local
