@@ -62,9 +62,13 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, region string, o 
 	// Replicas starting together can meet a transient JetStream error (seen:
 	// "error creating store for stream", err_code 10049) or a server that is
 	// still starting; retry until ctx's deadline instead of exiting.
+	// Each attempt has its own timeout: a request sent while the connection
+	// is re-established can go unanswered, and must not use up the deadline.
 	backoff := 100 * time.Millisecond
 	for {
-		s, err := js.CreateOrUpdateStream(ctx, StreamConfig(region, o))
+		actx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		s, err := js.CreateOrUpdateStream(actx, StreamConfig(region, o))
+		cancel()
 		if err == nil {
 			return s, nil
 		}
