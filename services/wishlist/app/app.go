@@ -93,7 +93,7 @@ func (c *Config) BindServe(s *config.Set) {
 // BindFanout registers the fan-out settings.
 func (c *Config) BindFanout(s *config.Set) {
 	s.String(&c.Region, "region", "REGION", "", "region whose restocks this worker fans out (group fanout.<region>) (required)")
-	s.String(&c.MetricsAddr, "metrics-addr", "METRICS_ADDR", ":9181", "listen address for /metrics, /healthz, /readyz (empty: none)")
+	s.String(&c.MetricsAddr, "metrics-addr", "METRICS_ADDR", ":9181", "listen address for /metrics, /healthz, /readyz (--metrics-addr \"\": none)")
 	s.String(&c.DeliveryMode, "delivery-mode", "DELIVERY_MODE", events.DeliveryAll, "default policy: all, or stock_aware (a restock may override it)")
 	s.Int(&c.PerUnit, "per-unit", "DELIVERY_PER_UNIT", 2, "stock_aware: wishlisters notified per unit in stock, per wave")
 	s.Int64(&c.MinStock, "min-stock", "DELIVERY_MIN_STOCK", 1, "stock_aware: stock a further wave needs")

@@ -36,7 +36,7 @@ func buildWishlist(t *testing.T) string {
 
 func childEnv(kcfg kafka.Config, redisURL string) []string {
 	return append(os.Environ(), "KAFKA_BROKERS="+strings.Join(kcfg.Brokers, ","), "REDIS_URL="+redisURL,
-		"REGIONS=us-east-1,eu-west-1,ap-south-1", "LOG_LEVEL=warn", "METRICS_ADDR=")
+		"REGIONS=us-east-1,eu-west-1,ap-south-1", "LOG_LEVEL=warn", "METRICS_ADDR=127.0.0.1:0")
 }
 
 // TestFanoutResumesAfterSIGKILL stops the real fan-out worker gracefully in
