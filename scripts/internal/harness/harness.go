@@ -108,23 +108,17 @@ type Stack struct {
 	Fanout    map[string]*Proc
 	Notifier  map[string]*Proc
 
-	opts     Options
-	natsOpts testenv.NATSOptions
+	opts Options
 }
 
 // StopNATS shuts the edge's nats-server down (its JetStream store stays).
 func (s *Stack) StopNATS() { s.NATS.Stop() }
 
-// StartNATS starts a fresh nats-server on the same ports and store. (A
-// server's options are changed by the server in operator mode, so a restart
-// builds them anew rather than reusing them.)
+// StartNATS brings the stopped nats-server back on the same ports and store.
 func (s *Stack) StartNATS() error {
-	s.NATS.Stop()
-	n, err := testenv.StartNATS(s.natsOpts)
-	if err != nil {
+	if err := s.NATS.Restart(); err != nil {
 		return fmt.Errorf("restart nats-server: %w", err)
 	}
-	s.NATS = n
 	return nil
 }
 
@@ -184,14 +178,7 @@ func (s *Stack) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	s.natsOpts = testenv.NATSOptions{StoreDir: filepath.Join(o.Dir, "nats"), Configure: configure}
-	if s.natsOpts.Port, err = testenv.FreePort(); err != nil {
-		return err
-	}
-	if s.natsOpts.WSPort, err = testenv.FreePort(); err != nil {
-		return err
-	}
-	if s.NATS, err = testenv.StartNATS(s.natsOpts); err != nil {
+	if s.NATS, err = testenv.StartNATS(testenv.NATSOptions{StoreDir: filepath.Join(o.Dir, "nats"), Configure: configure}); err != nil {
 		return err
 	}
 	if s.Redis, err = testenv.StartRedis(testenv.RedisOptions{Dir: filepath.Join(o.Dir, "redis"), AppendOnly: true}); err != nil {
@@ -281,15 +268,6 @@ func (s *Stack) startServices(ctx context.Context) error {
 	for _, p := range all {
 		if err := p.Start(); err != nil {
 			return err
-		}
-		// Notifiers one at a time: each creates its region's edge stream at
-		// start, and a fresh nats-server in JWT mode answers concurrent first
-		// stream creations in one account with "error creating store for
-		// stream" (err_code 10049) now and then; the notifier exits on it.
-		if strings.HasPrefix(p.Name, "notifier-") {
-			if err := p.WaitReady(ctx, 90*time.Second); err != nil {
-				return err
-			}
 		}
 	}
 	for _, p := range all {

@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"runtime/debug"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -57,14 +56,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 		if code, done := parse(s, rest, stderr); done {
 			return code
 		}
-		log, err := logging.New(logLevel)
+		log, err := newLogger(logLevel)
 		if err != nil {
 			fmt.Fprintln(stderr, "notifier:", err)
 			return 2
 		}
 		defer log.Sync() //nolint:errcheck // best effort at exit
-		logging.RouteSarama(log)
-		tuneGC()
+		// Every record allocates its decoded notification, keys and publish
+		// futures while the live heap stays small: at GOGC=100 the collector
+		// was a seventh of notifier-bench's CPU profile.
+		lifecycle.TuneGC(400, 1<<30)
 		ctx, stop := lifecycle.SignalContext(context.Background())
 		defer stop()
 		reg := prometheus.NewRegistry()
@@ -83,13 +84,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		if code, done := parse(s, rest, stderr); done {
 			return code
 		}
-		log, err := logging.New(logLevel)
+		log, err := newLogger(logLevel)
 		if err != nil {
 			fmt.Fprintln(stderr, "notifier:", err)
 			return 2
 		}
 		defer log.Sync() //nolint:errcheck // best effort at exit
-		logging.RouteSarama(log)
 		if err := app.Replay(context.Background(), cfg, stdout, log); err != nil {
 			fmt.Fprintln(stderr, "notifier replay:", err)
 			return 1
@@ -99,6 +99,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "notifier: unknown command %q\n\n%s", cmd, usage)
 		return 2
 	}
+}
+
+// newLogger builds the process's logger and routes sarama's into it.
+func newLogger(level string) (*zap.Logger, error) {
+	log, err := logging.New(level)
+	if err != nil {
+		return nil, err
+	}
+	logging.RouteSarama(log)
+	return log, nil
 }
 
 // parse handles --help (exit 0) and bad flags or env (exit 2).
@@ -112,21 +122,4 @@ func parse(s *config.Set, args []string, stderr io.Writer) (int, bool) {
 		return 2, true
 	}
 	return 0, false
-}
-
-// tuneGC trades memory for CPU: every record allocates its decoded
-// notification, keys and publish futures, and the live heap (the batches in
-// flight) is small, so at the default GOGC=100 the collector runs very often
-// (a seventh of notifier-bench's CPU profile). GOGC=400
-// keeps the heap at a few hundred MiB at most; the soft limit of 1 GiB stops
-// it growing further. GOGC and GOMEMLIMIT, when set, win. Only the binary
-// does this: it is process-wide, so app.Run (run in-process by the local
-// stack) leaves it alone.
-func tuneGC() {
-	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(400)
-	}
-	if os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(1 << 30)
-	}
 }

@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"runtime/debug"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -91,7 +90,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "serve":
 		err = app.RunServe(ctx, cfg, log, reg)
 	case "fanout":
-		tuneGC()
+		// A large fan-out allocates page after page of records: at GOGC=100
+		// the collector was a fifth of the worker's CPU. The soft limit keeps
+		// the peak RSS bounded (issue #4: under 150 MB).
+		lifecycle.TuneGC(400, 120<<20)
 		err = app.RunFanout(ctx, cfg, log, reg)
 	case "rebuild":
 		var res app.RebuildResult
@@ -109,20 +111,4 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
-}
-
-// tuneGC trades memory the fan-out does not need for CPU it does: a large
-// fan-out allocates a page of records after another, and with the default
-// GOGC=100 the collector was a fifth of the worker's CPU. The collector runs
-// at GOGC=400 under a soft limit of 120 MiB, so the peak RSS stays bounded.
-// GOGC and GOMEMLIMIT, when set, win. Only the fanout command does this:
-// it is process-wide, so app.RunFanout (run in-process by the local stack)
-// leaves it alone.
-func tuneGC() {
-	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(400)
-	}
-	if os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(120 << 20)
-	}
 }
