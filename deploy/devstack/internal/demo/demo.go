@@ -86,13 +86,14 @@ func (s *Server) skus(w http.ResponseWriter, r *http.Request) {
 	}
 	var rows []row
 	for _, p := range s.cfg.Data.Products {
+		// One call per SKU answers every region's count.
+		var n struct {
+			Counts map[string]int64 `json:"counts"`
+		}
+		_ = s.call(r.Context(), http.MethodGet, s.cfg.WishlistURL+"/v1/skus/"+p.SKU+"/wishlisters", nil, &n)
 		for _, region := range s.cfg.Regions {
-			var n struct {
-				Count int64 `json:"count"`
-			}
-			_ = s.call(r.Context(), http.MethodGet, s.cfg.WishlistURL+"/v1/skus/"+p.SKU+"/wishlisters?region="+region, nil, &n)
-			if n.Count > 0 { // a region nobody wishlisted the SKU in has nothing to show
-				rows = append(rows, row{SKU: p.SKU, Title: p.Title, Region: region, Wishlisters: n.Count})
+			if c := n.Counts[region]; c > 0 { // a region nobody wishlisted the SKU in has nothing to show
+				rows = append(rows, row{SKU: p.SKU, Title: p.Title, Region: region, Wishlisters: c})
 			}
 		}
 	}

@@ -2,10 +2,13 @@ package demo
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"testing"
+
+	"go.uber.org/zap"
 
 	"backinstock/topics/events"
 )
@@ -66,5 +69,34 @@ func TestScrapeSumsStagesAcrossServices(t *testing.T) {
 	got := Scrape(context.Background(), http.DefaultClient, []string{a.URL, b.URL, "http://127.0.0.1:1/metrics"})
 	if got["sent"] != 10 || got["restocks"] != 4 || got["held"] != 0 {
 		t.Fatalf("stats %v", got)
+	}
+}
+
+func TestSkusAsksOncePerSKUAndHidesEmptyRegions(t *testing.T) {
+	calls := 0
+	wl := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls++
+		if r.Header.Get("Authorization") != "Bearer tok" || r.URL.Query().Has("region") {
+			t.Errorf("request %s %v", r.URL, r.Header)
+		}
+		_, _ = io.WriteString(w, `{"sku":"x","counts":{"us-east-1":3,"eu-west-1":0},"total":3}`)
+	}))
+	defer wl.Close()
+	d := DefaultData([]string{"us-east-1", "eu-west-1"}, []string{"app"})
+	srv := New(Config{WishlistURL: wl.URL, APIToken: "tok", Regions: d.Regions, Data: d}, zap.NewNop())
+	rec := httptest.NewRecorder()
+	srv.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/api/skus", nil))
+	if calls != len(d.Products) {
+		t.Fatalf("%d calls for %d skus", calls, len(d.Products))
+	}
+	var rows []struct {
+		Region      string `json:"region"`
+		Wishlisters int64  `json:"wishlisters"`
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &rows); err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != len(d.Products) || rows[0].Region != "us-east-1" || rows[0].Wishlisters != 3 {
+		t.Fatalf("rows %+v", rows)
 	}
 }
