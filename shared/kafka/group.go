@@ -146,8 +146,10 @@ func (o GroupOptions) Validate() error {
 }
 
 // Group runs a consumer group: one goroutine per claimed partition collects
-// batches, calls the handler, dead-letters rejected records and then commits
-// synchronously. Offsets are never committed for a batch whose handler failed.
+// batches, calls the handler, dead-letters rejected records and then marks
+// the batch's offset; a committer per session commits the marks promptly, and
+// the session's end commits the last of them. Offsets are never committed for
+// a batch whose handler failed.
 type Group struct {
 	opts    GroupOptions
 	log     *zap.Logger
@@ -284,17 +286,53 @@ func (g *Group) resume(topic string, p int32) {
 	}
 }
 
+// claimHandler serves one session at a time (sarama runs them in turn), so
+// Setup can give each session its own committer.
 type claimHandler struct {
 	g    *Group
 	hard context.Context
+
+	dirty       chan struct{} // a batch was marked; buffered 1, so marks coalesce
+	stopCommits chan struct{}
+	commitsDone chan struct{}
 }
 
 func (h *claimHandler) Setup(s sarama.ConsumerGroupSession) error {
 	h.g.log.Info("partitions assigned", zap.Any("claims", s.Claims()), zap.Int32("generation", s.GenerationID()))
+	h.dirty = make(chan struct{}, 1)
+	h.stopCommits = make(chan struct{})
+	h.commitsDone = make(chan struct{})
+	go h.commitLoop(s)
 	return nil
 }
 
+// commitLoop commits marked offsets as soon as there are any, off the
+// partitions' path: a synchronous OffsetCommit queues behind the long-poll
+// fetches on the coordinator's connection and serialises every partition of
+// the member, which put tens of milliseconds into each batch. While one
+// commit is in flight, later marks gather and the next commit carries them
+// all. Only offsets of handled batches are ever marked, so this commits
+// nothing early; a crash replays what was marked but not yet committed, as
+// it replays a batch killed between its effect and its commit.
+func (h *claimHandler) commitLoop(s sarama.ConsumerGroupSession) {
+	defer close(h.commitsDone)
+	for {
+		select {
+		case <-h.dirty:
+			s.Commit()
+		case <-h.stopCommits:
+			return
+		}
+	}
+}
+
+// Cleanup runs after every claim of the session has returned: it stops the
+// committer and commits the last marks before the partitions can move to
+// another member, so a rebalance or shutdown replays nothing handled.
 func (h *claimHandler) Cleanup(s sarama.ConsumerGroupSession) error {
+	close(h.stopCommits)
+	<-h.commitsDone
+	s.Commit()
 	h.g.log.Info("partitions released", zap.Any("claims", s.Claims()))
 	return nil
 }
@@ -356,7 +394,10 @@ func (h *claimHandler) process(sess sarama.ConsumerGroupSession, b *Batch, onRet
 		backoff = min(2*backoff, g.opts.MaxBackoff)
 	}
 	sess.MarkOffset(b.Topic, b.Partition, b.Last().Offset+1, "")
-	sess.Commit()
+	select {
+	case h.dirty <- struct{}{}:
+	default: // a commit is already due; it will carry this mark
+	}
 	m.Records.WithLabelValues(g.opts.Group, b.Topic).Add(float64(len(b.Records)))
 	return true
 }

@@ -156,6 +156,36 @@ func TestProducerAndGroupRoundTrip(t *testing.T) {
 	}
 }
 
+// TestOffsetsCommitWhileRunning: commits happen off the partitions' path,
+// but promptly, not only when the partitions are released.
+func TestOffsetsCommitWhileRunning(t *testing.T) {
+	c := cfg(t)
+	topic := testenv.Unique(t, "live")
+	group := testenv.Unique(t, "g")
+	createTopic(t, c, topic, 2)
+	rec := &recorder{}
+	stop := runGroup(t, c, kafka.GroupOptions{Group: group, Topics: []string{topic}, MaxBatch: 7}, rec)
+	defer stop()
+	for round := 1; round <= 3; round++ {
+		var vs []string
+		for i := range 50 {
+			vs = append(vs, fmt.Sprintf("r%d-%02d", round, i))
+		}
+		produce(t, c, topic, vs...)
+		want := int64(50 * round)
+		testenv.Eventually(t, 20*time.Second, func() bool {
+			var sum int64
+			for _, off := range committed(t, c, group, topic, 2) {
+				sum += max(off, 0)
+			}
+			return sum == want
+		}, fmt.Sprintf("round %d committed while the group runs", round))
+		if n := len(rec.values()); n != int(want) {
+			t.Fatalf("round %d: handled %d records, want %d", round, n, want)
+		}
+	}
+}
+
 func TestFailedBatchIsRetriedAndNotCommitted(t *testing.T) {
 	c := cfg(t)
 	topic := testenv.Unique(t, "retry")

@@ -16,7 +16,7 @@ type Metrics struct {
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		Records: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "backinstock_consumer_records_committed_total", Help: "Records processed and committed.",
+			Name: "backinstock_consumer_records_committed_total", Help: "Records processed and marked for commit (committed promptly, at the latest when the partition is released).",
 		}, []string{"group", "topic"}),
 		DeadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "backinstock_consumer_dead_letters_total", Help: "Records sent to the dead-letter topic.",
