@@ -10,14 +10,14 @@ import (
 	"testing"
 )
 
-// TestCrashAtEveryProtocolStep builds the real notifier and this driver
-// without -race and runs `notifier-bench crash`: 100,000 notifications over
+// TestDriver builds the real notifier and this driver without -race. Its
+// crash part runs `notifier-bench crash`: 100,000 notifications over
 // 4 channels, the notifier SIGKILLed at after-reserve, after-publish,
 // after-puback and after-mark in turn (restarted after each), then run to
 // completion; the edge stream must hold every notification exactly once
 // (total and distinct counted by a JetStream consumer). NOTIFIER_CRASH_N
 // overrides the size.
-func TestCrashAtEveryProtocolStep(t *testing.T) {
+func TestDriver(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds binaries and runs 100,000 notifications")
 	}
@@ -40,19 +40,37 @@ func TestCrashAtEveryProtocolStep(t *testing.T) {
 	}
 	notifier := build("backinstock/services/notifier/cmd/notifier", "notifier")
 	driver := build("backinstock/services/notifier/cmd/notifier-bench", "notifier-bench")
+	t.Run("crash", func(t *testing.T) {
+		out := runDriver(t, driver, "crash", "-notifier", notifier, "-n", strconv.Itoa(n))
+		for _, want := range []string{"killed at after-reserve", "killed at after-publish", "killed at after-puback", "killed at after-mark", "exactly once: PASS"} {
+			if !strings.Contains(out, want) {
+				t.Fatalf("output lacks %q", want)
+			}
+		}
+	})
+	// The benchmark itself, small: it must run its three parts and print
+	// every figure (make bench runs it at full size).
+	t.Run("bench", func(t *testing.T) {
+		out := runDriver(t, driver, "bench", "-notifier", notifier, "-n", "20000", "-rate", "2000", "-latency-for", "2s")
+		for _, want := range []string{"notifier: 20000 notifications", "latency produce -> edge at 2000/s", "produce -> Kafka ack", "bare loop: 20000", "ratio notifier / bare loop:"} {
+			if !strings.Contains(out, want) {
+				t.Fatalf("output lacks %q", want)
+			}
+		}
+	})
+}
+
+func runDriver(t *testing.T, driver string, args ...string) string {
+	t.Helper()
 	var stdout, stderr bytes.Buffer
-	cmd := exec.Command(driver, "crash", "-notifier", notifier, "-n", strconv.Itoa(n))
+	cmd := exec.Command(driver, args...)
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
 	t.Log("\n" + stdout.String())
 	if err != nil {
-		t.Fatalf("crash run: %v\n%s", err, tail(stderr.String(), 4000))
+		t.Fatalf("%s: %v\n%s", args[0], err, tail(stderr.String(), 4000))
 	}
-	for _, want := range []string{"killed at after-reserve", "killed at after-publish", "killed at after-puback", "killed at after-mark", "exactly once: PASS"} {
-		if !strings.Contains(stdout.String(), want) {
-			t.Fatalf("output lacks %q", want)
-		}
-	}
+	return stdout.String()
 }
 
 func tail(s string, n int) string {

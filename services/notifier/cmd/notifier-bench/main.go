@@ -2,10 +2,14 @@
 // -race`, against a kfake cluster, redis-server and an embedded nats-server
 // it starts itself (all on 127.0.0.1):
 //
-//	notifier-bench bench [-n 1000000] [-rate 20000] [-latency-for 10s]
+//	notifier-bench bench -notifier ./notifier [-n 1000000] [-rate 20000] [-latency-for 10s]
 //	    throughput of one notifier (Kafka -> Redis -> JetStream) on a
 //	    preloaded topic, the same for a bare Kafka -> SET NX -> JetStream
-//	    loop, their ratio, and produce-to-edge latency at a fixed rate.
+//	    loop, their ratio, and produce-to-edge latency at a fixed rate. The
+//	    notifier binary and the bare loop run as child processes, as the
+//	    notifier does in production: the servers this process hosts (a
+//	    kfake cluster holding millions of records, nats-server) keep their
+//	    heap and its collector to themselves.
 //	notifier-bench crash -notifier ./notifier [-n 100000]
 //	    runs the notifier binary as a child, SIGKILLs it at each step of the
 //	    delivery protocol in turn (restarting each time), then checks the
@@ -21,9 +25,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -31,15 +37,14 @@ import (
 	"github.com/IBM/sarama"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
-	"backinstock/services/notifier/app"
 	"backinstock/services/notifier/internal/edge"
 	"backinstock/services/notifier/internal/harness"
 	"backinstock/services/notifier/internal/pipeline"
 	"backinstock/shared/kafka"
+	"backinstock/shared/lifecycle"
 	"backinstock/shared/testenv"
 	"backinstock/topics/catalog"
 )
@@ -55,6 +60,8 @@ func main() {
 		err = bench(os.Args[2:], os.Stdout)
 	case "crash":
 		err = crash(os.Args[2:], os.Stdout)
+	case "bare":
+		err = bareChild(os.Args[2:])
 	case "-h", "--help", "help":
 		fmt.Println("usage: notifier-bench bench|crash [flags]; see the package comment")
 		return
@@ -162,14 +169,24 @@ func (s *servers) waitStream(ctx context.Context, region string, want uint64, ti
 
 func bench(args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	bin := fs.String("notifier", "", "path to the notifier binary (required)")
 	n := fs.Int("n", 1000000, "notifications preloaded for the throughput runs")
 	rate := fs.Int("rate", 20000, "produce rate of the latency run (per second)")
 	latFor := fs.Duration("latency-for", 10*time.Second, "length of the latency run")
 	skipBare := fs.Bool("skip-bare", false, "skip the bare loop")
-	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the notifier runs (throughput and latency) to this file")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of this process (kfake, nats-server, the load) during the notifier runs to this file")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	if *bin == "" {
+		return errors.New("-notifier is required")
+	}
+	// This process hosts the kfake cluster (every record on the heap) and
+	// nats-server, which stand in for servers of their own. Collecting a heap
+	// of a gigabyte takes a few hundred milliseconds of marking that slows
+	// both, which would show up as the notifier's tail latency; collect
+	// rarely instead, as separate servers would not share it.
+	lifecycle.TuneGC(1000, 8<<30)
 	ctx := context.Background()
 	s, err := startServers()
 	defer s.close()
@@ -190,83 +207,107 @@ func bench(args []string, out io.Writer) error {
 	}
 
 	// 1. The notifier on the preloaded topic.
-	cfg := app.Config{
-		Kafka: s.kcfg(), RedisURL: s.redis.URL(), NATSURL: s.nats.URL(), Region: "bench", Channels: channels,
-		HTTPAddr: "127.0.0.1:0", StaleDrop: true,
+	notifier, err := s.child(*bin, []string{"run"}, "REGION=bench", "NOTIFIER_CHANNELS=app", "NOTIFIER_STALE_DROP=true")
+	if err != nil {
+		return err
 	}
-	rctx, stop := context.WithCancel(ctx)
-	errc := make(chan error, 1)
+	defer notifier.kill()
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
 		if err != nil {
-			stop()
 			return err
 		}
 		defer f.Close()
 		if err := pprof.StartCPUProfile(f); err != nil {
-			stop()
 			return err
 		}
 	}
-	go func() { errc <- app.Run(rctx, cfg, zap.NewNop(), prometheus.NewRegistry()) }()
 	first, last, err := s.waitStream(ctx, "bench", uint64(*n), 10*time.Minute)
 	if err != nil {
-		stop()
 		return err
 	}
 	notifierRate := float64(*n-1) / last.Sub(first).Seconds()
 	fmt.Fprintf(out, "notifier: %d notifications Kafka -> Redis -> JetStream in %s: %.0f/s\n", *n, last.Sub(first).Round(time.Millisecond), notifierRate)
 
 	// 2. Latency at a fixed rate, same notifier still running.
-	p50, p99, count, err := s.latency(ctx, "bench", *rate, *latFor)
+	// As testing.B does before each benchmark: collect now, so that this
+	// process's collector does not run inside the measured window.
+	runtime.GC()
+	lat, err := s.latency(ctx, "bench", *rate, *latFor)
 	if err != nil {
-		stop()
 		return err
 	}
 	if *cpuProfile != "" {
 		pprof.StopCPUProfile()
 	}
-	fmt.Fprintf(out, "latency produce -> edge at %d/s for %s (%d notifications): p50 %s, p99 %s\n", *rate, *latFor, count, p50.Round(10*time.Microsecond), p99.Round(10*time.Microsecond))
-	stop()
-	if err := <-errc; err != nil {
-		return err
+	r := func(d time.Duration) time.Duration { return d.Round(10 * time.Microsecond) }
+	fmt.Fprintf(out, "latency produce -> edge at %d/s for %s (%d notifications): p50 %s, p99 %s\n", *rate, *latFor, lat.count, r(lat.edge.p50), r(lat.edge.p99))
+	fmt.Fprintf(out, "  of which produce -> Kafka ack (before the notifier sees it): p50 %s, p99 %s\n", r(lat.produced.p50), r(lat.produced.p99))
+	if err := notifier.stop(); err != nil {
+		return fmt.Errorf("notifier: %w", err)
 	}
 
 	// 3. The bare loop.
 	if !*skipBare {
-		bareRate, err := s.bare(ctx, "bare", channels, *n)
+		bare, err := s.child(os.Args[0], []string{"bare", "-region", "bare"})
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(out, "bare loop: %d Kafka -> SET NX -> JetStream (Msg-Id) in the same process run: %.0f/s\n", *n, bareRate)
+		defer bare.kill()
+		first, last, err := s.waitStream(ctx, "bare", uint64(*n), 10*time.Minute)
+		if err != nil {
+			return err
+		}
+		if err := bare.stop(); err != nil {
+			return fmt.Errorf("bare loop: %w", err)
+		}
+		bareRate := float64(*n-1) / last.Sub(first).Seconds()
+		fmt.Fprintf(out, "bare loop: %d Kafka -> SET NX -> JetStream (Msg-Id) in the same bench run: %.0f/s\n", *n, bareRate)
 		fmt.Fprintf(out, "ratio notifier / bare loop: %.2f\n", notifierRate/bareRate)
 	}
 	return nil
 }
 
-// latency produces at rate for dur and measures created_at -> receipt at a
-// core NATS subscriber on the edge subjects.
-func (s *servers) latency(ctx context.Context, region string, rate int, dur time.Duration) (p50, p99 time.Duration, count int, err error) {
+// latencies are the latency run's figures.
+type latencies struct {
+	count          int
+	edge, produced quantiles
+}
+
+type quantiles struct{ p50, p99 time.Duration }
+
+func quantilesOf(d []time.Duration) quantiles {
+	slices.Sort(d)
+	return quantiles{p50: d[len(d)/2], p99: d[len(d)*99/100]}
+}
+
+// latency produces at rate for dur and measures, per notification, from
+// created_at to its Kafka acknowledgement (the part no notifier can change)
+// and to its receipt at a core NATS subscriber on the edge subjects.
+func (s *servers) latency(ctx context.Context, region string, rate int, dur time.Duration) (latencies, error) {
+	// The subscriber only notes the arrival; decoding waits for the end so
+	// that it cannot delay the arrivals it measures.
+	type arrival struct {
+		at  time.Time
+		msg *nats.Msg
+	}
 	var mu sync.Mutex
-	var lats []time.Duration
+	var arrivals []arrival
+	var prodLats []time.Duration
 	sub, err := s.nc.Subscribe(edge.Subject(region, "*", "*"), func(m *nats.Msg) {
-		at, err := harness.CreatedAt(m)
-		if err != nil {
-			return
-		}
-		d := time.Since(at)
+		now := time.Now()
 		mu.Lock()
-		lats = append(lats, d)
+		arrivals = append(arrivals, arrival{now, m})
 		mu.Unlock()
 	})
 	if err != nil {
-		return 0, 0, 0, err
+		return latencies{}, err
 	}
 	defer sub.Unsubscribe()
 	_ = s.nc.Flush()
 	p, err := harness.NewProducer(s.kcfg())
 	if err != nil {
-		return 0, 0, 0, err
+		return latencies{}, err
 	}
 	defer p.Close()
 	const tick = 10 * time.Millisecond
@@ -274,18 +315,30 @@ func (s *servers) latency(ctx context.Context, region string, rate int, dur time
 	t := time.NewTicker(tick)
 	defer t.Stop()
 	total := 0
-	start := time.Now()
+	// The first second warms up (the producer's first metadata and producer
+	// id, connections, the notifier back from idle) and is not counted.
+	const warmUp = time.Second
+	start := time.Now().Add(warmUp)
 	for i := 0; time.Since(start) < dur; i++ {
 		<-t.C
 		now := time.Now()
+		acked := func(*sarama.ProducerMessage, error) {
+			if now.Before(start) {
+				return
+			}
+			d := time.Since(now)
+			mu.Lock()
+			prodLats = append(prodLats, d)
+			mu.Unlock()
+		}
 		for j := range per {
 			nt := harness.Notification(region, "app", "l"+strconv.Itoa(i)+"x"+strconv.Itoa(j), "lat", 1, now)
 			m, err := harness.Record(nt)
 			if err != nil {
-				return 0, 0, 0, err
+				return latencies{}, err
 			}
-			if err := p.Send(ctx, m, func(*sarama.ProducerMessage, error) {}); err != nil {
-				return 0, 0, 0, err
+			if err := p.Send(ctx, m, acked); err != nil {
+				return latencies{}, err
 			}
 		}
 		total += per
@@ -293,43 +346,68 @@ func (s *servers) latency(ctx context.Context, region string, rate int, dur time
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		mu.Lock()
-		got := len(lats)
+		got := len(arrivals)
 		mu.Unlock()
 		if got >= total {
 			break
 		}
 		if time.Now().After(deadline) {
-			return 0, 0, 0, fmt.Errorf("latency run: %d of %d arrived", got, total)
+			return latencies{}, fmt.Errorf("latency run: %d of %d arrived", got, total)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	slices.Sort(lats)
-	return lats[len(lats)/2], lats[len(lats)*99/100], len(lats), nil
+	edgeLats := make([]time.Duration, 0, len(arrivals))
+	for _, a := range arrivals {
+		created, err := harness.CreatedAt(a.msg)
+		if err != nil {
+			return latencies{}, fmt.Errorf("latency run: edge message: %w", err)
+		}
+		if !created.Before(start) {
+			edgeLats = append(edgeLats, a.at.Sub(created))
+		}
+	}
+	return latencies{count: len(edgeLats), edge: quantilesOf(edgeLats), produced: quantilesOf(prodLats)}, nil
 }
 
-// bare is the reference loop: the shared group runner, a pipelined SET NX
-// per record, async JetStream publishes with Msg-Id, wait for the acks.
-func (s *servers) bare(ctx context.Context, region string, channels []string, n int) (float64, error) {
-	rdb := redis.NewClient(&redis.Options{Addr: s.redis.Addr})
-	defer rdb.Close()
-	nc, err := nats.Connect(s.nats.URL())
+// bareChild is the reference loop, run as a child of bench with the
+// notifier binary's GC settings: the shared group runner, a pipelined SET NX
+// per record, async JetStream publishes with Msg-Id, wait for the acks. It
+// runs until SIGTERM.
+func bareChild(args []string) error {
+	fs := flag.NewFlagSet("bare", flag.ContinueOnError)
+	region := fs.String("region", "bare", "region whose app topic to consume")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	lifecycle.TuneGC(400, 1<<30)
+	ctx, stop := lifecycle.SignalContext(context.Background())
+	defer stop()
+	kcfg := kafka.Config{Brokers: strings.Split(os.Getenv("KAFKA_BROKERS"), ",")}
+	ropts, err := redis.ParseURL(os.Getenv("REDIS_URL"))
 	if err != nil {
-		return 0, err
+		return err
+	}
+	rdb := redis.NewClient(ropts)
+	defer rdb.Close()
+	nc, err := nats.Connect(os.Getenv("NATS_URL"))
+	if err != nil {
+		return err
 	}
 	defer nc.Close()
 	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(16384))
 	if err != nil {
-		return 0, err
+		return err
 	}
-	if _, err := edge.EnsureStream(ctx, js, region, edge.StreamOptions{Duplicates: 6 * time.Hour, MaxAge: 24 * time.Hour}); err != nil {
-		return 0, err
+	if _, err := edge.EnsureStream(ctx, js, *region, edge.StreamOptions{Duplicates: 6 * time.Hour, MaxAge: 24 * time.Hour}); err != nil {
+		return err
 	}
-	topics := make([]string, len(channels))
-	for i, ch := range channels {
-		topics[i] = catalog.Notify(region, ch)
-	}
+	return runBare(ctx, kcfg, rdb, js, *region)
+}
+
+func runBare(ctx context.Context, kcfg kafka.Config, rdb *redis.Client, js jetstream.JetStream, region string) error {
+	topics := []string{catalog.Notify(region, "app")}
 	h := kafka.HandlerFunc(func(ctx context.Context, b *kafka.Batch) error {
 		cmds := make([]*redis.BoolCmd, len(b.Records))
 		if _, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
@@ -362,22 +440,44 @@ func (s *servers) bare(ctx context.Context, region string, channels []string, n 
 		}
 		return nil
 	})
-	g, err := kafka.NewGroup(s.kcfg(), kafka.GroupOptions{Group: "bare." + region, Topics: topics, MaxBatch: 1000, Linger: 2 * time.Millisecond}, h, zap.NewNop())
+	g, err := kafka.NewGroup(kcfg, kafka.GroupOptions{Group: "bare." + region, Topics: topics, MaxBatch: 1000, Linger: 2 * time.Millisecond}, h, zap.NewNop())
 	if err != nil {
-		return 0, err
+		return err
 	}
-	rctx, stop := context.WithCancel(ctx)
-	errc := make(chan error, 1)
-	go func() { errc <- g.Run(rctx) }()
-	first, last, err := s.waitStream(ctx, region, uint64(n), 10*time.Minute)
-	stop()
-	if gerr := <-errc; gerr != nil && err == nil {
-		err = gerr
+	return g.Run(ctx)
+}
+
+// proc is a child process of the bench.
+type proc struct{ cmd *exec.Cmd }
+
+// child starts bin with args and the servers' addresses in its environment.
+func (s *servers) child(bin string, args []string, env ...string) (*proc, error) {
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), "KAFKA_BROKERS="+s.kafka.BrokerList(), "REDIS_URL="+s.redis.URL(), "NATS_URL="+s.nats.URL(),
+		"HTTP_ADDR=127.0.0.1:0", "LOG_LEVEL=warn")
+	cmd.Env = append(cmd.Env, env...)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", bin, err)
 	}
-	if err != nil {
-		return 0, err
+	return &proc{cmd: cmd}, nil
+}
+
+// stop ends the child gracefully and reports how it exited.
+func (p *proc) stop() error {
+	if p.cmd.ProcessState != nil {
+		return nil
 	}
-	return float64(n-1) / last.Sub(first).Seconds(), nil
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	return p.cmd.Wait()
+}
+
+// kill ends the child if an error left it running.
+func (p *proc) kill() {
+	if p.cmd.ProcessState == nil {
+		_ = p.cmd.Process.Kill()
+		_ = p.cmd.Wait()
+	}
 }
 
 func crash(args []string, out io.Writer) error {
@@ -419,19 +519,15 @@ func crash(args []string, out io.Writer) error {
 		c, h, _ := harness.Committed(cl, adm, "notifier."+region, topics)
 		return c, h
 	}
-	baseEnv := append(os.Environ(),
-		"KAFKA_BROKERS="+s.kafka.BrokerList(), "REDIS_URL="+s.redis.URL(), "NATS_URL="+s.nats.URL(),
-		"REGION="+region, "HTTP_ADDR=127.0.0.1:0", "LOG_LEVEL=warn", "NOTIFIER_PUBLISH_TIMEOUT=3s")
+	env := []string{"REGION=" + region, "NOTIFIER_PUBLISH_TIMEOUT=3s"}
 	for _, point := range pipeline.CrashPoints {
-		cmd := exec.Command(*bin, "run")
-		cmd.Env = append(slices.Clone(baseEnv), "NOTIFIER_CRASH_AT="+point, "NOTIFIER_CRASH_AFTER_N="+strconv.Itoa(*after))
-		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 		start := time.Now()
-		if err := cmd.Start(); err != nil {
+		p, err := s.child(*bin, []string{"run"}, append(slices.Clone(env), "NOTIFIER_CRASH_AT="+point, "NOTIFIER_CRASH_AFTER_N="+strconv.Itoa(*after))...)
+		if err != nil {
 			return err
 		}
-		err := cmd.Wait()
-		ws, _ := cmd.ProcessState.Sys().(syscall.WaitStatus)
+		err = p.cmd.Wait()
+		ws, _ := p.cmd.ProcessState.Sys().(syscall.WaitStatus)
 		if !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
 			return fmt.Errorf("crash at %s: notifier ended with %v, not SIGKILL", point, err)
 		}
@@ -439,12 +535,11 @@ func crash(args []string, out io.Writer) error {
 		edgeN, _ := harness.StreamMsgs(ctx, s.js, region)
 		fmt.Fprintf(out, "killed at %-13s after %s: committed %d of %d, edge holds %d\n", point, time.Since(start).Round(time.Millisecond), c, h, edgeN)
 	}
-	cmd := exec.Command(*bin, "run")
-	cmd.Env = baseEnv
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Start(); err != nil {
+	final, err := s.child(*bin, []string{"run"}, env...)
+	if err != nil {
 		return err
 	}
+	defer final.kill()
 	deadline := time.Now().Add(5 * time.Minute)
 	for {
 		c, h := progress()
@@ -452,13 +547,11 @@ func crash(args []string, out io.Writer) error {
 			break
 		}
 		if time.Now().After(deadline) {
-			_ = cmd.Process.Kill()
 			return fmt.Errorf("final run: committed %d of %d after 5m", c, h)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	_ = cmd.Process.Signal(syscall.SIGTERM)
-	if err := cmd.Wait(); err != nil {
+	if err := final.stop(); err != nil {
 		return fmt.Errorf("final run exit: %w", err)
 	}
 	cctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
