@@ -25,22 +25,18 @@ func main() {
 func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("deploycheck", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	root := fs.String("root", "", "repository root (default: the directory holding go.work, searched upwards from the working directory)")
+	root := fs.String("root", ".", "repository root (the directory holding deploy/)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
 		return 2
 	}
-	dir := *root
-	if dir == "" {
-		var err error
-		if dir, err = findRoot(); err != nil {
-			fmt.Fprintln(stderr, "deploycheck:", err)
-			return 2
-		}
+	if _, err := os.Stat(filepath.Join(*root, "deploy")); err != nil {
+		fmt.Fprintf(stderr, "deploycheck: %s is not the repository root (no deploy/); run from the root or pass --root\n", *root)
+		return 2
 	}
-	problems, err := check.Run(check.Options{Root: dir})
+	problems, err := check.Run(check.Options{Root: *root})
 	if err != nil {
 		fmt.Fprintln(stderr, "deploycheck:", err)
 		return 2
@@ -54,22 +50,4 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintln(stdout, "deploycheck: k8s overlays, compose, Dockerfile, dashboard and alerts OK")
 	return 0
-}
-
-// findRoot walks up from the working directory to the one holding go.work.
-func findRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.work")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no go.work above the working directory; pass --root")
-		}
-		dir = parent
-	}
 }
