@@ -91,7 +91,7 @@ func (c *Config) Bind(s *config.Set) {
 	s.Int(&c.MaxBatch, "max-batch", "NOTIFIER_MAX_BATCH", 1000, "records per batch")
 	s.Duration(&c.Linger, "linger", "NOTIFIER_LINGER", 2*time.Millisecond, "how long a batch waits to fill")
 	s.Duration(&c.PublishTimeout, "publish-timeout", "NOTIFIER_PUBLISH_TIMEOUT", 5*time.Second, "how long a batch waits for its PubAcks before the partition pauses and retries")
-	s.Int(&c.MaxPending, "max-pending", "NOTIFIER_MAX_PENDING", 16384, "async publishes in flight (bounds memory when the edge is slow)")
+	s.Int(&c.MaxPending, "max-pending", "NOTIFIER_MAX_PENDING", 16384, "publishes awaiting their PubAck (bounds memory when the edge is slow)")
 	s.Duration(&c.ReleaseInterval, "release-interval", "NOTIFIER_RELEASE_INTERVAL", time.Second, "how often held notifications are checked for release")
 	s.String(&c.DeadLetterTopic, "dead-letter-topic", "DEAD_LETTER_TOPIC", catalog.DeadLetter, "topic for poison records")
 	s.Bool(&c.StaleDrop, "stale-drop", "NOTIFIER_STALE_DROP", true, "skip notifications whose sku sold out again (reads inventory.stock.v1)")

@@ -373,8 +373,9 @@ func (s *servers) latency(ctx context.Context, region string, rate int, dur time
 
 // bareChild is the reference loop, run as a child of bench with the
 // notifier binary's GC settings: the shared group runner, a pipelined SET NX
-// per record, async JetStream publishes with Msg-Id, wait for the acks. It
-// runs until SIGTERM.
+// per record, JetStream publishes with Msg-Id through the notifier's edge
+// publisher (so the ratio prices the protocol, not the client), wait for
+// the acks. It runs until SIGTERM.
 func bareChild(args []string) error {
 	fs := flag.NewFlagSet("bare", flag.ContinueOnError)
 	region := fs.String("region", "bare", "region whose app topic to consume")
@@ -396,17 +397,17 @@ func bareChild(args []string) error {
 		return err
 	}
 	defer nc.Close()
-	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(16384))
+	pub, err := edge.NewPublisher(nc, 16384, 5*time.Second)
 	if err != nil {
 		return err
 	}
-	if _, err := edge.EnsureStream(ctx, js, *region, edge.StreamOptions{Duplicates: 6 * time.Hour, MaxAge: 24 * time.Hour}); err != nil {
+	if _, err := edge.EnsureStream(ctx, pub.JetStream(), *region, edge.StreamOptions{Duplicates: 6 * time.Hour, MaxAge: 24 * time.Hour}); err != nil {
 		return err
 	}
-	return runBare(ctx, kcfg, rdb, js, *region)
+	return runBare(ctx, kcfg, rdb, pub, *region)
 }
 
-func runBare(ctx context.Context, kcfg kafka.Config, rdb *redis.Client, js jetstream.JetStream, region string) error {
+func runBare(ctx context.Context, kcfg kafka.Config, rdb *redis.Client, pub *edge.Publisher, region string) error {
 	topics := []string{catalog.Notify(region, "app")}
 	h := kafka.HandlerFunc(func(ctx context.Context, b *kafka.Batch) error {
 		cmds := make([]*redis.BoolCmd, len(b.Records))
@@ -418,27 +419,14 @@ func runBare(ctx context.Context, kcfg kafka.Config, rdb *redis.Client, js jetst
 		}); err != nil {
 			return err
 		}
-		futs := make([]jetstream.PubAckFuture, 0, len(b.Records))
+		items := make([]edge.Item, 0, len(b.Records))
 		for i, r := range b.Records {
-			if !cmds[i].Val() {
-				continue
-			}
-			m := nats.NewMsg(edge.Subject(region, "app", string(r.Key)))
-			m.Data = r.Value
-			f, err := js.PublishMsgAsync(m, jetstream.WithMsgID(string(r.Key)+"-"+strconv.Itoa(int(r.Partition))+"-"+strconv.FormatInt(r.Offset, 10)))
-			if err != nil {
-				return err
-			}
-			futs = append(futs, f)
-		}
-		for _, f := range futs {
-			select {
-			case <-f.Ok():
-			case err := <-f.Err():
-				return err
+			if cmds[i].Val() {
+				items = append(items, edge.Item{Subject: edge.Subject(region, "app", string(r.Key)), MsgID: string(r.Key) + "-" + strconv.Itoa(int(r.Partition)) + "-" + strconv.FormatInt(r.Offset, 10), Data: r.Value})
 			}
 		}
-		return nil
+		_, err := pub.Publish(items).Wait(ctx)
+		return err
 	})
 	g, err := kafka.NewGroup(kcfg, kafka.GroupOptions{Group: "bare." + region, Topics: topics, MaxBatch: 1000, Linger: 2 * time.Millisecond}, h, zap.NewNop())
 	if err != nil {

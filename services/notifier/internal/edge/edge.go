@@ -7,12 +7,10 @@ package edge
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -81,89 +79,4 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, region string, o 
 		}
 		backoff = min(2*backoff, 2*time.Second)
 	}
-}
-
-// Item is one message to publish.
-type Item struct {
-	Subject string
-	MsgID   string
-	Data    []byte
-}
-
-// Publisher sends batches asynchronously and waits for every PubAck.
-type Publisher struct {
-	nc      *nats.Conn
-	js      jetstream.JetStream
-	timeout time.Duration
-}
-
-// NewPublisher builds a publisher whose in-flight publishes are bounded by
-// maxPending; a batch not fully acknowledged within timeout fails (the edge is
-// down or slow) and the caller retries it.
-func NewPublisher(nc *nats.Conn, maxPending int, timeout time.Duration) (*Publisher, error) {
-	// The async timeout retires futures whose ack can never come (the
-	// connection dropped after the write); without it they would hold their
-	// place in maxPending forever and, after a few outages, stall publishing.
-	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(maxPending), jetstream.WithPublishAsyncTimeout(timeout))
-	if err != nil {
-		return nil, fmt.Errorf("jetstream: %w", err)
-	}
-	return &Publisher{nc: nc, js: js, timeout: timeout}, nil
-}
-
-// JetStream is the publisher's JetStream context.
-func (p *Publisher) JetStream() jetstream.JetStream { return p.js }
-
-// ErrNotAcknowledged wraps failures of the edge to acknowledge a batch.
-var ErrNotAcknowledged = errors.New("edge did not acknowledge")
-
-// Pending is a batch in flight.
-type Pending struct {
-	p    *Publisher
-	futs []jetstream.PubAckFuture
-	err  error
-}
-
-// Publish starts publishing items; Wait collects the acknowledgements.
-func (p *Publisher) Publish(items []Item) *Pending {
-	pe := &Pending{p: p, futs: make([]jetstream.PubAckFuture, 0, len(items))}
-	for _, it := range items {
-		m := nats.NewMsg(it.Subject)
-		m.Data = it.Data
-		f, err := p.js.PublishMsgAsync(m, jetstream.WithMsgID(it.MsgID), jetstream.WithStallWait(p.timeout))
-		if err != nil {
-			pe.err = fmt.Errorf("%w: publish %s: %v", ErrNotAcknowledged, it.Subject, err)
-			break
-		}
-		pe.futs = append(pe.futs, f)
-	}
-	return pe
-}
-
-// Flush makes sure the published messages left the client (used by the
-// crash hook to kill the process after the server has them).
-func (p *Publisher) Flush() error { return p.nc.FlushTimeout(p.timeout) }
-
-// Wait returns, per item, whether the stream reported it as a duplicate, or
-// an error when any item was not acknowledged in time.
-func (pe *Pending) Wait(ctx context.Context) ([]bool, error) {
-	if pe.err != nil {
-		return nil, pe.err
-	}
-	t := time.NewTimer(pe.p.timeout)
-	defer t.Stop()
-	dups := make([]bool, len(pe.futs))
-	for i, f := range pe.futs {
-		select {
-		case ack := <-f.Ok():
-			dups[i] = ack.Duplicate
-		case err := <-f.Err():
-			return nil, fmt.Errorf("%w: %s: %v", ErrNotAcknowledged, f.Msg().Subject, err)
-		case <-t.C:
-			return nil, fmt.Errorf("%w within %s (%d of %d acknowledged)", ErrNotAcknowledged, pe.p.timeout, i, len(pe.futs))
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-	}
-	return dups, nil
 }

@@ -2,11 +2,15 @@ package edge
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"backinstock/shared/testenv"
 )
@@ -97,5 +101,160 @@ func TestEnsureStreamWaitsForTheServer(t *testing.T) {
 	}
 	if err := <-done; err != nil {
 		t.Fatalf("stream not created after the server came back: %v", err)
+	}
+}
+
+func TestPublishConcurrentBatches(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	nc, err := nats.Connect(env.NATS(t).URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	p, err := NewPublisher(nc, 4096, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := EnsureStream(ctx, p.JetStream(), "ap-south-1", StreamOptions{Duplicates: time.Hour, MaxAge: 24 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 8 workers, 20 batches of 500 each; every other batch repeats the one
+	// before it, so half of what is published is a duplicate.
+	const workers, batches, size = 8, 20, 500
+	errs := make(chan error, workers)
+	for w := range workers {
+		go func() {
+			var items []Item
+			for b := range batches {
+				if b%2 == 0 {
+					items = make([]Item, size)
+					for i := range items {
+						id := fmt.Sprintf("w%d-b%d-i%d", w, b, i)
+						items[i] = Item{Subject: Subject("ap-south-1", "app", fmt.Sprintf("u%d", i)), MsgID: id, Data: []byte(id)}
+					}
+				}
+				dups, err := p.Publish(items).Wait(ctx)
+				if err != nil {
+					errs <- err
+					return
+				}
+				for i, d := range dups {
+					if d != (b%2 == 1) {
+						errs <- fmt.Errorf("worker %d batch %d item %d: duplicate %v", w, b, i, d)
+						return
+					}
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range workers {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := uint64(workers * batches / 2 * size); info.State.Msgs != want {
+		t.Fatalf("stream holds %d, want %d", info.State.Msgs, want)
+	}
+}
+
+func TestPublishRefusals(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	nc, err := nats.Connect(env.NATS(t).URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	p, err := NewPublisher(nc, 3, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	item := func(region, id string) Item {
+		return Item{Subject: Subject(region, "sms", "u1"), MsgID: id, Data: []byte(id)}
+	}
+
+	t.Run("no stream", func(t *testing.T) {
+		start := time.Now()
+		_, err := p.Publish([]Item{item("nowhere", "a")}).Wait(ctx)
+		if !errors.Is(err, ErrNotAcknowledged) || !strings.Contains(err.Error(), "503") {
+			t.Fatalf("err = %v, want a 503 wrapping ErrNotAcknowledged", err)
+		}
+		if time.Since(start) > 500*time.Millisecond {
+			t.Fatalf("took %s: no-responders should fail at once, not at the timeout", time.Since(start))
+		}
+	})
+
+	t.Run("stream refuses", func(t *testing.T) {
+		cfg := StreamConfig("full", StreamOptions{Duplicates: time.Minute})
+		cfg.MaxMsgs, cfg.Discard = 1, jetstream.DiscardNew
+		if _, err := p.JetStream().CreateStream(ctx, cfg); err != nil {
+			t.Fatal(err)
+		}
+		_, err := p.Publish([]Item{item("full", "a"), item("full", "b")}).Wait(ctx)
+		if !errors.Is(err, ErrNotAcknowledged) || !strings.Contains(err.Error(), "maximum messages") {
+			t.Fatalf("err = %v, want the stream's refusal", err)
+		}
+	})
+
+	t.Run("in-flight bound", func(t *testing.T) {
+		if _, err := EnsureStream(ctx, p.JetStream(), "bound", StreamOptions{Duplicates: time.Minute}); err != nil {
+			t.Fatal(err)
+		}
+		first := p.Publish([]Item{item("bound", "1"), item("bound", "2"), item("bound", "3")})
+		// The bound (3) is taken until first's Wait: the next batch waits for
+		// the timeout and fails instead of queueing without limit.
+		if _, err := p.Publish([]Item{item("bound", "4")}).Wait(ctx); !errors.Is(err, ErrNotAcknowledged) || !strings.Contains(err.Error(), "in flight") {
+			t.Fatalf("err = %v, want the in-flight bound", err)
+		}
+		if _, err := first.Wait(ctx); err != nil {
+			t.Fatal(err)
+		}
+		// A batch larger than the bound takes all of it, and goes through.
+		many := []Item{item("bound", "5"), item("bound", "6"), item("bound", "7"), item("bound", "8")}
+		if dups, err := p.Publish(many).Wait(ctx); err != nil || len(dups) != 4 {
+			t.Fatalf("batch over the bound: %v %v", dups, err)
+		}
+	})
+}
+
+func TestParseAck(t *testing.T) {
+	msg := func(data string, hdr nats.Header) *nats.Msg { return &nats.Msg{Data: []byte(data), Header: hdr} }
+	for _, c := range []struct {
+		name    string
+		m       *nats.Msg
+		dup     bool
+		wantErr string
+	}{
+		{"stored", msg(`{"stream":"EDGE_R","seq":7}`, nil), false, ""},
+		{"stored with domain", msg(`{"stream":"EDGE_R","domain":"hub","seq":7}`, nil), false, ""},
+		{"duplicate as the server writes it", msg(`{"stream":"EDGE_R","seq":7,"duplicate": true}`, nil), true, ""},
+		{"duplicate as json writes it", msg(`{"stream":"EDGE_R","seq":7,"duplicate":true}`, nil), true, ""},
+		{"reordered", msg(`{"seq":7,"stream":"EDGE_R","duplicate":true}`, nil), true, ""},
+		{"error", msg(`{"error":{"code":503,"err_code":10077,"description":"maximum messages exceeded"},"stream":"EDGE_R","seq":0}`, nil), false, "maximum messages exceeded"},
+		{"error after stream", msg(`{"stream":"EDGE_R","seq":0,"error":{"code":500,"description":"boom"}}`, nil), false, "boom"},
+		{"no responders", msg("", nats.Header{"Status": []string{"503"}}), false, "status 503"},
+		{"empty", msg("", nil), false, "empty"},
+		{"garbage", msg("+OK", nil), false, "unreadable"},
+		{"no stream", msg(`{"seq":1}`, nil), false, "without a stream"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dup, err := parseAck(c.m)
+			if c.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), c.wantErr) {
+					t.Fatalf("err = %v, want %q", err, c.wantErr)
+				}
+				return
+			}
+			if err != nil || dup != c.dup {
+				t.Fatalf("parseAck = %v, %v; want %v", dup, err, c.dup)
+			}
+		})
 	}
 }
