@@ -26,20 +26,23 @@ type Item struct {
 // Publisher sends batches to JetStream and waits for every PubAck.
 //
 // A JetStream publish is a core NATS message with a reply subject; the
-// stream answers on it with a PubAck. nats.go's async publish tracks each
-// message on its own (a future with its channels, a map entry under a lock,
-// a full JSON decode of the ack), which was a third of the notifier's CPU.
-// The notifier only ever needs "did the whole batch land, and which were
-// duplicates", so acks are tracked per batch instead: the reply subject is
-// <inbox>.<batch>.<index> on one wildcard subscription, and a success ack is
-// recognised without a JSON decode (anything unusual gets the full decode).
+// stream answers each message on it exactly once: a PubAck (maybe flagged
+// duplicate) or an error. nats.go's async publish tracks every message on
+// its own (a future with its channels, a map entry under a lock, a unique
+// reply subject, a full JSON decode of the ack), which was a third of the
+// notifier's CPU, and each unique reply subject is also a miss in the
+// server's subject cache. The notifier only needs "did the whole batch land,
+// and how many were duplicates", so a batch shares one reply subject,
+// <inbox>.<batch>, on one wildcard subscription, and is done when it has as
+// many acks as messages with no error among them. A success ack is read
+// without a JSON decode (anything unusual gets the full decode).
 type Publisher struct {
 	nc       *nats.Conn
 	js       jetstream.JetStream
 	timeout  time.Duration
 	inflight *semaphore.Weighted
 	max      int64
-	prefix   string // <inbox>. ; replies arrive on prefix + "<batch>.<index>"
+	prefix   string // <inbox>. ; a batch's acks arrive on prefix + "<batch>"
 	sub      *nats.Subscription
 
 	mu      sync.Mutex
@@ -61,7 +64,7 @@ func NewPublisher(nc *nats.Conn, maxPending int, timeout time.Duration) (*Publis
 		prefix:  nc.NewInbox() + ".",
 		batches: map[uint64]*Pending{},
 	}
-	if p.sub, err = nc.Subscribe(p.prefix+"*.*", p.onAck); err != nil {
+	if p.sub, err = nc.Subscribe(p.prefix+"*", p.onAck); err != nil {
 		return nil, fmt.Errorf("subscribe to publish acks: %w", err)
 	}
 	// In-flight publishes are bounded by maxPending, so are their acks: never
@@ -89,7 +92,7 @@ type Pending struct {
 	held  int64 // units of p.inflight held until the batch ends
 
 	// Under p.mu:
-	dups []bool
+	dups int
 	left int
 	err  error
 	done chan struct{}
@@ -98,7 +101,7 @@ type Pending struct {
 // Publish starts publishing items; Wait collects the acknowledgements. It
 // blocks while maxPending publishes are in flight, up to the timeout.
 func (p *Publisher) Publish(items []Item) *Pending {
-	pe := &Pending{p: p, items: items, dups: make([]bool, len(items)), left: len(items), done: make(chan struct{})}
+	pe := &Pending{p: p, items: items, left: len(items), done: make(chan struct{})}
 	if len(items) == 0 {
 		close(pe.done)
 		return pe
@@ -119,11 +122,11 @@ func (p *Publisher) Publish(items []Item) *Pending {
 	pe.id = p.next
 	p.batches[pe.id] = pe
 	p.mu.Unlock()
-	reply := p.prefix + strconv.FormatUint(pe.id, 10) + "."
-	for i, it := range items {
+	reply := p.prefix + strconv.FormatUint(pe.id, 10)
+	for _, it := range items {
 		m := &nats.Msg{
 			Subject: it.Subject,
-			Reply:   reply + strconv.Itoa(i),
+			Reply:   reply,
 			Header:  nats.Header{jetstream.MsgIDHeader: []string{it.MsgID}},
 			Data:    it.Data,
 		}
@@ -135,10 +138,10 @@ func (p *Publisher) Publish(items []Item) *Pending {
 	return pe
 }
 
-// Wait returns, per item, whether the stream already had it (a duplicate
-// inside its window), once every item is acknowledged; or an error wrapping
+// Wait returns how many items the stream already had (duplicates inside its
+// window) once every item is acknowledged, or an error wrapping
 // ErrNotAcknowledged when one was refused or the timeout passed first.
-func (pe *Pending) Wait(ctx context.Context) ([]bool, error) {
+func (pe *Pending) Wait(ctx context.Context) (int, error) {
 	p := pe.p
 	defer p.end(pe)
 	t := time.NewTimer(p.timeout)
@@ -149,14 +152,14 @@ func (pe *Pending) Wait(ctx context.Context) ([]bool, error) {
 		p.mu.Lock()
 		acked := len(pe.items) - pe.left
 		p.mu.Unlock()
-		return nil, fmt.Errorf("%w within %s (%d of %d acknowledged)", ErrNotAcknowledged, p.timeout, acked, len(pe.items))
+		return 0, fmt.Errorf("%w within %s (%d of %d acknowledged)", ErrNotAcknowledged, p.timeout, acked, len(pe.items))
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return 0, ctx.Err()
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if pe.err != nil {
-		return nil, pe.err
+		return 0, pe.err
 	}
 	return pe.dups, nil
 }
@@ -184,42 +187,36 @@ func (p *Publisher) fail(pe *Pending, err error) {
 	}
 }
 
-// onAck records one PubAck (or refusal) against its batch.
+// onAck counts one PubAck (or refusal) against its batch.
 func (p *Publisher) onAck(m *nats.Msg) {
-	batch, index, ok := parseReply(strings.TrimPrefix(m.Subject, p.prefix))
-	if !ok {
+	batch, err := strconv.ParseUint(strings.TrimPrefix(m.Subject, p.prefix), 10, 64)
+	if err != nil {
 		return
 	}
-	dup, err := parseAck(m)
+	dup, ackErr := parseAck(m)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	pe := p.batches[batch]
-	if pe == nil || index >= len(pe.items) || pe.left == 0 {
+	if pe == nil || pe.left == 0 {
 		return // a batch that ended already
 	}
-	if err != nil {
-		pe.err = fmt.Errorf("%w: %s: %v", ErrNotAcknowledged, pe.items[index].Subject, err)
+	if ackErr != nil {
+		pe.err = fmt.Errorf("%w: %s: %v", ErrNotAcknowledged, describe(pe.items), ackErr)
 		pe.left = 0
 		close(pe.done)
 		return
 	}
-	pe.dups[index] = dup
+	if dup {
+		pe.dups++
+	}
 	if pe.left--; pe.left == 0 {
 		close(pe.done)
 	}
 }
 
-func parseReply(s string) (batch uint64, index int, ok bool) {
-	b, i, found := strings.Cut(s, ".")
-	if !found {
-		return 0, 0, false
-	}
-	batch, err := strconv.ParseUint(b, 10, 64)
-	if err != nil {
-		return 0, 0, false
-	}
-	index, err = strconv.Atoi(i)
-	return batch, index, err == nil && index >= 0
+// describe names a batch in an error.
+func describe(items []Item) string {
+	return fmt.Sprintf("%d messages to %s…", len(items), items[0].Subject)
 }
 
 var (

@@ -263,7 +263,7 @@ func (p *Processor) publish(ctx context.Context, channel string, chunk []cand) e
 	start := time.Now()
 	pending := p.o.Pub.Publish(items)
 	p.o.Crash(AfterPublish)
-	dups, err := pending.Wait(ctx)
+	nd, err := pending.Wait(ctx)
 	if err != nil {
 		m.EdgeFailures.WithLabelValues(channel).Inc()
 		return fmt.Errorf("publish %d notifications to the edge: %w", len(items), err)
@@ -274,13 +274,7 @@ func (p *Processor) publish(ctx context.Context, channel string, chunk []cand) e
 		return err
 	}
 	p.o.Crash(AfterMark)
-	var nd int
-	for _, d := range dups {
-		if d {
-			nd++
-		}
-	}
-	m.Sent.WithLabelValues(channel).Add(float64(len(dups) - nd))
+	m.Sent.WithLabelValues(channel).Add(float64(len(items) - nd))
 	if nd > 0 {
 		m.Deduped.WithLabelValues(channel, "jetstream").Add(float64(nd))
 	}
