@@ -428,7 +428,7 @@ func runBare(ctx context.Context, kcfg kafka.Config, rdb *redis.Client, pub *edg
 		_, err := pub.Publish(items).Wait(ctx)
 		return err
 	})
-	g, err := kafka.NewGroup(kcfg, kafka.GroupOptions{Group: "bare." + region, Topics: topics, MaxBatch: 1000, Linger: 2 * time.Millisecond}, h, zap.NewNop())
+	g, err := kafka.NewGroup(kcfg, kafka.GroupOptions{Group: "bare." + region, Topics: topics, MaxBatch: 4000, Linger: 2 * time.Millisecond}, h, zap.NewNop())
 	if err != nil {
 		return err
 	}

@@ -81,25 +81,34 @@ func (s *Store) Sent(ctx context.Context, refs []Ref) ([]bool, error) {
 	return out, nil
 }
 
-// mgetChunk bounds one MGET so a huge batch does not make one huge reply.
+// mgetChunk bounds one MGET so a huge batch does not make one huge reply;
+// the chunks of a batch share one pipelined round trip.
 const mgetChunk = 1000
 
 func (s *Store) sentMGet(ctx context.Context, refs []Ref) ([]bool, error) {
-	out := make([]bool, len(refs))
-	keys := make([]string, 0, min(len(refs), mgetChunk))
-	for start := 0; start < len(refs); start += mgetChunk {
-		end := min(start+mgetChunk, len(refs))
-		keys = keys[:0]
-		for _, r := range refs[start:end] {
-			keys = append(keys, s.markerKey(r))
+	cmds := make([]*redis.SliceCmd, 0, (len(refs)+mgetChunk-1)/mgetChunk)
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for start := 0; start < len(refs); start += mgetChunk {
+			chunk := refs[start:min(start+mgetChunk, len(refs))]
+			keys := make([]string, len(chunk))
+			for i, r := range chunk {
+				keys[i] = s.markerKey(r)
+			}
+			cmds = append(cmds, p.MGet(ctx, keys...))
 		}
-		vals, err := s.rdb.MGet(ctx, keys...).Result()
-		if err != nil {
-			return nil, fmt.Errorf("check %d sent markers: %w", len(refs), err)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("check %d sent markers: %w", len(refs), err)
+	}
+	out := make([]bool, 0, len(refs))
+	for _, c := range cmds {
+		for _, v := range c.Val() {
+			out = append(out, v != nil)
 		}
-		for i, v := range vals {
-			out[start+i] = v != nil
-		}
+	}
+	if len(out) != len(refs) {
+		return nil, fmt.Errorf("check %d sent markers: %d answers", len(refs), len(out))
 	}
 	return out, nil
 }
