@@ -43,7 +43,6 @@ type Publisher struct {
 	inflight *semaphore.Weighted
 	max      int64
 	prefix   string // <inbox>. ; a batch's acks arrive on prefix + "<batch>"
-	sub      *nats.Subscription
 
 	mu      sync.Mutex
 	next    uint64
@@ -64,12 +63,13 @@ func NewPublisher(nc *nats.Conn, maxPending int, timeout time.Duration) (*Publis
 		prefix:  nc.NewInbox() + ".",
 		batches: map[uint64]*Pending{},
 	}
-	if p.sub, err = nc.Subscribe(p.prefix+"*", p.onAck); err != nil {
+	sub, err := nc.Subscribe(p.prefix+"*", p.onAck)
+	if err != nil {
 		return nil, fmt.Errorf("subscribe to publish acks: %w", err)
 	}
 	// In-flight publishes are bounded by maxPending, so are their acks: never
 	// drop one as a slow consumer.
-	if err := p.sub.SetPendingLimits(-1, -1); err != nil {
+	if err := sub.SetPendingLimits(-1, -1); err != nil {
 		return nil, err
 	}
 	return p, nil
