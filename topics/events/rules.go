@@ -79,13 +79,7 @@ func checkURL(p *problems, field, s string, required bool) {
 		p.add(field, "must be at most "+strconv.Itoa(MaxURLLen)+" characters")
 		return
 	}
-	rest, ok := strings.CutPrefix(s, "https://")
-	if !ok {
-		rest, ok = strings.CutPrefix(s, "http://")
-	}
-	host, _, _ := strings.Cut(rest, "/")
-	host, _, _ = strings.Cut(host, "?")
-	host, _, _ = strings.Cut(host, "#")
+	rest, host, ok := httpParts(s)
 	bad := !ok || host == "" || strings.ContainsFunc(s, func(r rune) bool { return r <= ' ' || r == 0x7f })
 	if !bad && !plainURL(host, rest) {
 		if _, err := url.Parse(s); err != nil {
@@ -95,6 +89,19 @@ func checkURL(p *problems, field, s string, required bool) {
 	if bad {
 		p.add(field, "must be an absolute http:// or https:// URL without spaces, got "+quote(s))
 	}
+}
+
+// httpParts splits an http:// or https:// URL into what follows the scheme
+// and the host at its start; ok is false for any other scheme.
+func httpParts(s string) (rest, host string, ok bool) {
+	rest, ok = strings.CutPrefix(s, "https://")
+	if !ok {
+		rest, ok = strings.CutPrefix(s, "http://")
+	}
+	host, _, _ = strings.Cut(rest, "/")
+	host, _, _ = strings.Cut(host, "?")
+	host, _, _ = strings.Cut(host, "#")
+	return rest, host, ok
 }
 
 // plainURL tells whether url.Parse must accept an http(s) URL whose host is

@@ -2,7 +2,6 @@ package events
 
 import (
 	"net/url"
-	"strings"
 	"testing"
 )
 
@@ -24,13 +23,7 @@ func FuzzPlainURL(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		rest, ok := strings.CutPrefix(s, "https://")
-		if !ok {
-			rest, ok = strings.CutPrefix(s, "http://")
-		}
-		host, _, _ := strings.Cut(rest, "/")
-		host, _, _ = strings.Cut(host, "?")
-		host, _, _ = strings.Cut(host, "#")
+		rest, host, ok := httpParts(s)
 		if !ok || host == "" || !plainURL(host, rest) {
 			return
 		}
@@ -52,8 +45,7 @@ func TestPlainURL(t *testing.T) {
 		"https://user@shop.example/p":                false,
 		"https://shop_example/p":                     false,
 	} {
-		rest := strings.TrimPrefix(s, "https://")
-		host, _, _ := strings.Cut(rest, "/")
+		rest, host, _ := httpParts(s)
 		if got := plainURL(host, rest); got != want {
 			t.Errorf("plainURL(%q) = %v, want %v", s, got, want)
 		}

@@ -19,18 +19,25 @@ var env *testenv.Env
 
 func TestMain(m *testing.M) { os.Exit(testenv.Main(m, &env)) }
 
-func TestStreamAndDuplicateWindow(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+// publisher connects to the shared test server.
+func publisher(t *testing.T, maxPending int, timeout time.Duration) *Publisher {
+	t.Helper()
 	nc, err := nats.Connect(env.NATS(t).URL())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer nc.Close()
-	p, err := NewPublisher(nc, 1000, 5*time.Second)
+	t.Cleanup(nc.Close)
+	p, err := NewPublisher(nc, maxPending, timeout)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return p
+}
+
+func TestStreamAndDuplicateWindow(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	p := publisher(t, 1000, 5*time.Second)
 	if _, err := EnsureStream(ctx, p.JetStream(), "us-east-1", StreamOptions{Duplicates: 2 * time.Hour, MaxAge: time.Hour}); err == nil {
 		t.Fatal("a max age shorter than the window was accepted")
 	}
@@ -107,15 +114,7 @@ func TestEnsureStreamWaitsForTheServer(t *testing.T) {
 func TestPublishConcurrentBatches(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	nc, err := nats.Connect(env.NATS(t).URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	p, err := NewPublisher(nc, 4096, 10*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := publisher(t, 4096, 10*time.Second)
 	s, err := EnsureStream(ctx, p.JetStream(), "ap-south-1", StreamOptions{Duplicates: time.Hour, MaxAge: 24 * time.Hour})
 	if err != nil {
 		t.Fatal(err)
@@ -165,15 +164,7 @@ func TestPublishConcurrentBatches(t *testing.T) {
 func TestPublishRefusals(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	nc, err := nats.Connect(env.NATS(t).URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	p, err := NewPublisher(nc, 3, time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := publisher(t, 3, time.Second)
 	item := func(region, id string) Item {
 		return Item{Subject: Subject(region, "sms", "u1"), MsgID: id, Data: []byte(id)}
 	}
