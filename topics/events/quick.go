@@ -55,6 +55,39 @@ func (s *quickScanner) expect(c byte) bool {
 	return true
 }
 
+// next reads what follows a member of an object or an element of an array:
+// a ',' (more follows) or the closer (the end); anything else is not ok.
+func (s *quickScanner) next(closer byte) (more, ok bool) {
+	s.ws()
+	switch s.peek() {
+	case ',':
+		s.i++
+		return true, true
+	case closer:
+		s.i++
+		return false, true
+	}
+	return false, false
+}
+
+// integer reads -?[0-9]+ not followed by a fraction or an exponent and
+// returns its text.
+func (s *quickScanner) integer() ([]byte, bool) {
+	start := s.i
+	if s.peek() == '-' {
+		s.i++
+	}
+	digits := s.i
+	for s.i < len(s.data) && s.data[s.i] >= '0' && s.data[s.i] <= '9' {
+		s.i++
+	}
+	switch s.peek() {
+	case '.', 'e', 'E':
+		return nil, false
+	}
+	return s.data[start:s.i], s.i > digits
+}
+
 // str consumes a string and returns its raw content (escapes left as they
 // are) and whether it had escapes.
 func (s *quickScanner) str() (raw []byte, escaped, ok bool) {
@@ -104,15 +137,8 @@ func (s *quickScanner) value(t reflect.Type) bool {
 			if !s.value(t.Elem()) {
 				return false
 			}
-			s.ws()
-			switch s.peek() {
-			case ',':
-				s.i++
-			case ']':
-				s.i++
-				return true
-			default:
-				return false
+			if more, ok := s.next(']'); !more {
+				return ok
 			}
 		}
 	case t.Kind() == reflect.Map:
@@ -128,34 +154,16 @@ func (s *quickScanner) value(t reflect.Type) bool {
 			if _, _, ok := s.str(); !ok || !s.expect(':') || !s.value(t.Elem()) {
 				return false
 			}
-			s.ws()
-			switch s.peek() {
-			case ',':
-				s.i++
-			case '}':
-				s.i++
-				return true
-			default:
-				return false
+			if more, ok := s.next('}'); !more {
+				return ok
 			}
 		}
 	case t.Kind() >= reflect.Int && t.Kind() <= reflect.Int64:
-		start := s.i
-		if s.peek() == '-' {
-			s.i++
-		}
-		digits := s.i
-		for s.i < len(s.data) && s.data[s.i] >= '0' && s.data[s.i] <= '9' {
-			s.i++
-		}
-		if s.i == digits {
+		num, ok := s.integer()
+		if !ok {
 			return false
 		}
-		switch s.peek() {
-		case '.', 'e', 'E':
-			return false
-		}
-		_, err := strconv.ParseInt(string(s.data[start:s.i]), 10, t.Bits())
+		_, err := strconv.ParseInt(string(num), 10, t.Bits())
 		return err == nil
 	case t.Kind() == reflect.Bool:
 		for _, lit := range []string{"true", "false"} {
@@ -196,16 +204,12 @@ func (s *quickScanner) object(info *structInfo) bool {
 				return false
 			}
 			seen |= 1 << idx
-			s.ws()
-			if s.peek() == ',' {
-				s.i++
-				continue
-			}
-			if s.peek() == '}' {
-				s.i++
+			if more, ok := s.next('}'); !more {
+				if !ok {
+					return false
+				}
 				break
 			}
-			return false
 		}
 	}
 	return seen&info.requiredMask == info.requiredMask

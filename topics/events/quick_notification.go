@@ -113,17 +113,12 @@ func quickNotification(data []byte, n *Notification) bool {
 			return false
 		}
 		seen |= bit
-		s.ws()
-		switch s.peek() {
-		case ',':
-			s.i++
-			continue
-		case '}':
-			s.i++
-		default:
-			return false
+		if more, ok := s.next('}'); !more {
+			if !ok {
+				return false
+			}
+			break
 		}
-		break
 	}
 	s.ws()
 	return s.i == len(s.data) && seen&qnRequired == qnRequired
@@ -162,16 +157,9 @@ func (s *quickScanner) quietHours(src string) (*QuietHours, bool) {
 		if !ok {
 			return nil, false
 		}
-		s.ws()
-		switch s.peek() {
-		case ',':
-			s.i++
-			continue
-		case '}':
-			s.i++
-			return qh, seenStart && seenEnd
+		if more, ok := s.next('}'); !more {
+			return qh, ok && seenStart && seenEnd
 		}
-		return nil, false
 	}
 }
 
@@ -223,21 +211,14 @@ func (s *quickScanner) text(src string, optional bool) (string, bool) {
 
 // int64 reads a JSON integer: no fraction, no exponent, no leading zero.
 func (s *quickScanner) int64() (int64, bool) {
-	start := s.i
-	if s.peek() == '-' {
-		s.i++
+	num, ok := s.integer()
+	digits := num
+	if len(digits) > 0 && digits[0] == '-' {
+		digits = digits[1:]
 	}
-	digits := s.i
-	for s.i < len(s.data) && s.data[s.i] >= '0' && s.data[s.i] <= '9' {
-		s.i++
-	}
-	if s.i == digits || (s.data[digits] == '0' && s.i-digits > 1) {
+	if !ok || (digits[0] == '0' && len(digits) > 1) {
 		return 0, false
 	}
-	switch s.peek() {
-	case '.', 'e', 'E':
-		return 0, false
-	}
-	v, err := strconv.ParseInt(string(s.data[start:s.i]), 10, 64)
+	v, err := strconv.ParseInt(string(num), 10, 64)
 	return v, err == nil
 }
