@@ -161,3 +161,25 @@ func TestWishlistKeys(t *testing.T) {
 		t.Errorf("ParseSchemaHeader(WishlistPreferences/1) = %q, %d, %v", name, v, err)
 	}
 }
+
+func TestParseStockKey(t *testing.T) {
+	tests := []struct {
+		key         string
+		sku, region string
+		ok          bool
+	}{
+		{events.StockKey("SKU-1", "us-east-1"), "SKU-1", "us-east-1", true},
+		{"sku|local", "sku", "local", true},
+		{"sku", "", "", false},
+		{"|us-east-1", "", "", false},
+		{"sku|", "", "", false},
+		{"a|b|us-east-1", "", "", false},
+		{"sku|US-EAST-1", "", "", false},
+	}
+	for _, tt := range tests {
+		sku, region, ok := events.ParseStockKey(tt.key)
+		if sku != tt.sku || region != tt.region || ok != tt.ok {
+			t.Errorf("ParseStockKey(%q) = %q, %q, %v; want %q, %q, %v", tt.key, sku, region, ok, tt.sku, tt.region, tt.ok)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package events
 
 import (
+	"strings"
 	"time"
 )
 
@@ -137,3 +138,14 @@ func (s StockLevel) Validate() error {
 
 // StockKey is the record key of inventory.stock.v1.
 func StockKey(sku, region string) string { return sku + "|" + region }
+
+// ParseStockKey splits a key of inventory.stock.v1: a tombstone has no value,
+// so its key is all that says which (sku, region) is gone. Neither an id nor a
+// region may hold '|', so the split is unambiguous.
+func ParseStockKey(key string) (sku, region string, ok bool) {
+	sku, region, ok = strings.Cut(key, "|")
+	if !ok || !ValidID(sku) || !ValidRegion(region) {
+		return "", "", false
+	}
+	return sku, region, true
+}
