@@ -18,15 +18,13 @@ import (
 	"backinstock/services/notifier/internal/pipeline"
 	"backinstock/services/notifier/internal/ratelimit"
 	"backinstock/services/notifier/internal/redisstore"
-	"backinstock/services/notifier/internal/stock"
-	"backinstock/services/notifier/internal/stockfeed"
 	"backinstock/shared/httpapi"
 	"backinstock/shared/httpserver"
 	"backinstock/shared/kafka"
 	"backinstock/shared/lifecycle"
 	"backinstock/shared/natsconn"
 	"backinstock/shared/redisconn"
-	"backinstock/topics/catalog"
+	"backinstock/shared/stockview"
 	"backinstock/topics/events"
 )
 
@@ -73,35 +71,36 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger, reg *prometheus.Regis
 	}
 
 	metrics := pipeline.NewMetrics(reg, cfg.Region)
-	var view *stock.View
+	var stock pipeline.StockLevels
 	var parts []lifecycle.Part
 	waitStock := func(context.Context) {}
 	if cfg.StaleDrop {
-		view = stock.NewView(cfg.Region)
 		cl, err := kafka.NewClient(cfg.Kafka)
 		if err != nil {
 			return err
 		}
 		defer cl.Close()
-		feed := stockfeed.New(cl, catalog.Stock, view, log)
-		parts = append(parts, lifecycle.Part{Name: "stock-view", Run: feed.Run})
-		// The consumer part waits for the feed (started before it) to catch up.
+		view, err := stockview.New(cl, stockview.Config{Region: cfg.Region, CatchUpTimeout: cfg.StockReadyTimeout}, log)
+		if err != nil {
+			return err
+		}
+		stock = view
+		parts = append(parts, lifecycle.Part{Name: "stock-view", Run: view.Run})
+		// The consumer part waits for the view (started before it) to catch up.
 		waitStock = func(ctx context.Context) {
-			t := time.NewTimer(cfg.StockReadyTimeout)
-			defer t.Stop()
-			select {
-			case <-feed.Ready():
+			err := view.CatchUp(ctx)
+			switch {
+			case err == nil:
 				log.Info("stock view caught up", zap.Int("skus", view.Len()))
-			case <-t.C:
-				log.Warn("stock view not caught up; starting anyway", zap.Duration("waited", cfg.StockReadyTimeout))
-			case <-ctx.Done():
+			case ctx.Err() == nil:
+				log.Warn("stock view not caught up; starting anyway", zap.Error(err))
 			}
 		}
 	}
 
 	proc := pipeline.New(pipeline.Options{
 		Region: cfg.Region, Store: redisstore.New(rdb, cfg.Region, cfg.MarkerTTL), Pub: pub,
-		Limits: ratelimit.NewSet(limits), Stock: view, Now: cfg.Now, Metrics: metrics, Log: log,
+		Limits: ratelimit.NewSet(limits), Stock: stock, Now: cfg.Now, Metrics: metrics, Log: log,
 		Crash: crashHook(cfg.CrashAt, cfg.CrashAfterN, pub, log),
 	})
 	group, err := kafka.NewGroup(cfg.Kafka, kafka.GroupOptions{

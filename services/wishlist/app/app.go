@@ -21,7 +21,6 @@ import (
 	"backinstock/services/wishlist/internal/changelog"
 	"backinstock/services/wishlist/internal/fanout"
 	"backinstock/services/wishlist/internal/service"
-	"backinstock/services/wishlist/internal/stockview"
 	"backinstock/services/wishlist/internal/store"
 	"backinstock/services/wishlist/internal/wishlist"
 	"backinstock/shared/config"
@@ -29,6 +28,7 @@ import (
 	"backinstock/shared/kafka"
 	"backinstock/shared/lifecycle"
 	"backinstock/shared/redisconn"
+	"backinstock/shared/stockview"
 	"backinstock/topics/catalog"
 	"backinstock/topics/events"
 )
@@ -259,7 +259,10 @@ func RunFanout(ctx context.Context, cfg Config, log *zap.Logger, reg *prometheus
 		}
 		return nil
 	})
-	view := stockview.New(vcl, catalog.Stock, cfg.Region, log.Named("stockview"))
+	view, err := stockview.New(vcl, stockview.Config{Region: cfg.Region}, log.Named("stockview"))
+	if err != nil {
+		return err
+	}
 	r := registerer(reg)
 	fo := fanout.New(fanout.Config{
 		Region:        cfg.Region,

@@ -29,8 +29,8 @@ import (
 	"backinstock/services/notifier/internal/quiet"
 	"backinstock/services/notifier/internal/ratelimit"
 	"backinstock/services/notifier/internal/redisstore"
-	"backinstock/services/notifier/internal/stock"
 	"backinstock/shared/kafka"
+	"backinstock/shared/stockview"
 	"backinstock/topics/events"
 )
 
@@ -51,12 +51,30 @@ type Options struct {
 	Store   *redisstore.Store
 	Pub     *edge.Publisher
 	Limits  *ratelimit.Set
-	Stock   *stock.View // nil: no stale drop
+	Stock   StockLevels // the region's stock; unset, nothing is stale
 	Now     func() time.Time
 	Metrics *Metrics
 	Log     *zap.Logger
 	// Crash, when set, is called at each crash point (test hook).
 	Crash func(point string)
+}
+
+// StockLevels is what the stale drop needs of shared/stockview.View.
+type StockLevels interface {
+	Get(sku string) (stockview.Level, bool)
+}
+
+// noStock knows no sku: a notifier without a stock view drops nothing.
+type noStock struct{}
+
+func (noStock) Get(string) (stockview.Level, bool) { return stockview.Level{}, false }
+
+// Stale reports whether the notification's sku is sold out now at its
+// episode or a later one: sending it would only disappoint. A later episode
+// that is in stock is not stale: the shopper is told (once, by this
+// episode's id) and the next restock has its own notifications.
+func Stale(n events.Notification, now stockview.Level, known bool) bool {
+	return known && now.Quantity == 0 && now.Episode >= n.Episode
 }
 
 // Processor handles batches for the consumer-group runner and releases held
@@ -79,6 +97,9 @@ func New(o Options) *Processor {
 	}
 	if o.Crash == nil {
 		o.Crash = func(string) {}
+	}
+	if o.Stock == nil {
+		o.Stock = noStock{}
 	}
 	return &Processor{o: o}
 }
@@ -109,13 +130,18 @@ func (p *Processor) Handle(ctx context.Context, b *kafka.Batch) error {
 			b.Reject(rec, err)
 			continue
 		}
-		if p.o.Stock != nil && p.o.Stock.Stale(c.n) {
+		if p.stale(c.n) {
 			m.DroppedStale.WithLabelValues(channel).Inc()
 			continue
 		}
 		cands = append(cands, c)
 	}
 	return p.deliver(ctx, b, channel, cands)
+}
+
+func (p *Processor) stale(n events.Notification) bool {
+	now, known := p.o.Stock.Get(n.SKU)
+	return Stale(n, now, known)
 }
 
 func (p *Processor) decode(rec *sarama.ConsumerMessage, channel string) (cand, error) {
@@ -297,7 +323,7 @@ func (p *Processor) ReleaseDue(ctx context.Context, limit int) (int, error) {
 			p.o.Log.Warn("held notification undecodable; dropped", zap.String("notification_id", h.ID), zap.Error(err))
 			continue
 		}
-		if p.o.Stock != nil && p.o.Stock.Stale(n) {
+		if p.stale(n) {
 			// Sold out again while it waited for the quiet hours to end.
 			p.o.Metrics.DroppedStale.WithLabelValues(n.Channel).Inc()
 			continue

@@ -22,6 +22,7 @@ import (
 	"backinstock/services/wishlist/internal/store"
 	"backinstock/services/wishlist/internal/wishlist"
 	"backinstock/shared/kafka"
+	"backinstock/shared/stockview"
 	"backinstock/topics/catalog"
 	"backinstock/topics/events"
 )
@@ -43,8 +44,6 @@ type Config struct {
 	// URLTemplate links a notification whose restock has no product URL;
 	// "{sku}" is replaced.
 	URLTemplate string
-	// StockSyncTimeout bounds the wait for the stock view to catch up.
-	StockSyncTimeout time.Duration
 }
 
 // Sender is what the fan-out needs of shared/kafka.Producer.
@@ -52,10 +51,10 @@ type Sender interface {
 	Send(ctx context.Context, msg *sarama.ProducerMessage, ack kafka.Ack) error
 }
 
-// StockView is what the stock-aware policy needs of the stock levels.
+// StockView is what the stock-aware policy needs of shared/stockview.View.
 type StockView interface {
-	Sync(ctx context.Context, timeout time.Duration) error
-	Get(sku string) wishlist.Level
+	CatchUp(ctx context.Context) error
+	Get(sku string) (stockview.Level, bool)
 }
 
 // Metrics are the fan-out's Prometheus metrics.
@@ -111,9 +110,6 @@ func New(cfg Config, st *store.Store, prod Sender, view StockView, m *Metrics, l
 	}
 	if cfg.InFlightPages <= 0 {
 		cfg.InFlightPages = 3
-	}
-	if cfg.StockSyncTimeout <= 0 {
-		cfg.StockSyncTimeout = 30 * time.Second
 	}
 	f := &Fanout{cfg: cfg, store: st, prod: prod, view: view, m: m, log: log.With(zap.String("region", cfg.Region)),
 		produced: map[string]prometheus.Counter{}, topics: map[string]string{}}
@@ -217,10 +213,11 @@ func (f *Fanout) waves(ctx context.Context, b *kafka.Batch, ev events.RestockEve
 			if err := f.wait(ctx, b, pol.Interval); err != nil {
 				return "", err
 			}
-			if err := f.view.Sync(ctx, f.cfg.StockSyncTimeout); err != nil {
+			if err := f.view.CatchUp(ctx); err != nil {
 				return "", err
 			}
-			lvl := f.view.Get(ev.SKU)
+			now, known := f.view.Get(ev.SKU)
+			lvl := wishlist.Level{Quantity: now.Quantity, Episode: now.Episode, Known: known}
 			size, ok := wishlist.NextWave(pol, ev.Episode, lvl)
 			if !ok {
 				f.log.Info("stock-aware fan-out stops", zap.String("event_id", ev.EventID), zap.Int("after_wave", ck.Wave),
