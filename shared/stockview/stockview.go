@@ -166,15 +166,18 @@ func (v *View) Run(ctx context.Context) error {
 }
 
 func (v *View) consume(ctx context.Context, p int32, pc sarama.PartitionConsumer) error {
+	errs := pc.Errors()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
-		case err, ok := <-pc.Errors():
+		case err, ok := <-errs:
 			// Only with Consumer.Return.Errors; sarama retries by itself.
-			if ok {
-				v.log.Warn("stock view consumer error", zap.Int32("partition", p), zap.Error(err))
+			if !ok {
+				errs = nil // closed with Messages, which ends the loop
+				continue
 			}
+			v.log.Warn("stock view consumer error", zap.Int32("partition", p), zap.Error(err))
 		case m, ok := <-pc.Messages():
 			if !ok {
 				return fmt.Errorf("stock view %s/%d: consumer closed", v.cfg.Topic, p)
