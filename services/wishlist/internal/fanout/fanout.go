@@ -149,21 +149,11 @@ func (f *Fanout) Handle(ctx context.Context, b *kafka.Batch) error {
 			b.Reject(rec, fmt.Errorf("restock %s makes invalid notifications: %w", ev.EventID, err))
 			continue
 		}
-		if err := f.fanOut(ctx, b, ev, msg, traceparent(rec)); err != nil {
+		if err := f.fanOut(ctx, b, ev, msg, kafka.ConsumerHeaders(rec).Get(events.HeaderTraceparent)); err != nil {
 			return err
 		}
 	}
 	return nil
-}
-
-// traceparent is the restock record's trace context ("" when it has none).
-func traceparent(rec *sarama.ConsumerMessage) string {
-	for _, h := range rec.Headers {
-		if string(h.Key) == events.HeaderTraceparent {
-			return string(h.Value)
-		}
-	}
-	return ""
 }
 
 func (f *Fanout) fanOut(ctx context.Context, b *kafka.Batch, ev events.RestockEvent, msg wishlist.Message, trace string) error {
@@ -311,12 +301,11 @@ func (p *page) fail(err error) {
 func (f *Fanout) stream(ctx context.Context, stopping <-chan struct{}, ev events.RestockEvent, msg wishlist.Message, ck *wishlist.Checkpoint, limit int64, trace string) (exhausted bool, err error) {
 	inflight := make(chan *page, f.cfg.InFlightPages)
 	var (
-		failed  atomic.Bool
-		wg      sync.WaitGroup
-		ckErr   error
-		lastCk  = *ck
-		cur     = *ck
-		hdrBase = events.Headers(events.SchemaNotification, "")
+		failed atomic.Bool
+		wg     sync.WaitGroup
+		ckErr  error
+		lastCk = *ck
+		cur    = *ck
 	)
 	wg.Add(1)
 	go func() {
@@ -384,11 +373,9 @@ loop:
 			break loop
 		}
 		now := time.Now()
-		hdrs := []sarama.RecordHeader{
-			{Key: []byte(hdrBase[0].Key), Value: []byte(hdrBase[0].Value)},
-			{Key: []byte(hdrBase[1].Key), Value: []byte(hdrBase[1].Value)},
-			{Key: []byte(events.HeaderTraceparent), Value: []byte(events.ChildTraceparent(trace))},
-		}
+		// One header slice per page, shared by its records: each page is a
+		// child span of the restock's trace.
+		hdrs := kafka.RecordHeaders(events.Headers(events.SchemaNotification, events.ChildTraceparent(trace)))
 		// One buffer and one message array per page instead of two
 		// allocations per record: at a million records the garbage
 		// collector is the fan-out's largest cost otherwise.
