@@ -204,7 +204,11 @@ func (f *Fanout) waves(ctx context.Context, b *kafka.Batch, ev events.RestockEve
 			ck.Wave, ck.WaveLeft = 1, wishlist.WaveSize(pol.PerUnit, ev.Quantity)
 			f.m.Waves.Inc()
 		case ck.WaveLeft == 0:
-			if err := f.wait(ctx, b, pol.Interval); err != nil {
+			start := time.Now()
+			err := b.Wait(ctx, pol.Interval)
+			f.m.Waits.Inc()
+			f.m.WaitSeconds.Add(time.Since(start).Seconds())
+			if err != nil {
 				return "", err
 			}
 			if err := f.view.Sync(ctx, f.cfg.StockSyncTimeout); err != nil {
@@ -232,34 +236,6 @@ func (f *Fanout) waves(ctx context.Context, b *kafka.Batch, ev events.RestockEve
 			return "completed", nil
 		}
 	}
-}
-
-// wait pauses the partition for d, or until the batch is stopping.
-func (f *Fanout) wait(ctx context.Context, b *kafka.Batch, d time.Duration) error {
-	wctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		select {
-		case <-b.Stopping():
-			cancel()
-		case <-wctx.Done():
-		}
-	}()
-	start := time.Now()
-	err := b.Wait(wctx, d)
-	cancel()
-	wg.Wait()
-	f.m.Waits.Inc()
-	f.m.WaitSeconds.Add(time.Since(start).Seconds())
-	select {
-	case <-b.Stopping():
-		return kafka.ErrInterrupted
-	default:
-	}
-	return err
 }
 
 func (f *Fanout) saveCheckpoint(ctx context.Context, ev events.RestockEvent, ck wishlist.Checkpoint) error {
