@@ -66,6 +66,8 @@ type Processor struct {
 	zones quiet.Zones
 }
 
+var _ kafka.Handler = (*Processor)(nil)
+
 // New builds a processor.
 func New(o Options) *Processor {
 	if o.Now == nil {

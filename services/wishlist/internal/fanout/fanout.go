@@ -104,6 +104,8 @@ type Fanout struct {
 	topics   map[string]string             // channel -> topic
 }
 
+var _ kafka.Handler = (*Fanout)(nil)
+
 // New builds the handler.
 func New(cfg Config, st *store.Store, prod Sender, view StockView, m *Metrics, log *zap.Logger) *Fanout {
 	if cfg.PageSize <= 0 {
