@@ -10,23 +10,27 @@
 //     (StopsPromptly);
 //   - make no second effect when the same batch is handed again, as it is
 //     after a failure, a crash or a rebalance (Idempotent);
-//   - reject a record that can never succeed (the runner dead-letters it)
-//     and still handle the rest of the batch (RejectsPoison).
+//   - reject a record that can never succeed and still handle the rest of
+//     the batch (RejectsPoison), so that under a real Group the record
+//     reaches the dead-letter topic and the partition flows on
+//     (DeadLetters).
 //
-// Batches are built with kafka.NewBatch and handed to the handler directly,
-// so each check controls exactly when the batch stops and what it replays;
-// producing the rejected records to the dead-letter topic is the runner's
-// part and is tested in shared/kafka.
+// Apart from DeadLetters, batches are built with kafka.NewBatch and handed
+// to the handler directly, so each check controls exactly when the batch
+// stops and what it replays.
 package handlertest
 
 import (
 	"context"
 	"errors"
 	"slices"
+	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/IBM/sarama"
+	"go.uber.org/zap"
 
 	"backinstock/shared/kafka"
 )
@@ -51,6 +55,9 @@ type Options struct {
 // and observe its effects.
 type Harness struct {
 	Handler kafka.Handler
+	// Kafka is the cluster DeadLetters produces the records to and runs a
+	// Group on; Topic is created there unless it exists.
+	Kafka kafka.Config
 	// Topic and Partition are what the suite's batches claim to come from.
 	Topic     string
 	Partition int32
@@ -80,6 +87,7 @@ func Run(t *testing.T, f Factory) {
 		{"StopsPromptlyWhenAlreadyStopping", StopsPromptlyWhenAlreadyStopping},
 		{"Idempotent", Idempotent},
 		{"RejectsPoison", RejectsPoison},
+		{"DeadLetters", DeadLetters},
 	} {
 		t.Run(c.name, func(t *testing.T) { c.check(t, f) })
 	}
@@ -209,5 +217,113 @@ func stopped(tb testing.TB, h Harness, recs []*sarama.ConsumerMessage, stopping 
 	}
 	if !errors.Is(err, kafka.ErrInterrupted) {
 		tb.Logf("Handle ended on stopping with %v (not ErrInterrupted: the runner logs it as a failure)", err)
+	}
+}
+
+var groups atomic.Int64
+
+// DeadLetters produces good records around a poison one to Topic and runs
+// the handler in a real Group with a dead-letter topic of its own: the
+// poison record must arrive there, named by its source offset, and the good
+// records' effects must follow.
+func DeadLetters(tb testing.TB, f Factory) {
+	h := f(tb, Options{})
+	good := h.Good(tb, 2)
+	poison := h.Poison(tb)
+	n := strconv.FormatInt(groups.Add(1), 10)
+	dlq, group := "handlertest-dlq-"+n, "handlertest-"+n
+	adm, err := kafka.NewClusterAdmin(h.Kafka)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer adm.Close()
+	for _, t := range []string{h.Topic, dlq} {
+		err := adm.CreateTopic(t, &sarama.TopicDetail{NumPartitions: 1, ReplicationFactor: 1}, false)
+		if err != nil && !errors.Is(err, sarama.ErrTopicAlreadyExists) {
+			tb.Fatalf("create topic %s: %v", t, err)
+		}
+	}
+
+	prod, err := kafka.NewProducer(h.Kafka, kafka.ProducerOptions{}, zap.NewNop())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer prod.Close()
+	var msgs []*sarama.ProducerMessage
+	for _, r := range []*sarama.ConsumerMessage{good[0], poison, good[1]} {
+		m := &sarama.ProducerMessage{Topic: h.Topic, Key: sarama.ByteEncoder(r.Key), Value: sarama.ByteEncoder(r.Value)}
+		for _, rh := range r.Headers {
+			kafka.ProducerHeaders(m).Set(string(rh.Key), string(rh.Value))
+		}
+		msgs = append(msgs, m)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := prod.SendAll(ctx, msgs); err != nil {
+		tb.Fatalf("produce to %s: %v", h.Topic, err)
+	}
+	poisonAt := strconv.FormatInt(msgs[1].Offset, 10)
+
+	g, err := kafka.NewGroup(h.Kafka, kafka.GroupOptions{Group: group, Topics: []string{h.Topic}, DeadLetterTopic: dlq}, h.Handler, zap.NewNop())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	gctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- g.Run(gctx) }()
+	defer func() {
+		stop()
+		if err := <-done; err != nil {
+			tb.Errorf("group: %v", err)
+		}
+	}()
+
+	cl, err := kafka.NewClient(h.Kafka)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer cl.Close()
+	deadline := time.Now().Add(effectTimeout)
+	for {
+		end, err := cl.GetOffset(dlq, 0, sarama.OffsetNewest)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		if end > 0 && h.Effects(tb, good) >= h.Want(good) {
+			break
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("within %s: %d dead letters, %d of %d effects of the good records", effectTimeout, end, h.Effects(tb, good), h.Want(good))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	dl := firstRecord(tb, cl, dlq)
+	hs := kafka.ConsumerHeaders(dl)
+	if hs.Get(kafka.HeaderDLQTopic) != h.Topic || hs.Get(kafka.HeaderDLQOffset) != poisonAt || string(dl.Value) != string(poison.Value) {
+		tb.Errorf("dead letter from %s@%s with value %q; want the poison record, %s@%s", hs.Get(kafka.HeaderDLQTopic), hs.Get(kafka.HeaderDLQOffset), dl.Value, h.Topic, poisonAt)
+	}
+	if got, want := h.Effects(tb, good), h.Want(good); got != want {
+		tb.Errorf("good records around a poison one: %d effects, want %d", got, want)
+	}
+}
+
+func firstRecord(tb testing.TB, cl sarama.Client, topic string) *sarama.ConsumerMessage {
+	tb.Helper()
+	cons, err := sarama.NewConsumerFromClient(cl)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer cons.Close()
+	pc, err := cons.ConsumePartition(topic, 0, sarama.OffsetOldest)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer pc.AsyncClose()
+	select {
+	case m := <-pc.Messages():
+		return m
+	case <-time.After(effectTimeout):
+		tb.Fatalf("read %s: nothing within %s", topic, effectTimeout)
+		return nil
 	}
 }

@@ -29,21 +29,34 @@ type marker struct {
 	rdb    *redis.Client
 	prefix string
 	slow   bool
-	// late makes it broken: it acknowledges the batch and writes the
-	// effect a moment later.
-	late bool
-	wg   sync.WaitGroup
+	fault  fault
+	wg     sync.WaitGroup
 }
+
+// fault is how a broken marker breaks the contract.
+type fault int
+
+const (
+	correct fault = iota
+	// late acknowledges the batch and writes the effect a moment later.
+	late
+	// dropsPoison skips a poison record instead of rejecting it.
+	dropsPoison
+	// deaf waits by sleeping, not noticing the batch is stopping.
+	deaf
+)
 
 var _ kafka.Handler = (*marker)(nil)
 
 func (h *marker) Handle(ctx context.Context, b *kafka.Batch) error {
 	for i, rec := range b.Records {
 		if string(rec.Value) == "poison" {
-			b.Reject(rec, errors.New("poison"))
+			if h.fault != dropsPoison {
+				b.Reject(rec, errors.New("poison"))
+			}
 			continue
 		}
-		if h.late {
+		if h.fault == late {
 			h.wg.Add(1)
 			go func() {
 				defer h.wg.Done()
@@ -55,7 +68,10 @@ func (h *marker) Handle(ctx context.Context, b *kafka.Batch) error {
 		if err := h.effect(ctx, rec); err != nil {
 			return err
 		}
-		if h.slow && i < len(b.Records)-1 {
+		if h.slow && h.fault == deaf && i == 0 {
+			time.Sleep(handlertest.StopBound + time.Second)
+		}
+		if h.slow && h.fault != deaf && i < len(b.Records)-1 {
 			if err := b.Wait(ctx, time.Hour); err != nil {
 				return err
 			}
@@ -73,11 +89,11 @@ func (h *marker) effect(ctx context.Context, rec *sarama.ConsumerMessage) error 
 	return h.rdb.RPush(ctx, h.prefix+":effects", id).Err()
 }
 
-func factory(broken bool) handlertest.Factory {
+func factory(broken fault) handlertest.Factory {
 	return func(tb testing.TB, o handlertest.Options) handlertest.Harness {
 		rdb := redis.NewClient(&redis.Options{Addr: env.Redis(tb).Addr})
 		tb.Cleanup(func() { _ = rdb.Close() })
-		h := &marker{rdb: rdb, prefix: testenv.Unique(tb, "marker"), slow: o.Slow, late: broken}
+		h := &marker{rdb: rdb, prefix: testenv.Unique(tb, "marker"), slow: o.Slow, fault: broken}
 		tb.Cleanup(h.wg.Wait)
 		var (
 			mu  sync.Mutex
@@ -91,16 +107,17 @@ func factory(broken bool) handlertest.Factory {
 		}
 		return handlertest.Harness{
 			Handler: h,
-			Topic:   "marker.v1",
+			Kafka:   kafka.Config{Brokers: env.Kafka(tb).Brokers},
+			Topic:   h.prefix,
 			Good: func(tb testing.TB, n int) []*sarama.ConsumerMessage {
 				recs := make([]*sarama.ConsumerMessage, n)
 				for i := range recs {
-					recs[i] = &sarama.ConsumerMessage{Topic: "marker.v1", Value: []byte(next())}
+					recs[i] = &sarama.ConsumerMessage{Topic: h.prefix, Value: []byte(next())}
 				}
 				return recs
 			},
 			Poison: func(testing.TB) *sarama.ConsumerMessage {
-				return &sarama.ConsumerMessage{Topic: "marker.v1", Value: []byte("poison")}
+				return &sarama.ConsumerMessage{Topic: h.prefix, Value: []byte("poison")}
 			},
 			Effects: func(tb testing.TB, recs []*sarama.ConsumerMessage) int {
 				all, err := rdb.LRange(context.Background(), h.prefix+":effects", 0, -1).Result()
@@ -125,7 +142,7 @@ func factory(broken bool) handlertest.Factory {
 }
 
 func TestSuitePassesACorrectHandler(t *testing.T) {
-	handlertest.Run(t, factory(false))
+	handlertest.Run(t, factory(correct))
 }
 
 // recorder is a testing.TB that records failures instead of failing the
@@ -171,7 +188,7 @@ func record(t *testing.T, check func(testing.TB, handlertest.Factory), f handler
 }
 
 func TestSuiteFailsAHandlerThatAcknowledgesBeforeItsEffectIsDurable(t *testing.T) {
-	r := record(t, handlertest.Durable, factory(true))
+	r := record(t, handlertest.Durable, factory(late))
 	if !r.Failed() {
 		t.Fatal("the suite passed a handler that returns before its effect is durable")
 	}
@@ -181,7 +198,21 @@ func TestSuiteFailsAHandlerThatAcknowledgesBeforeItsEffectIsDurable(t *testing.T
 // The recorder itself must not invent failures: the correct handler passes
 // through it.
 func TestRecorderPassesACorrectHandler(t *testing.T) {
-	if r := record(t, handlertest.Durable, factory(false)); r.Failed() {
+	if r := record(t, handlertest.Durable, factory(correct)); r.Failed() {
 		t.Fatalf("a correct handler failed: %q", r.msgs)
 	}
+}
+
+func TestSuiteFailsAHandlerThatDropsPoison(t *testing.T) {
+	if r := record(t, handlertest.RejectsPoison, factory(dropsPoison)); !r.Failed() {
+		t.Fatal("the suite passed a handler that skips poison records silently")
+	}
+}
+
+func TestSuiteFailsAHandlerThatIgnoresStopping(t *testing.T) {
+	r := record(t, handlertest.StopsPromptly, factory(deaf))
+	if !r.Failed() {
+		t.Fatal("the suite passed a handler that does not notice its batch stopping")
+	}
+	t.Logf("the suite said: %q", r.msgs)
 }

@@ -19,6 +19,7 @@ import (
 	"backinstock/services/notifier/internal/pipeline"
 	"backinstock/services/notifier/internal/ratelimit"
 	"backinstock/services/notifier/internal/redisstore"
+	"backinstock/shared/kafka"
 	"backinstock/shared/kafka/handlertest"
 	"backinstock/shared/testenv"
 	"backinstock/topics/catalog"
@@ -67,6 +68,7 @@ func TestPipelineKeepsTheHandlerContract(t *testing.T) {
 		var seq atomic.Int64
 		return handlertest.Harness{
 			Handler: p,
+			Kafka:   kafka.Config{Brokers: env.Kafka(tb).Brokers},
 			Topic:   topic,
 			Good: func(tb testing.TB, n int) []*sarama.ConsumerMessage {
 				recs := make([]*sarama.ConsumerMessage, n)

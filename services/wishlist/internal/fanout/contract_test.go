@@ -123,6 +123,7 @@ func TestFanoutKeepsTheHandlerContract(t *testing.T) {
 		}
 		return handlertest.Harness{
 			Handler: f,
+			Kafka:   kcfg,
 			Topic:   catalog.Restock,
 			Good:    good,
 			Poison: func(testing.TB) *sarama.ConsumerMessage {
