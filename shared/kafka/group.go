@@ -40,21 +40,50 @@ func (b *Batch) Reject(msg *sarama.ConsumerMessage, reason error) {
 func (b *Batch) Stopping() <-chan struct{} { return b.stopping }
 
 // Wait pauses fetching for this partition for d (a rate limit or an edge that
-// is not acknowledging), so nothing buffers while the handler waits.
+// is not acknowledging), so nothing buffers while the handler waits. It
+// returns ErrInterrupted as soon as the batch is Stopping (at once if it
+// already is): a waiting handler must not hold up a rebalance or shutdown.
+// It returns ctx's error when ctx ends first.
 func (b *Batch) Wait(ctx context.Context, d time.Duration) error {
+	select {
+	case <-b.stopping:
+		return ErrInterrupted
+	default:
+	}
 	if d <= 0 {
 		return nil
 	}
-	b.runner.pause(b.Topic, b.Partition)
-	defer b.runner.resume(b.Topic, b.Partition)
+	if b.runner != nil {
+		b.runner.pause(b.Topic, b.Partition)
+		defer b.runner.resume(b.Topic, b.Partition)
+	}
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-t.C:
 		return nil
+	case <-b.stopping:
+		return ErrInterrupted
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// NewBatch builds a batch outside a Group, for testing a Handler on its own
+// (see shared/kafka/handlertest): closing stopping plays the session's end,
+// and Wait pauses no fetching because there is none. Rejected tells what the
+// handler rejected; nothing is dead-lettered.
+func NewBatch(topic string, partition int32, records []*sarama.ConsumerMessage, stopping <-chan struct{}) *Batch {
+	return &Batch{Topic: topic, Partition: partition, Records: records, stopping: stopping}
+}
+
+// Rejected lists the records rejected by the latest Handle call, in order.
+func (b *Batch) Rejected() []*sarama.ConsumerMessage {
+	out := make([]*sarama.ConsumerMessage, len(b.rejected))
+	for i, r := range b.rejected {
+		out[i] = r.msg
+	}
+	return out
 }
 
 // Last is the batch's last record.

@@ -11,6 +11,8 @@ import (
 
 	"github.com/IBM/sarama"
 	"github.com/redis/go-redis/v9"
+
+	"backinstock/shared/kafka"
 )
 
 // HeaderOutbox names the outbox entry a record came from:
@@ -124,10 +126,8 @@ func scan(ctx context.Context, cons sarama.Consumer, topic string, part int32, s
 			if !ok {
 				return fmt.Errorf("read %s/%d: consumer closed", topic, part)
 			}
-			for _, h := range m.Headers {
-				if string(h.Key) == HeaderOutbox && want[string(h.Value)] {
-					acked[string(h.Value)] = true
-				}
+			if h, ok := kafka.ConsumerHeaders(m).Lookup(HeaderOutbox); ok && want[h] {
+				acked[h] = true
 			}
 			if m.Offset+1 >= end {
 				return nil

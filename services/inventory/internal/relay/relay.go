@@ -377,7 +377,7 @@ func (r *Relay) publish(ctx context.Context, log *zap.Logger, st *shardState) er
 			}
 			h := base + km.kind
 			km.msg.Timestamp = at
-			km.msg.Headers = append(km.msg.Headers, sarama.RecordHeader{Key: []byte(HeaderOutbox), Value: []byte(h)})
+			kafka.ProducerHeaders(km.msg).Set(HeaderOutbox, h)
 			recs = append(recs, pendingRecord{header: h, msg: km.msg, at: at})
 		}
 	}
@@ -481,7 +481,7 @@ func Records(m redis.XMessage) (stockMsg, restockMsg *sarama.ProducerMessage, er
 	}
 	stockMsg = &sarama.ProducerMessage{
 		Topic: catalog.Stock, Key: sarama.StringEncoder(events.StockKey(sku, region)),
-		Value: sarama.ByteEncoder(val), Headers: headers(events.SchemaStockLevel, tp), Timestamp: at,
+		Value: sarama.ByteEncoder(val), Headers: kafka.RecordHeaders(events.Headers(events.SchemaStockLevel, tp)), Timestamp: at,
 	}
 	if str(store.FieldRestock) != "1" {
 		return stockMsg, nil, nil
@@ -510,18 +510,9 @@ func Records(m redis.XMessage) (stockMsg, restockMsg *sarama.ProducerMessage, er
 	}
 	restockMsg = &sarama.ProducerMessage{
 		Topic: catalog.Restock, Key: sarama.StringEncoder(sku),
-		Value: sarama.ByteEncoder(val), Headers: headers(events.SchemaRestockEvent, tp), Timestamp: at,
+		Value: sarama.ByteEncoder(val), Headers: kafka.RecordHeaders(events.Headers(events.SchemaRestockEvent, tp)), Timestamp: at,
 	}
 	return stockMsg, restockMsg, nil
-}
-
-func headers(schema, tp string) []sarama.RecordHeader {
-	hs := events.Headers(schema, tp)
-	out := make([]sarama.RecordHeader, len(hs))
-	for i, h := range hs {
-		out[i] = sarama.RecordHeader{Key: []byte(h.Key), Value: []byte(h.Value)}
-	}
-	return out
 }
 
 // backoff doubles the wait between retries up to 5 s.

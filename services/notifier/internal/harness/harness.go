@@ -97,11 +97,8 @@ func Record(n events.Notification) (*sarama.ProducerMessage, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &sarama.ProducerMessage{Topic: catalog.Notify(n.Region, n.Channel), Key: sarama.StringEncoder(n.UserID), Value: sarama.ByteEncoder(v)}
-	for _, h := range events.Headers(events.SchemaNotification, "") {
-		m.Headers = append(m.Headers, sarama.RecordHeader{Key: []byte(h.Key), Value: []byte(h.Value)})
-	}
-	return m, nil
+	return &sarama.ProducerMessage{Topic: catalog.Notify(n.Region, n.Channel), Key: sarama.StringEncoder(n.UserID), Value: sarama.ByteEncoder(v),
+		Headers: kafka.RecordHeaders(events.Headers(events.SchemaNotification, ""))}, nil
 }
 
 // Produce writes notifications (acks=all) and waits for every ack.

@@ -84,6 +84,8 @@ type Processor struct {
 	zones quiet.Zones
 }
 
+var _ kafka.Handler = (*Processor)(nil)
+
 // New builds a processor.
 func New(o Options) *Processor {
 	if o.Now == nil {
@@ -189,7 +191,14 @@ func (p *Processor) deliver(ctx context.Context, b *kafka.Batch, channel string,
 		if d := p.o.Limits.Reserve(channel, k, p.o.Now()); d > 0 {
 			m.Throttled.WithLabelValues(channel).Add(float64(k))
 			m.ThrottleWait.WithLabelValues(channel).Add(d.Seconds())
-			if err := p.wait(ctx, b, d); err != nil {
+			// A batch's partition is paused while it waits, and the wait
+			// ends when the batch is revoked; the releaser just sleeps.
+			if b != nil {
+				err = b.Wait(ctx, d)
+			} else {
+				err = sleep(ctx, d)
+			}
+			if err != nil {
 				return err
 			}
 		}
@@ -243,39 +252,15 @@ func (p *Processor) releaseAt(now time.Time, n events.Notification) (time.Time, 
 	return rel, held
 }
 
-// wait pauses the batch's partition for d (or just sleeps for the releaser),
-// giving up early when the batch is being revoked.
-func (p *Processor) wait(ctx context.Context, b *kafka.Batch, d time.Duration) error {
-	if b == nil {
-		t := time.NewTimer(d)
-		defer t.Stop()
-		select {
-		case <-t.C:
-			return nil
-		case <-ctx.Done():
-			return ctx.Err()
-		}
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
-	wctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		select {
-		case <-b.Stopping():
-			cancel()
-		case <-wctx.Done():
-		}
-	}()
-	err := b.Wait(wctx, d)
-	cancel()
-	<-done
-	if err != nil {
-		if ctx.Err() == nil {
-			return kafka.ErrInterrupted
-		}
-		return err
-	}
-	return nil
 }
 
 func (p *Processor) publish(ctx context.Context, channel string, chunk []cand) error {

@@ -18,16 +18,12 @@ import (
 	"github.com/IBM/sarama"
 
 	"backinstock/services/wishlist/internal/wishlist"
+	"backinstock/shared/kafka"
 	"backinstock/topics/events"
 )
 
 func headers(schema string) []sarama.RecordHeader {
-	hs := events.Headers(schema, "")
-	out := make([]sarama.RecordHeader, len(hs))
-	for i, h := range hs {
-		out[i] = sarama.RecordHeader{Key: []byte(h.Key), Value: []byte(h.Value)}
-	}
-	return out
+	return kafka.RecordHeaders(events.Headers(schema, ""))
 }
 
 // PutMessage is the record of an added or updated entry.

@@ -103,6 +103,8 @@ type Fanout struct {
 	topics   map[string]string             // channel -> topic
 }
 
+var _ kafka.Handler = (*Fanout)(nil)
+
 // New builds the handler.
 func New(cfg Config, st *store.Store, prod Sender, view StockView, m *Metrics, log *zap.Logger) *Fanout {
 	if cfg.PageSize <= 0 {
@@ -145,21 +147,11 @@ func (f *Fanout) Handle(ctx context.Context, b *kafka.Batch) error {
 			b.Reject(rec, fmt.Errorf("restock %s makes invalid notifications: %w", ev.EventID, err))
 			continue
 		}
-		if err := f.fanOut(ctx, b, ev, msg, traceparent(rec)); err != nil {
+		if err := f.fanOut(ctx, b, ev, msg, kafka.ConsumerHeaders(rec).Get(events.HeaderTraceparent)); err != nil {
 			return err
 		}
 	}
 	return nil
-}
-
-// traceparent is the restock record's trace context ("" when it has none).
-func traceparent(rec *sarama.ConsumerMessage) string {
-	for _, h := range rec.Headers {
-		if string(h.Key) == events.HeaderTraceparent {
-			return string(h.Value)
-		}
-	}
-	return ""
 }
 
 func (f *Fanout) fanOut(ctx context.Context, b *kafka.Batch, ev events.RestockEvent, msg wishlist.Message, trace string) error {
@@ -210,7 +202,11 @@ func (f *Fanout) waves(ctx context.Context, b *kafka.Batch, ev events.RestockEve
 			ck.Wave, ck.WaveLeft = 1, wishlist.WaveSize(pol.PerUnit, ev.Quantity)
 			f.m.Waves.Inc()
 		case ck.WaveLeft == 0:
-			if err := f.wait(ctx, b, pol.Interval); err != nil {
+			start := time.Now()
+			err := b.Wait(ctx, pol.Interval)
+			f.m.Waits.Inc()
+			f.m.WaitSeconds.Add(time.Since(start).Seconds())
+			if err != nil {
 				return "", err
 			}
 			if err := f.view.CatchUp(ctx); err != nil {
@@ -239,34 +235,6 @@ func (f *Fanout) waves(ctx context.Context, b *kafka.Batch, ev events.RestockEve
 			return "completed", nil
 		}
 	}
-}
-
-// wait pauses the partition for d, or until the batch is stopping.
-func (f *Fanout) wait(ctx context.Context, b *kafka.Batch, d time.Duration) error {
-	wctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		select {
-		case <-b.Stopping():
-			cancel()
-		case <-wctx.Done():
-		}
-	}()
-	start := time.Now()
-	err := b.Wait(wctx, d)
-	cancel()
-	wg.Wait()
-	f.m.Waits.Inc()
-	f.m.WaitSeconds.Add(time.Since(start).Seconds())
-	select {
-	case <-b.Stopping():
-		return kafka.ErrInterrupted
-	default:
-	}
-	return err
 }
 
 func (f *Fanout) saveCheckpoint(ctx context.Context, ev events.RestockEvent, ck wishlist.Checkpoint) error {
@@ -308,12 +276,11 @@ func (p *page) fail(err error) {
 func (f *Fanout) stream(ctx context.Context, stopping <-chan struct{}, ev events.RestockEvent, msg wishlist.Message, ck *wishlist.Checkpoint, limit int64, trace string) (exhausted bool, err error) {
 	inflight := make(chan *page, f.cfg.InFlightPages)
 	var (
-		failed  atomic.Bool
-		wg      sync.WaitGroup
-		ckErr   error
-		lastCk  = *ck
-		cur     = *ck
-		hdrBase = events.Headers(events.SchemaNotification, "")
+		failed atomic.Bool
+		wg     sync.WaitGroup
+		ckErr  error
+		lastCk = *ck
+		cur    = *ck
 	)
 	wg.Add(1)
 	go func() {
@@ -381,11 +348,9 @@ loop:
 			break loop
 		}
 		now := time.Now()
-		hdrs := []sarama.RecordHeader{
-			{Key: []byte(hdrBase[0].Key), Value: []byte(hdrBase[0].Value)},
-			{Key: []byte(hdrBase[1].Key), Value: []byte(hdrBase[1].Value)},
-			{Key: []byte(events.HeaderTraceparent), Value: []byte(events.ChildTraceparent(trace))},
-		}
+		// One header slice per page, shared by its records: each page is a
+		// child span of the restock's trace.
+		hdrs := kafka.RecordHeaders(events.Headers(events.SchemaNotification, events.ChildTraceparent(trace)))
 		// One buffer and one message array per page instead of two
 		// allocations per record: at a million records the garbage
 		// collector is the fan-out's largest cost otherwise.

@@ -1,0 +1,109 @@
+package pipeline_test
+
+import (
+	"context"
+	"os"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/nats-io/nats.go"
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
+
+	"backinstock/services/notifier/internal/edge"
+	"backinstock/services/notifier/internal/harness"
+	"backinstock/services/notifier/internal/pipeline"
+	"backinstock/services/notifier/internal/ratelimit"
+	"backinstock/services/notifier/internal/redisstore"
+	"backinstock/shared/kafka"
+	"backinstock/shared/kafka/handlertest"
+	"backinstock/shared/testenv"
+	"backinstock/topics/catalog"
+	"backinstock/topics/events"
+)
+
+var env *testenv.Env
+
+func TestMain(m *testing.M) { os.Exit(testenv.Main(m, &env)) }
+
+var regions atomic.Int64
+
+// TestPipelineKeepsTheHandlerContract runs the shared handler suite against
+// the notifier's pipeline on redis-server and an embedded nats-server with
+// JetStream; the durable effect is a message on the region's edge stream.
+// Each check gets a region (stream, subjects, Redis keys) of its own. Slow
+// is an app rate limit of one notification an hour.
+func TestPipelineKeepsTheHandlerContract(t *testing.T) {
+	handlertest.Run(t, func(tb testing.TB, o handlertest.Options) handlertest.Harness {
+		region := "hc-" + strconv.FormatInt(regions.Add(1), 10)
+		const channel = events.ChannelApp
+		rdb := redis.NewClient(&redis.Options{Addr: env.Redis(tb).Addr})
+		tb.Cleanup(func() { _ = rdb.Close() })
+		nc, err := nats.Connect(env.NATS(tb).URL())
+		if err != nil {
+			tb.Fatal(err)
+		}
+		tb.Cleanup(func() { _ = nc.Drain() })
+		pub, err := edge.NewPublisher(nc, 1024, 5*time.Second)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if _, err := edge.EnsureStream(ctx, pub.JetStream(), region, edge.StreamOptions{Duplicates: 2 * time.Minute, MaxAge: time.Hour, Replicas: 1}); err != nil {
+			tb.Fatal(err)
+		}
+		var limits map[string]ratelimit.Limit
+		if o.Slow {
+			limits = map[string]ratelimit.Limit{channel: {PerSecond: 1.0 / 3600, Burst: 1}}
+		}
+		p := pipeline.New(pipeline.Options{Region: region, Store: redisstore.New(rdb, region, time.Hour), Pub: pub,
+			Limits: ratelimit.NewSet(limits), Log: zaptest.NewLogger(tb, zaptest.Level(zap.WarnLevel))})
+
+		topic := catalog.Notify(region, channel)
+		var seq atomic.Int64
+		return handlertest.Harness{
+			Handler: p,
+			Kafka:   kafka.Config{Brokers: env.Kafka(tb).Brokers},
+			Topic:   topic,
+			Good: func(tb testing.TB, n int) []*sarama.ConsumerMessage {
+				recs := make([]*sarama.ConsumerMessage, n)
+				for i := range recs {
+					k := seq.Add(1)
+					nt := harness.Notification(region, channel, "u"+strconv.FormatInt(k, 10), "sku-"+region, 1, time.Now().UTC())
+					v, err := events.Encode(nt)
+					if err != nil {
+						tb.Fatal(err)
+					}
+					recs[i] = &sarama.ConsumerMessage{Topic: topic, Key: []byte(nt.UserID), Value: v, Offset: k}
+				}
+				return recs
+			},
+			Poison: func(testing.TB) *sarama.ConsumerMessage {
+				return &sarama.ConsumerMessage{Topic: topic, Key: []byte("u0"), Value: []byte(`{"not":"a notification"}`)}
+			},
+			Effects: func(tb testing.TB, recs []*sarama.ConsumerMessage) int {
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				defer cancel()
+				c, err := harness.EdgeCounts(ctx, pub.JetStream(), region)
+				if err != nil {
+					tb.Fatalf("read the edge stream: %v", err)
+				}
+				n := 0
+				for _, r := range recs {
+					nt, err := events.DecodeNotification(r.Value)
+					if err != nil {
+						tb.Fatal(err)
+					}
+					n += c.PerID[nt.NotificationID]
+				}
+				return n
+			},
+			Want: func(recs []*sarama.ConsumerMessage) int { return len(recs) },
+		}
+	})
+}
