@@ -17,7 +17,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -199,7 +198,7 @@ type pendingRecord struct {
 }
 
 func (r *Relay) runShard(ctx context.Context, shard int) error {
-	st := &shardState{key: store.OutboxKey(shard), lease: "inv:{s" + strconv.Itoa(shard) + "}:relay-lease", cursor: "0-0", acked: map[string]bool{}, verify: true, shard: shard}
+	st := &shardState{key: store.OutboxKey(shard), lease: store.RelayLeaseKey(shard), cursor: "0-0", acked: map[string]bool{}, verify: true, shard: shard}
 	log := r.log.With(zap.Int("shard", shard))
 	// drainCtx outlives ctx by DrainTimeout: the flush at shutdown.
 	drainCtx, drainCancel := context.WithCancel(context.WithoutCancel(ctx))
@@ -357,7 +356,7 @@ func (r *Relay) publish(ctx context.Context, log *zap.Logger, st *shardState) er
 	}
 	var recs []pendingRecord
 	for _, m := range st.pending {
-		stockMsg, restockMsg, err := Records(m)
+		stockMsg, restockMsg, err := records(m)
 		if err != nil {
 			// An entry the script wrote cannot be invalid unless the code
 			// changed under it; blocking the outbox on it would stop every
@@ -455,62 +454,37 @@ func countTrue(b []bool) int {
 	return n
 }
 
-// Records builds the Kafka records of one outbox entry: the stock level
+// records builds the Kafka records of one outbox entry: the stock level
 // always, the restock event when the entry is a restock.
-func Records(m redis.XMessage) (stockMsg, restockMsg *sarama.ProducerMessage, err error) {
-	str := func(k string) string { s, _ := m.Values[k].(string); return s }
-	vals := strings.Split(str(store.FieldValues), ":")
-	if len(vals) != 4 {
-		return nil, nil, fmt.Errorf("field %s: want quantity:previous:episode:at, got %q", store.FieldValues, str(store.FieldValues))
+func records(m redis.XMessage) (stockMsg, restockMsg *sarama.ProducerMessage, err error) {
+	e, err := store.DecodeOutboxEntry(m.Values)
+	if err != nil {
+		return nil, nil, err
 	}
-	var nums [4]int64
-	for i, v := range vals {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil {
-			return nil, nil, fmt.Errorf("field %s: %w", store.FieldValues, err)
-		}
-		nums[i] = n
-	}
-	q, prev, ep, atMS := nums[0], nums[1], nums[2], nums[3]
-	sku, region, tp := str(store.FieldSKU), str(store.FieldRegion), str(store.FieldTraceparent)
-	at := time.UnixMilli(atMS).UTC()
-	lvl := events.StockLevel{SKU: sku, Region: region, Quantity: q, Episode: ep, At: at}
+	lvl := events.StockLevel{SKU: e.SKU, Region: e.Region, Quantity: e.Quantity, Episode: e.Episode, At: e.At}
 	val, err := events.Encode(lvl)
 	if err != nil {
 		return nil, nil, err
 	}
 	stockMsg = &sarama.ProducerMessage{
-		Topic: catalog.Stock, Key: sarama.StringEncoder(events.StockKey(sku, region)),
-		Value: sarama.ByteEncoder(val), Headers: headers(events.SchemaStockLevel, tp), Timestamp: at,
+		Topic: catalog.Stock, Key: sarama.StringEncoder(events.StockKey(e.SKU, e.Region)),
+		Value: sarama.ByteEncoder(val), Headers: headers(events.SchemaStockLevel, e.Traceparent), Timestamp: e.At,
 	}
-	if str(store.FieldRestock) != "1" {
+	if !e.Restock {
 		return stockMsg, nil, nil
 	}
 	ev := events.RestockEvent{
-		EventID: events.RestockEventID(sku, region, ep), SKU: sku, Region: region,
-		Quantity: q, PreviousQuantity: prev, Episode: ep, OccurredAt: at,
-	}
-	if pr := str(store.FieldProduct); pr != "" {
-		var p events.Product
-		if err := json.Unmarshal([]byte(pr), &p); err != nil {
-			return nil, nil, fmt.Errorf("field %s: %w", store.FieldProduct, err)
-		}
-		ev.Product = &p
-	}
-	if d := str(store.FieldDelivery); d != "" {
-		var dv events.Delivery
-		if err := json.Unmarshal([]byte(d), &dv); err != nil {
-			return nil, nil, fmt.Errorf("field %s: %w", store.FieldDelivery, err)
-		}
-		ev.Delivery = &dv
+		EventID: events.RestockEventID(e.SKU, e.Region, e.Episode), SKU: e.SKU, Region: e.Region,
+		Quantity: e.Quantity, PreviousQuantity: e.Previous, Episode: e.Episode, OccurredAt: e.At,
+		Product: e.Product, Delivery: e.Delivery,
 	}
 	val, err = events.Encode(ev)
 	if err != nil {
 		return nil, nil, err
 	}
 	restockMsg = &sarama.ProducerMessage{
-		Topic: catalog.Restock, Key: sarama.StringEncoder(sku),
-		Value: sarama.ByteEncoder(val), Headers: headers(events.SchemaRestockEvent, tp), Timestamp: at,
+		Topic: catalog.Restock, Key: sarama.StringEncoder(e.SKU),
+		Value: sarama.ByteEncoder(val), Headers: headers(events.SchemaRestockEvent, e.Traceparent), Timestamp: e.At,
 	}
 	return stockMsg, restockMsg, nil
 }

@@ -34,19 +34,6 @@ var applyLua string
 //go:embed begin.lua
 var beginLua string
 
-// Entry field names in the outbox stream; the relay reads them back.
-const (
-	FieldSKU    = "k"
-	FieldRegion = "r"
-	// FieldValues holds "quantity:previous:episode:at_ms" (one field, as
-	// fewer fields make the append cheaper).
-	FieldValues      = "v"
-	FieldRestock     = "x"
-	FieldProduct     = "pr"
-	FieldDelivery    = "d"
-	FieldTraceparent = "tp"
-)
-
 // ChunkSize bounds the updates one script call applies, so one bulk request
 // does not block Redis for long and other callers interleave between chunks.
 const ChunkSize = 500
@@ -97,14 +84,6 @@ func (s *Store) ShardOf(sku string) int {
 	_, _ = h.Write([]byte(sku))
 	return int(h.Sum32() % uint32(s.o.Shards))
 }
-
-func tag(shard int) string { return "inv:{s" + strconv.Itoa(shard) + "}:" }
-
-// OutboxKey is the outbox stream of a shard.
-func OutboxKey(shard int) string { return tag(shard) + "outbox" }
-
-func levelsKey(shard int) string   { return tag(shard) + "levels" }
-func productsKey(shard int) string { return tag(shard) + "products" }
 
 // Result is the outcome of one update.
 type Result struct {
@@ -161,11 +140,12 @@ func (s *Store) Apply(ctx context.Context, now time.Time, updates []stock.Update
 			for ci, c := range chunks {
 				keys := []string{levelsKey(c.shard), productsKey(c.shard), OutboxKey(c.shard)}
 				if idemKey != "" {
-					keys = append(keys, tag(c.shard)+"idem:"+idemKey+":"+strconv.Itoa(seen[c.shard]))
+					keys = append(keys, chunkKey(c.shard, idemKey, seen[c.shard]))
 					seen[c.shard]++
 				}
-				args := make([]any, 0, 3+6*len(c.idx))
+				args := make([]any, 0, 3+len(entryFormat)+6*len(c.idx))
 				args = append(args, nowMS, minQ, ttl)
+				args = append(args, entryFormat...)
 				for _, i := range c.idx {
 					u := updates[i]
 					args = append(args, u.SKU, u.Region, u.Quantity, jsonOrEmpty(u.Product), jsonOrEmpty(u.Delivery), u.Traceparent)
