@@ -153,17 +153,23 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger, reg *prometheus.Regis
 		return err
 	}
 	defer rdb.Close()
-	st := store.New(rdb, store.Options{
+	st, err := store.New(rdb, store.Options{
 		Shards: cfg.OutboxShards, MinQuantity: cfg.RestockMinQuantity,
 		IdempotencyTTL: cfg.IdempotencyTTL, Lease: cfg.IdempotencyLease,
 	})
+	if err != nil {
+		return err
+	}
 	if err := st.Load(ctx); err != nil {
 		return err
 	}
-	handler := api.New(st, api.Options{
+	handler, err := api.New(st, api.Options{
 		Rules:        stock.Rules{Regions: cfg.Regions},
 		MaxBodyBytes: cfg.MaxBodyBytes, BulkMaxBytes: cfg.BulkMaxBytes, BulkMaxItems: cfg.BulkMaxItems,
 	}, log.Named("api"), api.NewMetrics(reg))
+	if err != nil {
+		return err
+	}
 	srv := httpserver.New(cfg.HTTPAddr, log.Named("http"), reg, httpapi.BearerAuth(cfg.APIToken, handler))
 	srv.AddCheck("redis", func(ctx context.Context) error { return rdb.Ping(ctx).Err() })
 	relayMetrics := relay.NewMetrics(reg)
@@ -173,13 +179,15 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger, reg *prometheus.Regis
 		if kcfg.ClientID == "" {
 			kcfg.ClientID = "inventory"
 		}
-		rl = relay.New(rdb, kcfg, relay.Options{
-			Shards: cfg.OutboxShards, Batch: cfg.RelayBatch, DrainTimeout: cfg.RelayDrainTimeout,
+		if rl, err = relay.New(st, kcfg, relay.Options{
+			Batch: cfg.RelayBatch, DrainTimeout: cfg.RelayDrainTimeout,
 			LeaseTTL: cfg.RelayLeaseTTL, Metrics: relayMetrics,
-		}, log.Named("relay"))
+		}, log.Named("relay")); err != nil {
+			return err
+		}
 	}
 	srv.AddCheck("outbox", func(ctx context.Context) error {
-		n, age, err := relay.Backlog(ctx, rdb, cfg.OutboxShards)
+		n, age, err := relay.Backlog(ctx, st)
 		if err != nil {
 			return err
 		}

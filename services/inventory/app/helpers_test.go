@@ -22,6 +22,7 @@ import (
 
 	"backinstock/services/inventory/app"
 	"backinstock/services/inventory/internal/relay"
+	"backinstock/services/inventory/internal/store"
 	"backinstock/shared/kafka"
 	"backinstock/shared/testenv"
 	"backinstock/topics/catalog"
@@ -205,7 +206,11 @@ func put(t testing.TB, base, sku, region string, q int64, hdr ...string) putResu
 
 // backlog is the number of unpublished outbox entries.
 func backlog(t testing.TB, rdb redis.UniversalClient) int64 {
-	n, _, err := relay.Backlog(context.Background(), rdb, 4)
+	st, err := store.New(rdb, store.Options{Shards: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, _, err := relay.Backlog(context.Background(), st)
 	if err != nil {
 		t.Fatal(err)
 	}

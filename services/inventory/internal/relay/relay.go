@@ -30,14 +30,21 @@ import (
 	"go.uber.org/zap"
 
 	"backinstock/services/inventory/internal/store"
+	"backinstock/shared/config"
 	"backinstock/shared/kafka"
 	"backinstock/topics/catalog"
 	"backinstock/topics/events"
 )
 
-// Options configure the relay.
+// The defaults of Options; the service's flags take theirs from here.
+const (
+	DefaultBatch        = 1000
+	DefaultDrainTimeout = 10 * time.Second
+	DefaultLeaseTTL     = 10 * time.Second
+)
+
+// Options configure the relay; zero values take the defaults.
 type Options struct {
-	Shards int
 	// Batch is the most outbox entries read and published at once.
 	Batch int
 	// DrainTimeout bounds the flush at shutdown.
@@ -49,8 +56,41 @@ type Options struct {
 	Metrics  *Metrics
 }
 
+func (o *Options) setDefaults() {
+	if o.Batch == 0 {
+		o.Batch = DefaultBatch
+	}
+	if o.DrainTimeout == 0 {
+		o.DrainTimeout = DefaultDrainTimeout
+	}
+	if o.LeaseTTL == 0 {
+		o.LeaseTTL = DefaultLeaseTTL
+	}
+	if o.Metrics == nil {
+		o.Metrics = NewMetrics(nil)
+	}
+}
+
+// Validate names every wrong setting; a zero value is not wrong, it takes
+// the default.
+func (o Options) Validate() error {
+	var p config.Problems
+	if o.Batch < 0 {
+		p.Addf("Batch", "must not be negative, got %d", o.Batch)
+	}
+	if o.DrainTimeout < 0 {
+		p.Addf("DrainTimeout", "must not be negative, got %s", o.DrainTimeout)
+	}
+	// The lease is set with PX, in whole milliseconds.
+	if o.LeaseTTL != 0 && o.LeaseTTL < time.Millisecond {
+		p.Addf("LeaseTTL", "must be at least 1ms, got %s", o.LeaseTTL)
+	}
+	return p.Err()
+}
+
 // Relay moves outbox entries to Kafka.
 type Relay struct {
+	st    *store.Store
 	rdb   redis.UniversalClient
 	o     Options
 	log   *zap.Logger
@@ -61,26 +101,15 @@ type Relay struct {
 	lastErr error
 }
 
-// New builds a relay; nothing connects before Run.
-func New(rdb redis.UniversalClient, kcfg kafka.Config, o Options, log *zap.Logger) *Relay {
-	if o.Shards < 1 {
-		o.Shards = 1
+// New builds a relay of st's outbox; nothing connects before Run.
+func New(st *store.Store, kcfg kafka.Config, o Options, log *zap.Logger) (*Relay, error) {
+	if err := o.Validate(); err != nil {
+		return nil, fmt.Errorf("configure relay: %w", err)
 	}
-	if o.Batch < 1 {
-		o.Batch = 1000
-	}
-	if o.DrainTimeout <= 0 {
-		o.DrainTimeout = 10 * time.Second
-	}
-	if o.LeaseTTL <= 0 {
-		o.LeaseTTL = 10 * time.Second
-	}
-	if o.Metrics == nil {
-		o.Metrics = NewMetrics(nil)
-	}
+	o.setDefaults()
 	var b [8]byte
 	_, _ = rand.Read(b[:])
-	return &Relay{rdb: rdb, o: o, log: log, owner: hex.EncodeToString(b[:]), prods: &producers{cfg: kcfg, log: log}}
+	return &Relay{st: st, rdb: st.Client(), o: o, log: log, owner: hex.EncodeToString(b[:]), prods: &producers{cfg: kcfg, log: log}}, nil
 }
 
 // LastError is the last Kafka or Redis error the relay met, nil once a batch
@@ -102,8 +131,8 @@ func (r *Relay) setErr(err error) {
 // arrives), and closes the producer.
 func (r *Relay) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
-	errs := make([]error, r.o.Shards)
-	for sh := range r.o.Shards {
+	errs := make([]error, r.st.Shards())
+	for sh := range r.st.Shards() {
 		wg.Go(func() { errs[sh] = r.runShard(ctx, sh) })
 	}
 	wg.Go(func() { r.sample(ctx) })
@@ -119,7 +148,7 @@ func (r *Relay) sample(ctx context.Context) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {
-		if n, age, err := Backlog(ctx, r.rdb, r.o.Shards); err == nil {
+		if n, age, err := Backlog(ctx, r.st); err == nil {
 			r.o.Metrics.Backlog.Set(float64(n))
 			r.o.Metrics.OldestAge.Set(age.Seconds())
 		}
@@ -131,9 +160,10 @@ func (r *Relay) sample(ctx context.Context) {
 	}
 }
 
-// Backlog counts the unpublished outbox entries of all shards and the age of
-// the oldest one.
-func Backlog(ctx context.Context, rdb redis.UniversalClient, shards int) (int64, time.Duration, error) {
+// Backlog counts the unpublished outbox entries of all st's shards and the
+// age of the oldest one.
+func Backlog(ctx context.Context, st *store.Store) (int64, time.Duration, error) {
+	rdb, shards := st.Client(), st.Shards()
 	var total int64
 	var oldest time.Duration
 	lens := make([]*redis.IntCmd, shards)
