@@ -121,7 +121,7 @@ func TestIdempotencyKey(t *testing.T) {
 	}
 	// A request with the same key and body still in flight: claim it as the
 	// first attempt would, then retry.
-	st, err := store.New(rdb, store.Options{Shards: 4})
+	st, err := store.New(rdb, store.Options{Shards: shards})
 	if err != nil {
 		t.Fatal(err)
 	}
