@@ -67,17 +67,17 @@ func (c *Config) Bind(s *config.Set) {
 	s.String(&c.RedisURL, "redis-url", "REDIS_URL", "redis://127.0.0.1:6379/0", "Redis URL (redis:// or rediss://; ?addr= for a cluster)")
 	c.Kafka.Bind(s)
 	s.List(&c.Regions, "regions", "REGIONS", catalog.DefaultRegions, "regions stock may be set in")
-	s.Int64(&c.RestockMinQuantity, "restock-min-quantity", "RESTOCK_MIN_QUANTITY", 1, "a sold-out sku restocks when its level reaches this")
-	s.Int(&c.OutboxShards, "outbox-shards", "OUTBOX_SHARDS", 4, "Redis shards (cluster slots) for levels and the outbox; never change on a populated store")
-	s.Int64(&c.MaxBodyBytes, "max-body-bytes", "MAX_BODY_BYTES", 64<<10, "largest PUT body")
-	s.Int64(&c.BulkMaxBytes, "bulk-max-bytes", "BULK_MAX_BYTES", 16<<20, "largest bulk POST body")
-	s.Int(&c.BulkMaxItems, "bulk-max-items", "BULK_MAX_ITEMS", 10000, "most updates in one bulk POST")
-	s.Duration(&c.IdempotencyTTL, "idempotency-ttl", "IDEMPOTENCY_TTL", 24*time.Hour, "how long Idempotency-Key results are kept")
-	s.Duration(&c.IdempotencyLease, "idempotency-lease", "IDEMPOTENCY_LEASE", time.Minute, "how long an in-flight request holds its Idempotency-Key (retries meanwhile get 409)")
+	s.Int64(&c.RestockMinQuantity, "restock-min-quantity", "RESTOCK_MIN_QUANTITY", store.DefaultMinQuantity, "a sold-out sku restocks when its level reaches this")
+	s.Int(&c.OutboxShards, "outbox-shards", "OUTBOX_SHARDS", store.DefaultShards, "Redis shards (cluster slots) for levels and the outbox; never change on a populated store")
+	s.Int64(&c.MaxBodyBytes, "max-body-bytes", "MAX_BODY_BYTES", api.DefaultMaxBodyBytes, "largest PUT body")
+	s.Int64(&c.BulkMaxBytes, "bulk-max-bytes", "BULK_MAX_BYTES", api.DefaultBulkMaxBytes, "largest bulk POST body")
+	s.Int(&c.BulkMaxItems, "bulk-max-items", "BULK_MAX_ITEMS", api.DefaultBulkMaxItems, "most updates in one bulk POST")
+	s.Duration(&c.IdempotencyTTL, "idempotency-ttl", "IDEMPOTENCY_TTL", store.DefaultIdempotencyTTL, "how long Idempotency-Key results are kept")
+	s.Duration(&c.IdempotencyLease, "idempotency-lease", "IDEMPOTENCY_LEASE", store.DefaultLease, "how long an in-flight request holds its Idempotency-Key (retries meanwhile get 409)")
 	s.Bool(&c.RelayEnabled, "relay", "RELAY_ENABLED", true, "run the outbox relay to Kafka in this process")
-	s.Int(&c.RelayBatch, "relay-batch", "RELAY_BATCH", 1000, "most outbox entries published at once per shard")
-	s.Duration(&c.RelayDrainTimeout, "relay-drain-timeout", "RELAY_DRAIN_TIMEOUT", 10*time.Second, "how long shutdown keeps publishing the outbox")
-	s.Duration(&c.RelayLeaseTTL, "relay-lease-ttl", "RELAY_LEASE_TTL", 10*time.Second, "lease of a shard's relay; a crashed relay's shards are taken over after it")
+	s.Int(&c.RelayBatch, "relay-batch", "RELAY_BATCH", relay.DefaultBatch, "most outbox entries published at once per shard")
+	s.Duration(&c.RelayDrainTimeout, "relay-drain-timeout", "RELAY_DRAIN_TIMEOUT", relay.DefaultDrainTimeout, "how long shutdown keeps publishing the outbox")
+	s.Duration(&c.RelayLeaseTTL, "relay-lease-ttl", "RELAY_LEASE_TTL", relay.DefaultLeaseTTL, "lease of a shard's relay; a crashed relay's shards are taken over after it")
 	s.Duration(&c.OutboxMaxAge, "outbox-max-age", "OUTBOX_MAX_AGE", 30*time.Second, "/readyz reports the outbox as degraded while its oldest unpublished entry is older than this")
 }
 
@@ -128,6 +128,9 @@ func (c Config) Validate() error {
 	if c.RelayBatch < 1 {
 		p.Addf("RELAY_BATCH", "must be at least 1, got %d", c.RelayBatch)
 	}
+	if c.RelayDrainTimeout < 0 {
+		p.Addf("RELAY_DRAIN_TIMEOUT", "must not be negative, got %s", c.RelayDrainTimeout)
+	}
 	if c.RelayLeaseTTL < time.Second {
 		p.Addf("RELAY_LEASE_TTL", "must be at least 1s, got %s", c.RelayLeaseTTL)
 	}
@@ -153,17 +156,23 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger, reg *prometheus.Regis
 		return err
 	}
 	defer rdb.Close()
-	st := store.New(rdb, store.Options{
+	st, err := store.New(rdb, store.Options{
 		Shards: cfg.OutboxShards, MinQuantity: cfg.RestockMinQuantity,
 		IdempotencyTTL: cfg.IdempotencyTTL, Lease: cfg.IdempotencyLease,
 	})
+	if err != nil {
+		return err
+	}
 	if err := st.Load(ctx); err != nil {
 		return err
 	}
-	handler := api.New(st, api.Options{
+	handler, err := api.New(st, api.Options{
 		Rules:        stock.Rules{Regions: cfg.Regions},
 		MaxBodyBytes: cfg.MaxBodyBytes, BulkMaxBytes: cfg.BulkMaxBytes, BulkMaxItems: cfg.BulkMaxItems,
 	}, log.Named("api"), api.NewMetrics(reg))
+	if err != nil {
+		return err
+	}
 	srv := httpserver.New(cfg.HTTPAddr, log.Named("http"), reg, httpapi.BearerAuth(cfg.APIToken, handler))
 	srv.AddCheck("redis", func(ctx context.Context) error { return rdb.Ping(ctx).Err() })
 	relayMetrics := relay.NewMetrics(reg)
@@ -173,13 +182,15 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger, reg *prometheus.Regis
 		if kcfg.ClientID == "" {
 			kcfg.ClientID = "inventory"
 		}
-		rl = relay.New(rdb, kcfg, relay.Options{
-			Shards: cfg.OutboxShards, Batch: cfg.RelayBatch, DrainTimeout: cfg.RelayDrainTimeout,
+		if rl, err = relay.New(st, kcfg, relay.Options{
+			Batch: cfg.RelayBatch, DrainTimeout: cfg.RelayDrainTimeout,
 			LeaseTTL: cfg.RelayLeaseTTL, Metrics: relayMetrics,
-		}, log.Named("relay"))
+		}, log.Named("relay")); err != nil {
+			return err
+		}
 	}
 	srv.AddCheck("outbox", func(ctx context.Context) error {
-		n, age, err := relay.Backlog(ctx, rdb, cfg.OutboxShards)
+		n, age, err := relay.Backlog(ctx, st)
 		if err != nil {
 			return err
 		}

@@ -121,7 +121,10 @@ func TestIdempotencyKey(t *testing.T) {
 	}
 	// A request with the same key and body still in flight: claim it as the
 	// first attempt would, then retry.
-	st := store.New(rdb, store.Options{Shards: 4})
+	st, err := store.New(rdb, store.Options{Shards: shards})
+	if err != nil {
+		t.Fatal(err)
+	}
 	raw, _ := json.Marshal(body)
 	state, _, err := st.Begin(context.Background(), time.Now(), api.KeyID("key-2"), api.RequestHash("PUT", "/v1/stock/"+sku, raw))
 	if err != nil || state != store.Proceed {

@@ -22,6 +22,8 @@ import (
 
 	"backinstock/services/inventory/app"
 	"backinstock/services/inventory/internal/relay"
+	"backinstock/services/inventory/internal/store"
+	"backinstock/shared/config"
 	"backinstock/shared/kafka"
 	"backinstock/shared/testenv"
 	"backinstock/topics/catalog"
@@ -90,17 +92,24 @@ type service struct {
 	stop context.CancelFunc
 }
 
-// testConfig is a configuration for the shared servers.
+// shards is testConfig's OUTBOX_SHARDS, for the tests that read the outbox.
+const shards = 4
+
+// testConfig is the configuration the flags default to, pointed at the
+// shared servers.
 func testConfig(t testing.TB, redisURL string, brokers []string) app.Config {
-	return app.Config{
-		HTTPAddr: "127.0.0.1:0", APIToken: token, RedisURL: redisURL,
-		Kafka:   kafka.Config{Brokers: brokers},
-		Regions: catalog.DefaultRegions, RestockMinQuantity: 1, OutboxShards: 4,
-		MaxBodyBytes: 64 << 10, BulkMaxBytes: 16 << 20, BulkMaxItems: 10000,
-		IdempotencyTTL: 24 * time.Hour, IdempotencyLease: time.Minute,
-		RelayEnabled: true, RelayBatch: 1000, RelayDrainTimeout: 10 * time.Second,
-		RelayLeaseTTL: 2 * time.Second, OutboxMaxAge: 30 * time.Second,
+	t.Helper()
+	var cfg app.Config
+	s := config.NewSet("inventory-test")
+	cfg.Bind(s)
+	if err := s.Parse(nil); err != nil {
+		t.Fatal(err)
 	}
+	cfg.HTTPAddr, cfg.APIToken, cfg.RedisURL = "127.0.0.1:0", token, redisURL
+	cfg.Kafka = kafka.Config{Brokers: brokers}
+	cfg.OutboxShards = shards
+	cfg.RelayLeaseTTL = 2 * time.Second
+	return cfg
 }
 
 // start runs app.Run until the test ends.
@@ -205,7 +214,11 @@ func put(t testing.TB, base, sku, region string, q int64, hdr ...string) putResu
 
 // backlog is the number of unpublished outbox entries.
 func backlog(t testing.TB, rdb redis.UniversalClient) int64 {
-	n, _, err := relay.Backlog(context.Background(), rdb, 4)
+	st, err := store.New(rdb, store.Options{Shards: shards})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, _, err := relay.Backlog(context.Background(), st)
 	if err != nil {
 		t.Fatal(err)
 	}

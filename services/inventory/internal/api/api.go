@@ -21,16 +21,57 @@ import (
 
 	"backinstock/services/inventory/internal/stock"
 	"backinstock/services/inventory/internal/store"
+	"backinstock/shared/config"
 	"backinstock/shared/httpapi"
 	"backinstock/topics/events"
 )
 
-// Options are the API's limits.
+// The defaults of Options; the service's flags take theirs from here.
+const (
+	DefaultMaxBodyBytes = 64 << 10
+	DefaultBulkMaxBytes = 16 << 20
+	DefaultBulkMaxItems = 10000
+)
+
+// Options are the API's limits; zero values take the defaults.
 type Options struct {
-	Rules        stock.Rules
+	Rules stock.Rules
+	// MaxBodyBytes bounds a PUT body, BulkMaxBytes a bulk POST body.
 	MaxBodyBytes int64
 	BulkMaxBytes int64
+	// BulkMaxItems is the most updates one bulk POST may carry.
 	BulkMaxItems int
+}
+
+func (o *Options) setDefaults() {
+	if o.MaxBodyBytes == 0 {
+		o.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if o.BulkMaxBytes == 0 {
+		o.BulkMaxBytes = DefaultBulkMaxBytes
+	}
+	if o.BulkMaxItems == 0 {
+		o.BulkMaxItems = DefaultBulkMaxItems
+	}
+}
+
+// Validate names every wrong setting; a zero limit is not wrong, it takes the
+// default.
+func (o Options) Validate() error {
+	var p config.Problems
+	if len(o.Rules.Regions) == 0 {
+		p.Addf("Rules.Regions", "at least one region is required")
+	}
+	if o.MaxBodyBytes < 0 {
+		p.Addf("MaxBodyBytes", "must not be negative, got %d", o.MaxBodyBytes)
+	}
+	if o.BulkMaxBytes < 0 {
+		p.Addf("BulkMaxBytes", "must not be negative, got %d", o.BulkMaxBytes)
+	}
+	if o.BulkMaxItems < 0 {
+		p.Addf("BulkMaxItems", "must not be negative, got %d", o.BulkMaxItems)
+	}
+	return p.Err()
 }
 
 // API serves the stock endpoints.
@@ -44,7 +85,11 @@ type API struct {
 }
 
 // New returns the API handler (without authentication: the caller wraps it).
-func New(st *store.Store, o Options, log *zap.Logger, m *Metrics) *API {
+func New(st *store.Store, o Options, log *zap.Logger, m *Metrics) (*API, error) {
+	if err := o.Validate(); err != nil {
+		return nil, fmt.Errorf("configure stock API: %w", err)
+	}
+	o.setDefaults()
 	a := &API{st: st, o: o, log: log, m: m, mux: http.NewServeMux(), now: time.Now}
 	a.mux.Handle("PUT /v1/stock/{sku}", a.instrument("put", a.put))
 	a.mux.Handle("POST /v1/stock", a.instrument("bulk", a.bulk))
@@ -52,7 +97,7 @@ func New(st *store.Store, o Options, log *zap.Logger, m *Metrics) *API {
 	a.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		httpapi.WriteError(w, httpapi.Errorf(http.StatusNotFound, "not_found", "no route %s %s", r.Method, r.URL.Path))
 	})
-	return a
+	return a, nil
 }
 
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.mux.ServeHTTP(w, r) }

@@ -12,6 +12,7 @@ import (
 	"github.com/IBM/sarama"
 	"github.com/redis/go-redis/v9"
 
+	"backinstock/services/inventory/internal/store"
 	"backinstock/shared/kafka"
 )
 
@@ -25,7 +26,7 @@ const HeaderOutbox = "inv-outbox"
 func outboxID(ctx context.Context, rdb redis.UniversalClient, shard int) (string, error) {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
-	key := fmt.Sprintf("inv:{s%d}:outbox-id", shard)
+	key := store.OutboxIDKey(shard)
 	if err := rdb.SetNX(ctx, key, hex.EncodeToString(b[:]), 0).Err(); err != nil {
 		return "", fmt.Errorf("outbox id: %w", err)
 	}

@@ -17,7 +17,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -31,14 +30,21 @@ import (
 	"go.uber.org/zap"
 
 	"backinstock/services/inventory/internal/store"
+	"backinstock/shared/config"
 	"backinstock/shared/kafka"
 	"backinstock/topics/catalog"
 	"backinstock/topics/events"
 )
 
-// Options configure the relay.
+// The defaults of Options; the service's flags take theirs from here.
+const (
+	DefaultBatch        = 1000
+	DefaultDrainTimeout = 10 * time.Second
+	DefaultLeaseTTL     = 10 * time.Second
+)
+
+// Options configure the relay; zero values take the defaults.
 type Options struct {
-	Shards int
 	// Batch is the most outbox entries read and published at once.
 	Batch int
 	// DrainTimeout bounds the flush at shutdown.
@@ -50,8 +56,41 @@ type Options struct {
 	Metrics  *Metrics
 }
 
+func (o *Options) setDefaults() {
+	if o.Batch == 0 {
+		o.Batch = DefaultBatch
+	}
+	if o.DrainTimeout == 0 {
+		o.DrainTimeout = DefaultDrainTimeout
+	}
+	if o.LeaseTTL == 0 {
+		o.LeaseTTL = DefaultLeaseTTL
+	}
+	if o.Metrics == nil {
+		o.Metrics = NewMetrics(nil)
+	}
+}
+
+// Validate names every wrong setting; a zero value is not wrong, it takes
+// the default.
+func (o Options) Validate() error {
+	var p config.Problems
+	if o.Batch < 0 {
+		p.Addf("Batch", "must not be negative, got %d", o.Batch)
+	}
+	if o.DrainTimeout < 0 {
+		p.Addf("DrainTimeout", "must not be negative, got %s", o.DrainTimeout)
+	}
+	// The lease is set with PX, in whole milliseconds.
+	if o.LeaseTTL != 0 && o.LeaseTTL < time.Millisecond {
+		p.Addf("LeaseTTL", "must be at least 1ms, got %s", o.LeaseTTL)
+	}
+	return p.Err()
+}
+
 // Relay moves outbox entries to Kafka.
 type Relay struct {
+	st    *store.Store
 	rdb   redis.UniversalClient
 	o     Options
 	log   *zap.Logger
@@ -62,26 +101,15 @@ type Relay struct {
 	lastErr error
 }
 
-// New builds a relay; nothing connects before Run.
-func New(rdb redis.UniversalClient, kcfg kafka.Config, o Options, log *zap.Logger) *Relay {
-	if o.Shards < 1 {
-		o.Shards = 1
+// New builds a relay of st's outbox; nothing connects before Run.
+func New(st *store.Store, kcfg kafka.Config, o Options, log *zap.Logger) (*Relay, error) {
+	if err := o.Validate(); err != nil {
+		return nil, fmt.Errorf("configure relay: %w", err)
 	}
-	if o.Batch < 1 {
-		o.Batch = 1000
-	}
-	if o.DrainTimeout <= 0 {
-		o.DrainTimeout = 10 * time.Second
-	}
-	if o.LeaseTTL <= 0 {
-		o.LeaseTTL = 10 * time.Second
-	}
-	if o.Metrics == nil {
-		o.Metrics = NewMetrics(nil)
-	}
+	o.setDefaults()
 	var b [8]byte
 	_, _ = rand.Read(b[:])
-	return &Relay{rdb: rdb, o: o, log: log, owner: hex.EncodeToString(b[:]), prods: &producers{cfg: kcfg, log: log}}
+	return &Relay{st: st, rdb: st.Client(), o: o, log: log, owner: hex.EncodeToString(b[:]), prods: &producers{cfg: kcfg, log: log}}, nil
 }
 
 // LastError is the last Kafka or Redis error the relay met, nil once a batch
@@ -103,8 +131,8 @@ func (r *Relay) setErr(err error) {
 // arrives), and closes the producer.
 func (r *Relay) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
-	errs := make([]error, r.o.Shards)
-	for sh := range r.o.Shards {
+	errs := make([]error, r.st.Shards())
+	for sh := range r.st.Shards() {
 		wg.Go(func() { errs[sh] = r.runShard(ctx, sh) })
 	}
 	wg.Go(func() { r.sample(ctx) })
@@ -120,7 +148,7 @@ func (r *Relay) sample(ctx context.Context) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {
-		if n, age, err := Backlog(ctx, r.rdb, r.o.Shards); err == nil {
+		if n, age, err := Backlog(ctx, r.st); err == nil {
 			r.o.Metrics.Backlog.Set(float64(n))
 			r.o.Metrics.OldestAge.Set(age.Seconds())
 		}
@@ -132,9 +160,10 @@ func (r *Relay) sample(ctx context.Context) {
 	}
 }
 
-// Backlog counts the unpublished outbox entries of all shards and the age of
-// the oldest one.
-func Backlog(ctx context.Context, rdb redis.UniversalClient, shards int) (int64, time.Duration, error) {
+// Backlog counts the unpublished outbox entries of all st's shards and the
+// age of the oldest one.
+func Backlog(ctx context.Context, st *store.Store) (int64, time.Duration, error) {
+	rdb, shards := st.Client(), st.Shards()
 	var total int64
 	var oldest time.Duration
 	lens := make([]*redis.IntCmd, shards)
@@ -199,7 +228,7 @@ type pendingRecord struct {
 }
 
 func (r *Relay) runShard(ctx context.Context, shard int) error {
-	st := &shardState{key: store.OutboxKey(shard), lease: "inv:{s" + strconv.Itoa(shard) + "}:relay-lease", cursor: "0-0", acked: map[string]bool{}, verify: true, shard: shard}
+	st := &shardState{key: store.OutboxKey(shard), lease: store.RelayLeaseKey(shard), cursor: "0-0", acked: map[string]bool{}, verify: true, shard: shard}
 	log := r.log.With(zap.Int("shard", shard))
 	// drainCtx outlives ctx by DrainTimeout: the flush at shutdown.
 	drainCtx, drainCancel := context.WithCancel(context.WithoutCancel(ctx))
@@ -357,7 +386,7 @@ func (r *Relay) publish(ctx context.Context, log *zap.Logger, st *shardState) er
 	}
 	var recs []pendingRecord
 	for _, m := range st.pending {
-		stockMsg, restockMsg, err := Records(m)
+		stockMsg, restockMsg, err := records(m)
 		if err != nil {
 			// An entry the script wrote cannot be invalid unless the code
 			// changed under it; blocking the outbox on it would stop every
@@ -455,62 +484,37 @@ func countTrue(b []bool) int {
 	return n
 }
 
-// Records builds the Kafka records of one outbox entry: the stock level
+// records builds the Kafka records of one outbox entry: the stock level
 // always, the restock event when the entry is a restock.
-func Records(m redis.XMessage) (stockMsg, restockMsg *sarama.ProducerMessage, err error) {
-	str := func(k string) string { s, _ := m.Values[k].(string); return s }
-	vals := strings.Split(str(store.FieldValues), ":")
-	if len(vals) != 4 {
-		return nil, nil, fmt.Errorf("field %s: want quantity:previous:episode:at, got %q", store.FieldValues, str(store.FieldValues))
+func records(m redis.XMessage) (stockMsg, restockMsg *sarama.ProducerMessage, err error) {
+	e, err := store.DecodeOutboxEntry(m.Values)
+	if err != nil {
+		return nil, nil, err
 	}
-	var nums [4]int64
-	for i, v := range vals {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil {
-			return nil, nil, fmt.Errorf("field %s: %w", store.FieldValues, err)
-		}
-		nums[i] = n
-	}
-	q, prev, ep, atMS := nums[0], nums[1], nums[2], nums[3]
-	sku, region, tp := str(store.FieldSKU), str(store.FieldRegion), str(store.FieldTraceparent)
-	at := time.UnixMilli(atMS).UTC()
-	lvl := events.StockLevel{SKU: sku, Region: region, Quantity: q, Episode: ep, At: at}
+	lvl := events.StockLevel{SKU: e.SKU, Region: e.Region, Quantity: e.Quantity, Episode: e.Episode, At: e.At}
 	val, err := events.Encode(lvl)
 	if err != nil {
 		return nil, nil, err
 	}
 	stockMsg = &sarama.ProducerMessage{
-		Topic: catalog.Stock, Key: sarama.StringEncoder(events.StockKey(sku, region)),
-		Value: sarama.ByteEncoder(val), Headers: kafka.RecordHeaders(events.Headers(events.SchemaStockLevel, tp)), Timestamp: at,
+		Topic: catalog.Stock, Key: sarama.StringEncoder(events.StockKey(e.SKU, e.Region)),
+		Value: sarama.ByteEncoder(val), Headers: kafka.RecordHeaders(events.Headers(events.SchemaStockLevel, e.Traceparent)), Timestamp: e.At,
 	}
-	if str(store.FieldRestock) != "1" {
+	if !e.Restock {
 		return stockMsg, nil, nil
 	}
 	ev := events.RestockEvent{
-		EventID: events.RestockEventID(sku, region, ep), SKU: sku, Region: region,
-		Quantity: q, PreviousQuantity: prev, Episode: ep, OccurredAt: at,
-	}
-	if pr := str(store.FieldProduct); pr != "" {
-		var p events.Product
-		if err := json.Unmarshal([]byte(pr), &p); err != nil {
-			return nil, nil, fmt.Errorf("field %s: %w", store.FieldProduct, err)
-		}
-		ev.Product = &p
-	}
-	if d := str(store.FieldDelivery); d != "" {
-		var dv events.Delivery
-		if err := json.Unmarshal([]byte(d), &dv); err != nil {
-			return nil, nil, fmt.Errorf("field %s: %w", store.FieldDelivery, err)
-		}
-		ev.Delivery = &dv
+		EventID: events.RestockEventID(e.SKU, e.Region, e.Episode), SKU: e.SKU, Region: e.Region,
+		Quantity: e.Quantity, PreviousQuantity: e.Previous, Episode: e.Episode, OccurredAt: e.At,
+		Product: e.Product, Delivery: e.Delivery,
 	}
 	val, err = events.Encode(ev)
 	if err != nil {
 		return nil, nil, err
 	}
 	restockMsg = &sarama.ProducerMessage{
-		Topic: catalog.Restock, Key: sarama.StringEncoder(sku),
-		Value: sarama.ByteEncoder(val), Headers: kafka.RecordHeaders(events.Headers(events.SchemaRestockEvent, tp)), Timestamp: at,
+		Topic: catalog.Restock, Key: sarama.StringEncoder(e.SKU),
+		Value: sarama.ByteEncoder(val), Headers: kafka.RecordHeaders(events.Headers(events.SchemaRestockEvent, e.Traceparent)), Timestamp: e.At,
 	}
 	return stockMsg, restockMsg, nil
 }

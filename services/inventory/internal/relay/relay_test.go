@@ -46,13 +46,16 @@ func applyCatalogOnce(t *testing.T, brokers []string) {
 	})
 }
 
-func runRelay(t *testing.T, rdb redis.UniversalClient, brokers []string) {
+func runRelay(t *testing.T, st *store.Store, brokers []string) {
 	t.Helper()
-	r := New(rdb, kafka.Config{Brokers: brokers}, Options{Shards: 1, LeaseTTL: time.Second}, zaptest.NewLogger(t))
+	r, err := New(st, kafka.Config{Brokers: brokers}, Options{LeaseTTL: time.Second}, zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx) }()
-	testenv.Eventually(t, 30*time.Second, func() bool { n, _, _ := Backlog(ctx, rdb, 1); return n == 0 }, "outbox published")
+	testenv.Eventually(t, 30*time.Second, func() bool { n, _, _ := Backlog(ctx, st); return n == 0 }, "outbox published")
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
@@ -69,7 +72,10 @@ func TestCrashBetweenAckAndTrim(t *testing.T) {
 	rdb := redis.NewClient(&redis.Options{Addr: env.Redis(t).Addr, DB: 3})
 	t.Cleanup(func() { _ = rdb.Close() })
 	_ = rdb.FlushDB(ctx).Err()
-	st := store.New(rdb, store.Options{Shards: 1, MinQuantity: 1})
+	st, err := store.New(rdb, store.Options{Shards: 1, MinQuantity: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := st.Load(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +92,7 @@ func TestCrashBetweenAckAndTrim(t *testing.T) {
 	if err != nil || len(saved) != 50 {
 		t.Fatalf("outbox: %d entries, %v", len(saved), err)
 	}
-	runRelay(t, rdb, k.Brokers)
+	runRelay(t, st, k.Brokers)
 	// Put the acknowledged batch back, as if the trim never happened.
 	if err := rdb.Do(ctx, "XSETID", key, "0-1").Err(); err != nil {
 		t.Fatal(err)
@@ -96,7 +102,7 @@ func TestCrashBetweenAckAndTrim(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	runRelay(t, rdb, k.Brokers)
+	runRelay(t, st, k.Brokers)
 	counts := countRecords(t, k.Brokers, catalog.Restock, p)
 	if len(counts) != 50 {
 		t.Fatalf("%d restocks, want 50", len(counts))
@@ -117,14 +123,20 @@ func TestTwoRelaysOneOutbox(t *testing.T) {
 	rdb := redis.NewClient(&redis.Options{Addr: env.Redis(t).Addr, DB: 4})
 	t.Cleanup(func() { _ = rdb.Close() })
 	_ = rdb.FlushDB(ctx).Err()
-	st := store.New(rdb, store.Options{Shards: 2, MinQuantity: 1})
+	st, err := store.New(rdb, store.Options{Shards: 2, MinQuantity: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := st.Load(ctx); err != nil {
 		t.Fatal(err)
 	}
 	rctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	for range 2 {
-		r := New(rdb, kafka.Config{Brokers: k.Brokers}, Options{Shards: 2, LeaseTTL: time.Second, Batch: 7}, zaptest.NewLogger(t))
+		r, err := New(st, kafka.Config{Brokers: k.Brokers}, Options{LeaseTTL: time.Second, Batch: 7}, zaptest.NewLogger(t))
+		if err != nil {
+			t.Fatal(err)
+		}
 		wg.Go(func() {
 			if err := r.Run(rctx); err != nil {
 				t.Error(err)
@@ -141,7 +153,7 @@ func TestTwoRelaysOneOutbox(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	testenv.Eventually(t, 30*time.Second, func() bool { n, _, _ := Backlog(ctx, rdb, 2); return n == 0 }, "outbox published")
+	testenv.Eventually(t, 30*time.Second, func() bool { n, _, _ := Backlog(ctx, st); return n == 0 }, "outbox published")
 	cancel()
 	wg.Wait()
 	counts := countRecords(t, k.Brokers, catalog.Stock, p)

@@ -30,8 +30,6 @@ type Stored struct {
 	Body   []byte
 }
 
-func idemKey(key string) string { return "inv:idem:{" + key + "}" }
-
 // Begin claims an idempotency key for a request whose method, path and body
 // hash to hash. The claim is a lease: a retry after the first attempt's
 // process died takes the key over once the lease ends, and the per-chunk

@@ -25,6 +25,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"backinstock/services/inventory/internal/stock"
+	"backinstock/shared/config"
 	"backinstock/topics/events"
 )
 
@@ -34,32 +35,65 @@ var applyLua string
 //go:embed begin.lua
 var beginLua string
 
-// Entry field names in the outbox stream; the relay reads them back.
-const (
-	FieldSKU    = "k"
-	FieldRegion = "r"
-	// FieldValues holds "quantity:previous:episode:at_ms" (one field, as
-	// fewer fields make the append cheaper).
-	FieldValues      = "v"
-	FieldRestock     = "x"
-	FieldProduct     = "pr"
-	FieldDelivery    = "d"
-	FieldTraceparent = "tp"
-)
-
 // ChunkSize bounds the updates one script call applies, so one bulk request
 // does not block Redis for long and other callers interleave between chunks.
 const ChunkSize = 500
 
-// Options configure a Store.
+// The defaults of Options; the service's flags take theirs from here.
+const (
+	DefaultShards         = 4
+	DefaultMinQuantity    = 1
+	DefaultIdempotencyTTL = 24 * time.Hour
+	DefaultLease          = time.Minute
+)
+
+// Options configure a Store; zero values take the defaults.
 type Options struct {
-	Shards      int
+	// Shards spreads the keys over Redis Cluster slots; fixed for the life
+	// of a store.
+	Shards int
+	// MinQuantity: a sold-out sku restocks when its level reaches it.
 	MinQuantity int64
-	// IdempotencyTTL is how long idempotency records are kept (24 h).
+	// IdempotencyTTL is how long idempotency records are kept.
 	IdempotencyTTL time.Duration
 	// Lease is how long an in-flight idempotent request holds its key before
 	// a retry may take it over (the first attempt's process may have died).
 	Lease time.Duration
+}
+
+func (o *Options) setDefaults() {
+	if o.Shards == 0 {
+		o.Shards = DefaultShards
+	}
+	if o.MinQuantity == 0 {
+		o.MinQuantity = DefaultMinQuantity
+	}
+	if o.IdempotencyTTL == 0 {
+		o.IdempotencyTTL = DefaultIdempotencyTTL
+	}
+	if o.Lease == 0 {
+		o.Lease = DefaultLease
+	}
+}
+
+// Validate names every wrong setting; a zero value is not wrong, it takes
+// the default.
+func (o Options) Validate() error {
+	var p config.Problems
+	if o.Shards < 0 {
+		p.Addf("Shards", "must not be negative, got %d", o.Shards)
+	}
+	if o.MinQuantity < 0 {
+		p.Addf("MinQuantity", "must not be negative, got %d", o.MinQuantity)
+	}
+	// The chunk records expire with EX, in whole seconds.
+	if o.IdempotencyTTL != 0 && o.IdempotencyTTL < time.Second {
+		p.Addf("IdempotencyTTL", "must be at least 1s, got %s", o.IdempotencyTTL)
+	}
+	if o.Lease < 0 {
+		p.Addf("Lease", "must not be negative, got %s", o.Lease)
+	}
+	return p.Err()
 }
 
 // Store is the Redis side of the inventory.
@@ -71,17 +105,12 @@ type Store struct {
 }
 
 // New returns a Store over rdb.
-func New(rdb redis.UniversalClient, o Options) *Store {
-	if o.Shards < 1 {
-		o.Shards = 1
+func New(rdb redis.UniversalClient, o Options) (*Store, error) {
+	if err := o.Validate(); err != nil {
+		return nil, fmt.Errorf("configure store: %w", err)
 	}
-	if o.IdempotencyTTL <= 0 {
-		o.IdempotencyTTL = 24 * time.Hour
-	}
-	if o.Lease <= 0 {
-		o.Lease = time.Minute
-	}
-	return &Store{rdb: rdb, o: o, apply: redis.NewScript(applyLua), begin: redis.NewScript(beginLua)}
+	o.setDefaults()
+	return &Store{rdb: rdb, o: o, apply: redis.NewScript(applyLua), begin: redis.NewScript(beginLua)}, nil
 }
 
 // Shards is the number of outbox shards.
@@ -97,14 +126,6 @@ func (s *Store) ShardOf(sku string) int {
 	_, _ = h.Write([]byte(sku))
 	return int(h.Sum32() % uint32(s.o.Shards))
 }
-
-func tag(shard int) string { return "inv:{s" + strconv.Itoa(shard) + "}:" }
-
-// OutboxKey is the outbox stream of a shard.
-func OutboxKey(shard int) string { return tag(shard) + "outbox" }
-
-func levelsKey(shard int) string   { return tag(shard) + "levels" }
-func productsKey(shard int) string { return tag(shard) + "products" }
 
 // Result is the outcome of one update.
 type Result struct {
@@ -161,11 +182,12 @@ func (s *Store) Apply(ctx context.Context, now time.Time, updates []stock.Update
 			for ci, c := range chunks {
 				keys := []string{levelsKey(c.shard), productsKey(c.shard), OutboxKey(c.shard)}
 				if idemKey != "" {
-					keys = append(keys, tag(c.shard)+"idem:"+idemKey+":"+strconv.Itoa(seen[c.shard]))
+					keys = append(keys, chunkKey(c.shard, idemKey, seen[c.shard]))
 					seen[c.shard]++
 				}
-				args := make([]any, 0, 3+6*len(c.idx))
+				args := make([]any, 0, 3+len(entryFormat)+6*len(c.idx))
 				args = append(args, nowMS, minQ, ttl)
+				args = append(args, entryFormat...)
 				for _, i := range c.idx {
 					u := updates[i]
 					args = append(args, u.SKU, u.Region, u.Quantity, jsonOrEmpty(u.Product), jsonOrEmpty(u.Delivery), u.Traceparent)

@@ -19,7 +19,10 @@ func TestMain(m *testing.M) { os.Exit(testenv.Main(m, &env)) }
 func newStoreB(b *testing.B) (*Store, redis.UniversalClient) {
 	rdb := redis.NewClient(&redis.Options{Addr: env.Redis(b).Addr, DB: 9})
 	b.Cleanup(func() { _ = rdb.Close() })
-	s := New(rdb, Options{Shards: 4, MinQuantity: 1})
+	s, err := New(rdb, Options{Shards: 4, MinQuantity: 1})
+	if err != nil {
+		b.Fatal(err)
+	}
 	if err := s.Load(context.Background()); err != nil {
 		b.Fatal(err)
 	}
@@ -30,7 +33,10 @@ func newStore(t *testing.T, min int64) (*Store, redis.UniversalClient) {
 	t.Helper()
 	rdb := redis.NewClient(&redis.Options{Addr: env.Redis(t).Addr})
 	t.Cleanup(func() { _ = rdb.Close() })
-	s := New(rdb, Options{Shards: 2, MinQuantity: min})
+	s, err := New(rdb, Options{Shards: 2, MinQuantity: min})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := s.Load(context.Background()); err != nil {
 		t.Fatal(err)
 	}
