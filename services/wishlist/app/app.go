@@ -40,7 +40,6 @@ type Config struct {
 	RedisURL     string
 	RedisCluster bool
 	Regions      []string
-	LogLevel     string
 
 	// serve
 	HTTPAddr       string
@@ -71,14 +70,13 @@ type Config struct {
 	OnListen func(addr string)
 }
 
-// Bind registers the settings every command shares: Kafka, Redis, regions,
-// log level.
+// Bind registers the settings every command shares: Kafka, Redis, regions
+// (the log level is the command runner's, shared/cli).
 func (c *Config) Bind(s *config.Set) {
 	c.Kafka.Bind(s)
 	s.String(&c.RedisURL, "redis-url", "REDIS_URL", "redis://127.0.0.1:6379/0", "Redis URL (redis:// or rediss://; cluster: more nodes as ?addr=host:port)")
 	s.Bool(&c.RedisCluster, "redis-cluster", "REDIS_CLUSTER", false, "use the Redis Cluster client even for one seed address")
 	s.List(&c.Regions, "regions", "REGIONS", catalog.DefaultRegions, "regions served")
-	s.String(&c.LogLevel, "log-level", "LOG_LEVEL", "info", "log level: debug, info, warn, error")
 }
 
 // BindServe registers the API settings.
