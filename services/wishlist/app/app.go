@@ -217,8 +217,11 @@ func RunServe(ctx context.Context, cfg Config, log *zap.Logger, reg *prometheus.
 	}
 	defer closeInto(&err, "close producer", prod.Close)
 	svc := &service.Service{Store: store.New(rdb), Producer: prod, Topic: catalog.WishlistChanges, Regions: cfg.Regions}
-	h := api.Handler(api.Options{Token: cfg.APIToken, Regions: cfg.Regions, MaxBodyBytes: cfg.MaxBodyBytes,
+	h, err := api.Handler(api.Options{Token: cfg.APIToken, Regions: cfg.Regions, MaxBodyBytes: cfg.MaxBodyBytes,
 		MaxImportBytes: cfg.MaxImportBytes, ImportBatch: cfg.ImportBatch}, svc, api.NewMetrics(registerer(reg)), log)
+	if err != nil {
+		return err
+	}
 	srv := httpserver.New(cfg.HTTPAddr, log, gatherer(reg), h)
 	srv.AddCheck("redis", func(ctx context.Context) error { return rdb.Ping(ctx).Err() })
 	srv.AddCheck("kafka", func(ctx context.Context) error { return kafka.Ping(ctx, prod.Client()) })
