@@ -26,28 +26,35 @@ import (
 type Options struct {
 	Token   string
 	Regions []string
-	// MaxBodyBytes bounds a JSON body (default 64 KiB).
+	// MaxBodyBytes bounds a JSON body.
 	MaxBodyBytes int64
-	// MaxImportBytes bounds an import body; it is streamed, not held (default 1 GiB).
+	// MaxImportBytes bounds an import body; it is streamed, not held.
 	MaxImportBytes int64
-	// ImportBatch is the lines written per pipeline during an import (default 2000).
+	// ImportBatch is the lines written per pipeline during an import.
 	ImportBatch int
-	// ImportTimeout bounds one import request (default 1h).
+	// ImportTimeout bounds one import request.
 	ImportTimeout time.Duration
 }
 
+// Defaults are the limits a zero field of Options gets; the serve
+// command's flags default to them too.
+func Defaults() Options {
+	return Options{MaxBodyBytes: 64 << 10, MaxImportBytes: 1 << 30, ImportBatch: 2000, ImportTimeout: time.Hour}
+}
+
 func (o *Options) setDefaults() {
+	d := Defaults()
 	if o.MaxBodyBytes == 0 {
-		o.MaxBodyBytes = 64 << 10
+		o.MaxBodyBytes = d.MaxBodyBytes
 	}
 	if o.MaxImportBytes == 0 {
-		o.MaxImportBytes = 1 << 30
+		o.MaxImportBytes = d.MaxImportBytes
 	}
 	if o.ImportBatch == 0 {
-		o.ImportBatch = 2000
+		o.ImportBatch = d.ImportBatch
 	}
 	if o.ImportTimeout == 0 {
-		o.ImportTimeout = time.Hour
+		o.ImportTimeout = d.ImportTimeout
 	}
 }
 

@@ -21,6 +21,7 @@ import (
 
 	"backinstock/services/wishlist/internal/store"
 	"backinstock/services/wishlist/internal/wishlist"
+	"backinstock/shared/config"
 	"backinstock/shared/kafka"
 	"backinstock/topics/catalog"
 	"backinstock/topics/events"
@@ -45,6 +46,40 @@ type Config struct {
 	URLTemplate string
 	// StockSyncTimeout bounds the wait for the stock view to catch up.
 	StockSyncTimeout time.Duration
+}
+
+// Defaults are the tuning a zero field of Config gets; the wishlist
+// command's flags default to them too.
+func Defaults() Config {
+	return Config{PageSize: 5000, InFlightPages: 3, StockSyncTimeout: 30 * time.Second}
+}
+
+func (c *Config) setDefaults() {
+	d := Defaults()
+	if c.PageSize == 0 {
+		c.PageSize = d.PageSize
+	}
+	if c.InFlightPages == 0 {
+		c.InFlightPages = d.InFlightPages
+	}
+	if c.StockSyncTimeout == 0 {
+		c.StockSyncTimeout = d.StockSyncTimeout
+	}
+}
+
+// Validate names every field that is wrong.
+func (c Config) Validate() error {
+	var p config.Problems
+	if c.PageSize < 0 {
+		p.Addf("PageSize", "%d is negative", c.PageSize)
+	}
+	if c.InFlightPages < 0 {
+		p.Addf("InFlightPages", "%d is negative", c.InFlightPages)
+	}
+	if c.StockSyncTimeout < 0 {
+		p.Addf("StockSyncTimeout", "%s is negative", c.StockSyncTimeout)
+	}
+	return p.Err()
 }
 
 // Sender is what the fan-out needs of shared/kafka.Producer.
@@ -104,16 +139,12 @@ type Fanout struct {
 	topics   map[string]string             // channel -> topic
 }
 
-// New builds the handler.
-func New(cfg Config, st *store.Store, prod Sender, view StockView, m *Metrics, log *zap.Logger) *Fanout {
-	if cfg.PageSize <= 0 {
-		cfg.PageSize = 5000
-	}
-	if cfg.InFlightPages <= 0 {
-		cfg.InFlightPages = 3
-	}
-	if cfg.StockSyncTimeout <= 0 {
-		cfg.StockSyncTimeout = 30 * time.Second
+// New builds the handler; a zero tuning field gets its default, a negative
+// one is an error.
+func New(cfg Config, st *store.Store, prod Sender, view StockView, m *Metrics, log *zap.Logger) (*Fanout, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("fanout config: %w", err)
 	}
 	f := &Fanout{cfg: cfg, store: st, prod: prod, view: view, m: m, log: log.With(zap.String("region", cfg.Region)),
 		produced: map[string]prometheus.Counter{}, topics: map[string]string{}}
@@ -122,7 +153,7 @@ func New(cfg Config, st *store.Store, prod Sender, view StockView, m *Metrics, l
 		f.topics[c] = t
 		f.produced[t] = m.Produced.WithLabelValues(c)
 	}
-	return f
+	return f, nil
 }
 
 // Handle fans out every restock of the batch that is for this region, one
