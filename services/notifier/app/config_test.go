@@ -17,7 +17,8 @@ func TestConfigDefaultsAreWrittenOnce(t *testing.T) {
 	if err := s.Parse([]string{"--region", "eu-west-1"}); err != nil {
 		t.Fatal(err)
 	}
-	zero := Config{Kafka: flagged.Kafka, Region: "eu-west-1"}
+	// Connections are required, not defaulted, for an in-process caller.
+	zero := Config{Kafka: flagged.Kafka, Region: "eu-west-1", RedisURL: flagged.RedisURL, NATSURL: flagged.NATSURL}
 	zero.setDefaults()
 	flagged.setDefaults()
 	zero.Now, flagged.Now = nil, nil
