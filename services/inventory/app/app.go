@@ -17,7 +17,6 @@ import (
 	"backinstock/services/inventory/internal/stock"
 	"backinstock/services/inventory/internal/store"
 	"backinstock/shared/config"
-	"backinstock/shared/httpapi"
 	"backinstock/shared/httpserver"
 	"backinstock/shared/kafka"
 	"backinstock/shared/lifecycle"
@@ -167,13 +166,14 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger, reg *prometheus.Regis
 		return err
 	}
 	handler, err := api.New(st, api.Options{
+		Token:        cfg.APIToken,
 		Rules:        stock.Rules{Regions: cfg.Regions},
 		MaxBodyBytes: cfg.MaxBodyBytes, BulkMaxBytes: cfg.BulkMaxBytes, BulkMaxItems: cfg.BulkMaxItems,
 	}, log.Named("api"), api.NewMetrics(reg))
 	if err != nil {
 		return err
 	}
-	srv := httpserver.New(cfg.HTTPAddr, log.Named("http"), reg, httpapi.BearerAuth(cfg.APIToken, handler))
+	srv := httpserver.New(cfg.HTTPAddr, log.Named("http"), reg, handler)
 	srv.AddCheck("redis", func(ctx context.Context) error { return rdb.Ping(ctx).Err() })
 	relayMetrics := relay.NewMetrics(reg)
 	var rl *relay.Relay

@@ -70,82 +70,106 @@ type Config struct {
 	Now func() time.Time
 }
 
-// Bind registers every setting on s.
-func (c *Config) Bind(s *config.Set) {
-	c.Kafka.Bind(s)
-	s.String(&c.RedisURL, "redis-url", "REDIS_URL", "redis://127.0.0.1:6379/0", "Redis URL (redis:// or rediss://)")
-	s.String(&c.NATSURL, "nats-url", "NATS_URL", "nats://127.0.0.1:4222", "NATS URL of the edge")
-	s.String(&c.NATSCreds, "nats-creds", "NATS_CREDS", "", "NATS .creds file (user JWT and seed)")
-	s.String(&c.NATSToken, "nats-token", "NATS_TOKEN", "", "NATS token")
-	s.String(&c.Region, "region", "REGION", "", "region this deployment serves (required)")
-	s.List(&c.Channels, "channels", "NOTIFIER_CHANNELS", slices.Clone(catalog.Channels), "channels this deployment consumes")
-	s.String(&c.Group, "group", "NOTIFIER_GROUP", "", "consumer group (default notifier.<region>)")
-	s.String(&c.HTTPAddr, "http-addr", "HTTP_ADDR", "127.0.0.1:8083", "HTTP listen address (health, metrics, edge tokens)")
-	s.String(&c.APIToken, "api-token", "API_TOKEN", "", "bearer token for POST /v1/edge/token")
-	s.String(&c.RateLimits, "rate-limits", "RATE_LIMITS", "", `per-channel limits per second, "sms=100,email=2000[:burst]" (default burst rate/10)`)
-	s.Duration(&c.MarkerTTL, "marker-ttl", "NOTIFIER_MARKER_TTL", 7*24*time.Hour, "lifetime of the Redis sent markers")
-	s.Duration(&c.DuplicateWindow, "duplicate-window", "EDGE_DUPLICATE_WINDOW", 6*time.Hour, "JetStream de-duplication window of the edge stream")
-	s.Duration(&c.StreamMaxAge, "stream-max-age", "EDGE_MAX_AGE", 7*24*time.Hour, "how long the edge stream keeps messages (>= duplicate window)")
-	s.Int64(&c.StreamMaxBytes, "stream-max-bytes", "EDGE_MAX_BYTES", 8<<30, "size cap of the edge stream (oldest discarded)")
-	s.Int(&c.StreamReplicas, "stream-replicas", "EDGE_REPLICAS", 1, "edge stream replicas (3 on a NATS cluster)")
-	s.Int(&c.MaxBatch, "max-batch", "NOTIFIER_MAX_BATCH", 4000, "most records per batch (a batch closes earlier when the linger passes)")
-	s.Duration(&c.Linger, "linger", "NOTIFIER_LINGER", 2*time.Millisecond, "how long a batch waits to fill")
-	s.Duration(&c.PublishTimeout, "publish-timeout", "NOTIFIER_PUBLISH_TIMEOUT", 5*time.Second, "how long a batch waits for its PubAcks before the partition pauses and retries")
-	s.Int(&c.MaxPending, "max-pending", "NOTIFIER_MAX_PENDING", 16384, "publishes awaiting their PubAck (bounds memory when the edge is slow)")
-	s.Duration(&c.ReleaseInterval, "release-interval", "NOTIFIER_RELEASE_INTERVAL", time.Second, "how often held notifications are checked for release")
-	s.String(&c.DeadLetterTopic, "dead-letter-topic", "DEAD_LETTER_TOPIC", catalog.DeadLetter, "topic for poison records")
-	s.Bool(&c.StaleDrop, "stale-drop", "NOTIFIER_STALE_DROP", true, "skip notifications whose sku sold out again (reads inventory.stock.v1)")
-	s.Duration(&c.StockReadyTimeout, "stock-ready-timeout", "NOTIFIER_STOCK_READY_TIMEOUT", 30*time.Second, "how long start-up waits for the stock view to catch up")
-	s.String(&c.EdgeAccountSeedFile, "edge-account-seed-file", "EDGE_ACCOUNT_SEED_FILE", "", "NATS account seed that signs browser tokens (enables POST /v1/edge/token)")
-	s.String(&c.EdgeWSURL, "edge-ws-url", "NATS_WS_URL", "", "websocket URL handed to browsers with their token")
-	s.Duration(&c.EdgeTokenTTL, "edge-token-ttl", "EDGE_TOKEN_TTL", 15*time.Minute, "lifetime of a browser edge token")
-	s.String(&c.CrashAt, "crash-at", "NOTIFIER_CRASH_AT", "", "TEST ONLY: SIGKILL self at this protocol step (after-reserve|after-publish|after-puback|after-mark)")
-	s.Int(&c.CrashAfterN, "crash-after-n", "NOTIFIER_CRASH_AFTER_N", 1, "TEST ONLY: crash the N-th time the step is reached")
-}
-
-func (c *Config) setDefaults() {
-	if c.Group == "" {
-		c.Group = "notifier." + c.Region
-	}
-	if len(c.Channels) == 0 {
-		c.Channels = slices.Clone(catalog.Channels)
-	}
-	if c.MarkerTTL <= 0 {
-		c.MarkerTTL = 7 * 24 * time.Hour
-	}
-	if c.DuplicateWindow <= 0 {
-		c.DuplicateWindow = 6 * time.Hour
-	}
-	if c.StreamMaxAge <= 0 {
-		c.StreamMaxAge = 7 * 24 * time.Hour
-	}
-	if c.MaxBatch <= 0 {
+// defaults are the settings a Config starts from: Bind's flag defaults and
+// what setDefaults fills into the fields an in-process caller leaves zero.
+func defaults() Config {
+	return Config{
+		RedisURL:        "redis://127.0.0.1:6379/0",
+		NATSURL:         "nats://127.0.0.1:4222",
+		Channels:        slices.Clone(catalog.Channels),
+		HTTPAddr:        "127.0.0.1:8083",
+		MarkerTTL:       7 * 24 * time.Hour,
+		DuplicateWindow: 6 * time.Hour,
+		StreamMaxAge:    7 * 24 * time.Hour,
+		StreamMaxBytes:  8 << 30,
+		StreamReplicas:  1,
 		// Each batch costs three round trips (marker lookup, PubAcks,
 		// markers) whatever its size; on a backlog 4,000 ran about a fifth
 		// faster than 1,000 (docs/benchmarks/notifier.md). A live stream of
 		// notifications still makes small batches: the linger closes them.
-		c.MaxBatch = 4000
+		MaxBatch:          4000,
+		Linger:            2 * time.Millisecond,
+		PublishTimeout:    5 * time.Second,
+		MaxPending:        16384,
+		ReleaseInterval:   time.Second,
+		DeadLetterTopic:   catalog.DeadLetter,
+		StaleDrop:         true,
+		StockReadyTimeout: 30 * time.Second,
+		EdgeTokenTTL:      15 * time.Minute,
+		CrashAfterN:       1,
 	}
-	if c.PublishTimeout <= 0 {
-		c.PublishTimeout = 5 * time.Second
+}
+
+// Bind registers every setting on s, with defaults() as the flag defaults.
+func (c *Config) Bind(s *config.Set) {
+	d := defaults()
+	c.Kafka.Bind(s)
+	s.String(&c.RedisURL, "redis-url", "REDIS_URL", d.RedisURL, "Redis URL (redis:// or rediss://)")
+	s.String(&c.NATSURL, "nats-url", "NATS_URL", d.NATSURL, "NATS URL of the edge")
+	s.String(&c.NATSCreds, "nats-creds", "NATS_CREDS", "", "NATS .creds file (user JWT and seed)")
+	s.String(&c.NATSToken, "nats-token", "NATS_TOKEN", "", "NATS token")
+	s.String(&c.Region, "region", "REGION", "", "region this deployment serves (required)")
+	s.List(&c.Channels, "channels", "NOTIFIER_CHANNELS", d.Channels, "channels this deployment consumes")
+	s.String(&c.Group, "group", "NOTIFIER_GROUP", "", "consumer group (default notifier.<region>)")
+	s.String(&c.HTTPAddr, "http-addr", "HTTP_ADDR", d.HTTPAddr, "HTTP listen address (health, metrics, edge tokens)")
+	s.String(&c.APIToken, "api-token", "API_TOKEN", "", "bearer token for POST /v1/edge/token")
+	s.String(&c.RateLimits, "rate-limits", "RATE_LIMITS", "", `per-channel limits per second, "sms=100,email=2000[:burst]" (default burst rate/10)`)
+	s.Duration(&c.MarkerTTL, "marker-ttl", "NOTIFIER_MARKER_TTL", d.MarkerTTL, "lifetime of the Redis sent markers")
+	s.Duration(&c.DuplicateWindow, "duplicate-window", "EDGE_DUPLICATE_WINDOW", d.DuplicateWindow, "JetStream de-duplication window of the edge stream")
+	s.Duration(&c.StreamMaxAge, "stream-max-age", "EDGE_MAX_AGE", d.StreamMaxAge, "how long the edge stream keeps messages (>= duplicate window)")
+	s.Int64(&c.StreamMaxBytes, "stream-max-bytes", "EDGE_MAX_BYTES", d.StreamMaxBytes, "size cap of the edge stream (oldest discarded)")
+	s.Int(&c.StreamReplicas, "stream-replicas", "EDGE_REPLICAS", d.StreamReplicas, "edge stream replicas (3 on a NATS cluster)")
+	s.Int(&c.MaxBatch, "max-batch", "NOTIFIER_MAX_BATCH", d.MaxBatch, "most records per batch (a batch closes earlier when the linger passes)")
+	s.Duration(&c.Linger, "linger", "NOTIFIER_LINGER", d.Linger, "how long a batch waits to fill")
+	s.Duration(&c.PublishTimeout, "publish-timeout", "NOTIFIER_PUBLISH_TIMEOUT", d.PublishTimeout, "how long a batch waits for its PubAcks before the partition pauses and retries")
+	s.Int(&c.MaxPending, "max-pending", "NOTIFIER_MAX_PENDING", d.MaxPending, "publishes awaiting their PubAck (bounds memory when the edge is slow)")
+	s.Duration(&c.ReleaseInterval, "release-interval", "NOTIFIER_RELEASE_INTERVAL", d.ReleaseInterval, "how often held notifications are checked for release")
+	s.String(&c.DeadLetterTopic, "dead-letter-topic", "DEAD_LETTER_TOPIC", d.DeadLetterTopic, "topic for poison records")
+	s.Bool(&c.StaleDrop, "stale-drop", "NOTIFIER_STALE_DROP", d.StaleDrop, "skip notifications whose sku sold out again (reads inventory.stock.v1)")
+	s.Duration(&c.StockReadyTimeout, "stock-ready-timeout", "NOTIFIER_STOCK_READY_TIMEOUT", d.StockReadyTimeout, "how long start-up waits for the stock view to catch up")
+	s.String(&c.EdgeAccountSeedFile, "edge-account-seed-file", "EDGE_ACCOUNT_SEED_FILE", "", "NATS account seed that signs browser tokens (enables POST /v1/edge/token)")
+	s.String(&c.EdgeWSURL, "edge-ws-url", "NATS_WS_URL", "", "websocket URL handed to browsers with their token")
+	s.Duration(&c.EdgeTokenTTL, "edge-token-ttl", "EDGE_TOKEN_TTL", d.EdgeTokenTTL, "lifetime of a browser edge token")
+	s.String(&c.CrashAt, "crash-at", "NOTIFIER_CRASH_AT", "", "TEST ONLY: SIGKILL self at this protocol step (after-reserve|after-publish|after-puback|after-mark)")
+	s.Int(&c.CrashAfterN, "crash-after-n", "NOTIFIER_CRASH_AFTER_N", d.CrashAfterN, "TEST ONLY: crash the N-th time the step is reached")
+}
+
+// setDefaults fills the fields an in-process caller left zero (the local
+// stack and the tests set only what they care about). From the command line
+// every field already holds its flag value, and Validate refuses a zero or
+// negative one there, naming its variable.
+func (c *Config) setDefaults() {
+	d := defaults()
+	if c.Group == "" {
+		c.Group = "notifier." + c.Region
 	}
-	if c.MaxPending <= 0 {
-		c.MaxPending = 16384
+	if len(c.Channels) == 0 {
+		c.Channels = d.Channels
 	}
-	if c.ReleaseInterval <= 0 {
-		c.ReleaseInterval = time.Second
+	for _, f := range []struct {
+		dst *time.Duration
+		def time.Duration
+	}{
+		{&c.MarkerTTL, d.MarkerTTL}, {&c.DuplicateWindow, d.DuplicateWindow}, {&c.StreamMaxAge, d.StreamMaxAge},
+		{&c.PublishTimeout, d.PublishTimeout}, {&c.ReleaseInterval, d.ReleaseInterval},
+		{&c.StockReadyTimeout, d.StockReadyTimeout}, {&c.EdgeTokenTTL, d.EdgeTokenTTL},
+	} {
+		if *f.dst == 0 {
+			*f.dst = f.def
+		}
+	}
+	for _, f := range []struct {
+		dst *int
+		def int
+	}{
+		{&c.MaxBatch, d.MaxBatch}, {&c.MaxPending, d.MaxPending}, {&c.CrashAfterN, d.CrashAfterN},
+	} {
+		if *f.dst == 0 {
+			*f.dst = f.def
+		}
 	}
 	if c.DeadLetterTopic == "" {
-		c.DeadLetterTopic = catalog.DeadLetter
-	}
-	if c.StockReadyTimeout <= 0 {
-		c.StockReadyTimeout = 30 * time.Second
-	}
-	if c.EdgeTokenTTL <= 0 {
-		c.EdgeTokenTTL = 15 * time.Minute
-	}
-	if c.CrashAfterN <= 0 {
-		c.CrashAfterN = 1
+		c.DeadLetterTopic = d.DeadLetterTopic
 	}
 	if c.Now == nil {
 		c.Now = time.Now
@@ -181,6 +205,26 @@ func (c Config) Validate() error {
 	}
 	if c.EdgeAccountSeedFile != "" && c.APIToken == "" {
 		p.Addf("API_TOKEN", "required when EDGE_ACCOUNT_SEED_FILE enables the token endpoint")
+	}
+	for name, d := range map[string]time.Duration{
+		"NOTIFIER_MARKER_TTL": c.MarkerTTL, "EDGE_DUPLICATE_WINDOW": c.DuplicateWindow, "EDGE_MAX_AGE": c.StreamMaxAge,
+		"NOTIFIER_PUBLISH_TIMEOUT": c.PublishTimeout, "NOTIFIER_RELEASE_INTERVAL": c.ReleaseInterval,
+		"NOTIFIER_STOCK_READY_TIMEOUT": c.StockReadyTimeout, "EDGE_TOKEN_TTL": c.EdgeTokenTTL,
+	} {
+		if d <= 0 {
+			p.Addf(name, "%s is not positive", d)
+		}
+	}
+	for name, n := range map[string]int{"NOTIFIER_MAX_BATCH": c.MaxBatch, "NOTIFIER_MAX_PENDING": c.MaxPending, "NOTIFIER_CRASH_AFTER_N": c.CrashAfterN} {
+		if n <= 0 {
+			p.Addf(name, "%d is not positive", n)
+		}
+	}
+	if c.Linger < 0 {
+		p.Addf("NOTIFIER_LINGER", "%s is negative", c.Linger)
+	}
+	if c.StreamReplicas < 0 {
+		p.Addf("EDGE_REPLICAS", "%d is negative", c.StreamReplicas)
 	}
 	if c.CrashAt != "" && !slices.Contains(pipeline.CrashPoints, c.CrashAt) {
 		p.Addf("NOTIFIER_CRASH_AT", "%q is not one of %v", c.CrashAt, pipeline.CrashPoints)

@@ -112,7 +112,7 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger, reg *prometheus.Regis
 		return err
 	}
 
-	handler, err := tokenHandler(cfg)
+	handler, err := tokenHandler(cfg, httpapi.NewRouteMetrics(reg, "notifier"), log)
 	if err != nil {
 		return err
 	}
@@ -184,14 +184,16 @@ type tokenResponse struct {
 	ExpiresAt time.Time `json:"expires_at"`
 }
 
-// tokenHandler serves POST /v1/edge/token when an account seed is configured.
-func tokenHandler(cfg Config) (http.Handler, error) {
-	mux := http.NewServeMux()
+// tokenHandler serves POST /v1/edge/token. Without an account seed the
+// route is public and answers 503: there is nothing to protect, and a
+// client learns why it gets no token.
+func tokenHandler(cfg Config, m *httpapi.RouteMetrics, log *zap.Logger) (http.Handler, error) {
+	rt := httpapi.NewRouter(httpapi.RouterOptions{Token: cfg.APIToken, Metrics: m, Log: log})
 	if cfg.EdgeAccountSeedFile == "" {
-		mux.HandleFunc("POST /v1/edge/token", func(w http.ResponseWriter, _ *http.Request) {
-			httpapi.WriteError(w, httpapi.Errorf(http.StatusServiceUnavailable, "edge_auth_disabled", "this notifier has no EDGE_ACCOUNT_SEED_FILE"))
+		rt.Public("POST /v1/edge/token", "edge_token", func(http.ResponseWriter, *http.Request) error {
+			return httpapi.Errorf(http.StatusServiceUnavailable, "edge_auth_disabled", "this notifier has no EDGE_ACCOUNT_SEED_FILE")
 		})
-		return mux, nil
+		return rt, nil
 	}
 	seed, err := os.ReadFile(cfg.EdgeAccountSeedFile)
 	if err != nil {
@@ -201,22 +203,20 @@ func tokenHandler(cfg Config) (http.Handler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("EDGE_ACCOUNT_SEED_FILE: %w", err)
 	}
-	mux.Handle("POST /v1/edge/token", httpapi.BearerAuth(cfg.APIToken, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	rt.Handle("POST /v1/edge/token", "edge_token", func(w http.ResponseWriter, r *http.Request) error {
 		var req tokenRequest
 		if err := httpapi.Decode(w, r, 4<<10, &req); err != nil {
-			httpapi.WriteError(w, err)
-			return
+			return err
 		}
 		if !events.ValidID(req.UserID) {
-			httpapi.WriteError(w, httpapi.Invalid("user_id: must match %s", events.IDPattern))
-			return
+			return httpapi.Invalid("user_id: must match %s", events.IDPattern)
 		}
 		tok, err := issuer.IssueUser(req.UserID, cfg.EdgeTokenTTL, time.Now())
 		if err != nil {
-			httpapi.WriteError(w, err)
-			return
+			return fmt.Errorf("issue edge token: %w", err)
 		}
 		httpapi.WriteJSON(w, http.StatusOK, tokenResponse{JWT: tok.JWT, WSURL: cfg.EdgeWSURL, Subject: tok.Subject, ExpiresAt: tok.Expires.UTC()})
-	})))
-	return mux, nil
+		return nil
+	})
+	return rt, nil
 }

@@ -40,7 +40,6 @@ type Config struct {
 	RedisURL     string
 	RedisCluster bool
 	Regions      []string
-	LogLevel     string
 
 	// serve
 	HTTPAddr       string
@@ -71,44 +70,104 @@ type Config struct {
 	OnListen func(addr string)
 }
 
-// Bind registers the settings every command shares: Kafka, Redis, regions,
-// log level.
+// importFileBatch is the import command's batch: a file import has the
+// whole pipeline to itself, unlike an import request in a serving API.
+const importFileBatch = 5000
+
+// defaults are the settings a Config starts from: the flag defaults, and
+// what setDefaults fills into the fields an in-process caller leaves zero.
+// The API's limits and the fan-out's tuning are the defaults of the
+// packages that use them.
+func defaults() Config {
+	lim, tune := api.Defaults(), fanout.Defaults()
+	return Config{
+		RedisURL:       "redis://127.0.0.1:6379/0",
+		Regions:        catalog.DefaultRegions,
+		HTTPAddr:       ":8081",
+		MaxBodyBytes:   lim.MaxBodyBytes,
+		MaxImportBytes: lim.MaxImportBytes,
+		ImportBatch:    lim.ImportBatch,
+		MetricsAddr:    ":9181",
+		DeliveryMode:   events.DeliveryAll,
+		PerUnit:        2,
+		MinStock:       1,
+		BatchInterval:  30 * time.Second,
+		PageSize:       tune.PageSize,
+		InFlightPages:  tune.InFlightPages,
+		CheckpointTTL:  15 * 24 * time.Hour,
+		URLTemplate:    "https://shop.example.com/p/{sku}",
+		Linger:         5 * time.Millisecond,
+	}
+}
+
+// setDefaults fills the tuning fields an in-process caller left zero. From
+// the command line every field holds its flag value already, and the
+// Validate methods refuse a zero or negative one there, naming its variable.
+func (c *Config) setDefaults() {
+	d := defaults()
+	for _, f := range []struct{ dst, def *int64 }{{&c.MaxBodyBytes, &d.MaxBodyBytes}, {&c.MaxImportBytes, &d.MaxImportBytes}, {&c.MinStock, &d.MinStock}} {
+		if *f.dst == 0 {
+			*f.dst = *f.def
+		}
+	}
+	for _, f := range []struct{ dst, def *int }{{&c.ImportBatch, &d.ImportBatch}, {&c.PerUnit, &d.PerUnit}, {&c.PageSize, &d.PageSize}, {&c.InFlightPages, &d.InFlightPages}} {
+		if *f.dst == 0 {
+			*f.dst = *f.def
+		}
+	}
+	for _, f := range []struct{ dst, def *time.Duration }{{&c.BatchInterval, &d.BatchInterval}, {&c.CheckpointTTL, &d.CheckpointTTL}} {
+		if *f.dst == 0 {
+			*f.dst = *f.def
+		}
+	}
+	if c.DeliveryMode == "" {
+		c.DeliveryMode = d.DeliveryMode
+	}
+	if c.URLTemplate == "" {
+		c.URLTemplate = d.URLTemplate
+	}
+}
+
+// Bind registers the settings every command shares: Kafka, Redis, regions
+// (the log level is the command runner's, shared/cli).
 func (c *Config) Bind(s *config.Set) {
+	d := defaults()
 	c.Kafka.Bind(s)
-	s.String(&c.RedisURL, "redis-url", "REDIS_URL", "redis://127.0.0.1:6379/0", "Redis URL (redis:// or rediss://; cluster: more nodes as ?addr=host:port)")
+	s.String(&c.RedisURL, "redis-url", "REDIS_URL", d.RedisURL, "Redis URL (redis:// or rediss://; cluster: more nodes as ?addr=host:port)")
 	s.Bool(&c.RedisCluster, "redis-cluster", "REDIS_CLUSTER", false, "use the Redis Cluster client even for one seed address")
-	s.List(&c.Regions, "regions", "REGIONS", catalog.DefaultRegions, "regions served")
-	s.String(&c.LogLevel, "log-level", "LOG_LEVEL", "info", "log level: debug, info, warn, error")
+	s.List(&c.Regions, "regions", "REGIONS", d.Regions, "regions served")
 }
 
 // BindServe registers the API settings.
 func (c *Config) BindServe(s *config.Set) {
-	s.String(&c.HTTPAddr, "http-addr", "HTTP_ADDR", ":8081", "API listen address")
+	d := defaults()
+	s.String(&c.HTTPAddr, "http-addr", "HTTP_ADDR", d.HTTPAddr, "API listen address")
 	s.String(&c.APIToken, "api-token", "API_TOKEN", "", "bearer token the API requires (required)")
-	s.Int64(&c.MaxBodyBytes, "max-body-bytes", "MAX_BODY_BYTES", 64<<10, "largest JSON request body")
-	s.Int64(&c.MaxImportBytes, "max-import-bytes", "MAX_IMPORT_BYTES", 1<<30, "largest bulk-import body (streamed)")
-	s.Int(&c.ImportBatch, "import-batch", "IMPORT_BATCH", 2000, "entries written per pipeline during an import")
+	s.Int64(&c.MaxBodyBytes, "max-body-bytes", "MAX_BODY_BYTES", d.MaxBodyBytes, "largest JSON request body")
+	s.Int64(&c.MaxImportBytes, "max-import-bytes", "MAX_IMPORT_BYTES", d.MaxImportBytes, "largest bulk-import body (streamed)")
+	s.Int(&c.ImportBatch, "import-batch", "IMPORT_BATCH", d.ImportBatch, "entries written per pipeline during an import")
 }
 
 // BindFanout registers the fan-out settings.
 func (c *Config) BindFanout(s *config.Set) {
+	d := defaults()
 	s.String(&c.Region, "region", "REGION", "", "region whose restocks this worker fans out (group fanout.<region>) (required)")
-	s.String(&c.MetricsAddr, "metrics-addr", "METRICS_ADDR", ":9181", "listen address for /metrics, /healthz, /readyz (--metrics-addr \"\": none)")
-	s.String(&c.DeliveryMode, "delivery-mode", "DELIVERY_MODE", events.DeliveryAll, "default policy: all, or stock_aware (a restock may override it)")
-	s.Int(&c.PerUnit, "per-unit", "DELIVERY_PER_UNIT", 2, "stock_aware: wishlisters notified per unit in stock, per wave")
-	s.Int64(&c.MinStock, "min-stock", "DELIVERY_MIN_STOCK", 1, "stock_aware: stock a further wave needs")
-	s.Duration(&c.BatchInterval, "batch-interval", "DELIVERY_INTERVAL", 30*time.Second, "stock_aware: time between waves")
-	s.Int(&c.PageSize, "page-size", "FANOUT_PAGE_SIZE", 5000, "wishlisters read and produced per page (one checkpoint per page)")
-	s.Int(&c.InFlightPages, "in-flight-pages", "FANOUT_IN_FLIGHT_PAGES", 3, "pages awaiting acks at once (bounds memory and duplicates after a crash)")
-	s.Duration(&c.CheckpointTTL, "checkpoint-ttl", "FANOUT_CHECKPOINT_TTL", 15*24*time.Hour, "how long fan-out checkpoints and done markers are kept (longer than the restock topic's retention)")
-	s.String(&c.URLTemplate, "url-template", "PRODUCT_URL_TEMPLATE", "https://shop.example.com/p/{sku}", "product link for restocks without a product URL; {sku} is replaced")
-	s.Duration(&c.Linger, "linger", "KAFKA_PRODUCER_LINGER", 5*time.Millisecond, "how long the producer waits to fill a batch")
+	s.String(&c.MetricsAddr, "metrics-addr", "METRICS_ADDR", d.MetricsAddr, "listen address for /metrics, /healthz, /readyz (--metrics-addr \"\": none)")
+	s.String(&c.DeliveryMode, "delivery-mode", "DELIVERY_MODE", d.DeliveryMode, "default policy: all, or stock_aware (a restock may override it)")
+	s.Int(&c.PerUnit, "per-unit", "DELIVERY_PER_UNIT", d.PerUnit, "stock_aware: wishlisters notified per unit in stock, per wave")
+	s.Int64(&c.MinStock, "min-stock", "DELIVERY_MIN_STOCK", d.MinStock, "stock_aware: stock a further wave needs")
+	s.Duration(&c.BatchInterval, "batch-interval", "DELIVERY_INTERVAL", d.BatchInterval, "stock_aware: time between waves")
+	s.Int(&c.PageSize, "page-size", "FANOUT_PAGE_SIZE", d.PageSize, "wishlisters read and produced per page (one checkpoint per page)")
+	s.Int(&c.InFlightPages, "in-flight-pages", "FANOUT_IN_FLIGHT_PAGES", d.InFlightPages, "pages awaiting acks at once (bounds memory and duplicates after a crash)")
+	s.Duration(&c.CheckpointTTL, "checkpoint-ttl", "FANOUT_CHECKPOINT_TTL", d.CheckpointTTL, "how long fan-out checkpoints and done markers are kept (longer than the restock topic's retention)")
+	s.String(&c.URLTemplate, "url-template", "PRODUCT_URL_TEMPLATE", d.URLTemplate, "product link for restocks without a product URL; {sku} is replaced")
+	s.Duration(&c.Linger, "linger", "KAFKA_PRODUCER_LINGER", d.Linger, "how long the producer waits to fill a batch")
 }
 
 // BindImport registers the import settings.
 func (c *Config) BindImport(s *config.Set) {
 	s.String(&c.ImportFile, "file", "IMPORT_FILE", "", "NDJSON file of {\"user_id\",\"sku\",\"region\",\"channels\"} lines; - for stdin (required)")
-	s.Int(&c.ImportBatch, "import-batch", "IMPORT_BATCH", 5000, "entries written per pipeline")
+	s.Int(&c.ImportBatch, "import-batch", "IMPORT_BATCH", importFileBatch, "entries written per pipeline")
 }
 
 // Validate checks the shared settings.
@@ -205,6 +264,7 @@ func (c Config) redis(ctx context.Context) (redis.UniversalClient, error) {
 
 // RunServe serves the API until ctx ends.
 func RunServe(ctx context.Context, cfg Config, log *zap.Logger, reg *prometheus.Registry) (err error) {
+	cfg.setDefaults()
 	if err := cfg.ValidateServe(); err != nil {
 		return err
 	}
@@ -219,8 +279,11 @@ func RunServe(ctx context.Context, cfg Config, log *zap.Logger, reg *prometheus.
 	}
 	defer closeInto(&err, "close producer", prod.Close)
 	svc := &service.Service{Store: store.New(rdb), Producer: prod, Topic: catalog.WishlistChanges, Regions: cfg.Regions}
-	h := api.Handler(api.Options{Token: cfg.APIToken, Regions: cfg.Regions, MaxBodyBytes: cfg.MaxBodyBytes,
+	h, err := api.Handler(api.Options{Token: cfg.APIToken, Regions: cfg.Regions, MaxBodyBytes: cfg.MaxBodyBytes,
 		MaxImportBytes: cfg.MaxImportBytes, ImportBatch: cfg.ImportBatch}, svc, api.NewMetrics(registerer(reg)), log)
+	if err != nil {
+		return err
+	}
 	srv := httpserver.New(cfg.HTTPAddr, log, gatherer(reg), h)
 	srv.AddCheck("redis", func(ctx context.Context) error { return rdb.Ping(ctx).Err() })
 	srv.AddCheck("kafka", func(ctx context.Context) error { return kafka.Ping(ctx, prod.Client()) })
@@ -235,6 +298,7 @@ func RunServe(ctx context.Context, cfg Config, log *zap.Logger, reg *prometheus.
 
 // RunFanout runs the fan-out group of cfg.Region until ctx ends.
 func RunFanout(ctx context.Context, cfg Config, log *zap.Logger, reg *prometheus.Registry) (err error) {
+	cfg.setDefaults()
 	if err := cfg.ValidateFanout(); err != nil {
 		return err
 	}
@@ -264,7 +328,7 @@ func RunFanout(ctx context.Context, cfg Config, log *zap.Logger, reg *prometheus
 		return err
 	}
 	r := registerer(reg)
-	fo := fanout.New(fanout.Config{
+	fo, err := fanout.New(fanout.Config{
 		Region:        cfg.Region,
 		Policy:        wishlist.Policy{Mode: cfg.DeliveryMode, PerUnit: cfg.PerUnit, MinStock: cfg.MinStock, Interval: cfg.BatchInterval},
 		PageSize:      cfg.PageSize,
@@ -272,6 +336,9 @@ func RunFanout(ctx context.Context, cfg Config, log *zap.Logger, reg *prometheus
 		CheckpointTTL: cfg.CheckpointTTL,
 		URLTemplate:   cfg.URLTemplate,
 	}, store.New(rdb), prod, view, fanout.NewMetrics(r, cfg.Region), log)
+	if err != nil {
+		return err
+	}
 	group, err := kafka.NewGroup(cfg.Kafka, kafka.GroupOptions{
 		Group:           "fanout." + cfg.Region,
 		Topics:          []string{catalog.Restock},
@@ -366,6 +433,10 @@ type ImportResult = service.ImportResult
 // RunImport loads cfg.ImportFile (NDJSON; "-" is stdin) with the same code
 // as POST /v1/wishlists:import.
 func RunImport(ctx context.Context, cfg Config, log *zap.Logger) (res ImportResult, err error) {
+	if cfg.ImportBatch == 0 {
+		cfg.ImportBatch = importFileBatch
+	}
+	cfg.setDefaults()
 	if err := cfg.ValidateImport(); err != nil {
 		return res, err
 	}

@@ -41,7 +41,6 @@ type Config struct {
 	// wishlist API on +2, fan-out workers on +10.., notifiers on +20...
 	HTTPPortBase int
 	Regions      []string
-	LogLevel     string
 }
 
 // Bind registers the settings.
@@ -55,7 +54,6 @@ func (c *Config) Bind(s *config.Set) {
 	s.Int(&c.HTTPPortBase, "http-port-base", "DEVSTACK_HTTP_PORT_BASE", 18080, "demo page port; services take the ports above it")
 	s.Bool(&c.InfraOnly, "infra-only", "DEVSTACK_INFRA_ONLY", false, "run Kafka, NATS and Redis only, no services")
 	s.List(&c.Regions, "regions", "REGIONS", catalog.DefaultRegions, "regions to run fan-out groups and notifiers for")
-	s.String(&c.LogLevel, "log-level", "LOG_LEVEL", "info", "log level")
 }
 
 // Validate names what is wrong.

@@ -46,7 +46,7 @@ func TestInfraStartsAppliesCatalogAndWritesEnv(t *testing.T) {
 		DataDir:    dir,
 		KafkaPorts: []string{strconv.Itoa(p[0]), strconv.Itoa(p[1]), strconv.Itoa(p[2])},
 		NATSPort:   p[3], NATSWSPort: p[4], RedisPort: p[5],
-		InfraOnly: true, Regions: catalog.DefaultRegions, LogLevel: "info",
+		InfraOnly: true, Regions: catalog.DefaultRegions,
 	}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)

@@ -33,8 +33,10 @@ const (
 	DefaultBulkMaxItems = 10000
 )
 
-// Options are the API's limits; zero values take the defaults.
+// Options are the API's limits and its bearer token; zero limits take the
+// defaults.
 type Options struct {
+	Token string
 	Rules stock.Rules
 	// MaxBodyBytes bounds a PUT body, BulkMaxBytes a bulk POST body.
 	MaxBodyBytes int64
@@ -74,60 +76,31 @@ func (o Options) Validate() error {
 	return p.Err()
 }
 
-// API serves the stock endpoints.
+// API serves the stock endpoints, every one behind the bearer token.
 type API struct {
-	st  *store.Store
-	o   Options
-	log *zap.Logger
-	m   *Metrics
-	mux *http.ServeMux
-	now func() time.Time
+	st     *store.Store
+	o      Options
+	log    *zap.Logger
+	m      *Metrics
+	router *httpapi.Router
+	now    func() time.Time
 }
 
-// New returns the API handler (without authentication: the caller wraps it).
+// New returns the API handler.
 func New(st *store.Store, o Options, log *zap.Logger, m *Metrics) (*API, error) {
 	if err := o.Validate(); err != nil {
 		return nil, fmt.Errorf("configure stock API: %w", err)
 	}
 	o.setDefaults()
-	a := &API{st: st, o: o, log: log, m: m, mux: http.NewServeMux(), now: time.Now}
-	a.mux.Handle("PUT /v1/stock/{sku}", a.instrument("put", a.put))
-	a.mux.Handle("POST /v1/stock", a.instrument("bulk", a.bulk))
-	a.mux.Handle("GET /v1/stock/{sku}", a.instrument("get", a.get))
-	a.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		httpapi.WriteError(w, httpapi.Errorf(http.StatusNotFound, "not_found", "no route %s %s", r.Method, r.URL.Path))
-	})
+	a := &API{st: st, o: o, log: log, m: m, now: time.Now}
+	a.router = httpapi.NewRouter(httpapi.RouterOptions{Token: o.Token, Metrics: m.HTTP, Log: log})
+	a.router.Handle("PUT /v1/stock/{sku}", "put", a.put)
+	a.router.Handle("POST /v1/stock", "bulk", a.bulk)
+	a.router.Handle("GET /v1/stock/{sku}", "get", a.get)
 	return a, nil
 }
 
-func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.mux.ServeHTTP(w, r) }
-
-// statusWriter remembers the status for the metrics.
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-}
-
-func (s *statusWriter) WriteHeader(code int) {
-	s.status = code
-	s.ResponseWriter.WriteHeader(code)
-}
-
-func (a *API) instrument(route string, h func(w http.ResponseWriter, r *http.Request) error) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		start := time.Now()
-		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
-		if err := h(sw, r); err != nil {
-			var e *httpapi.Error
-			if !errors.As(err, &e) {
-				a.log.Error("request failed", zap.String("route", route), zap.Error(err))
-			}
-			httpapi.WriteError(sw, err)
-		}
-		a.m.Requests.WithLabelValues(route, strconv.Itoa(sw.status)).Inc()
-		a.m.Duration.WithLabelValues(route).Observe(time.Since(start).Seconds())
-	})
-}
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.router.ServeHTTP(w, r) }
 
 // putBody is the PUT /v1/stock/{sku} body.
 type putBody struct {

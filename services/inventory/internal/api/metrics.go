@@ -4,12 +4,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"backinstock/services/inventory/internal/store"
+	"backinstock/shared/httpapi"
 )
 
 // Metrics are the API's Prometheus metrics.
 type Metrics struct {
-	Requests *prometheus.CounterVec
-	Duration *prometheus.HistogramVec
+	// HTTP counts and times the routes (backinstock_inventory_http_*).
+	HTTP     *httpapi.RouteMetrics
 	Updates  *prometheus.CounterVec
 	Restocks prometheus.Counter
 	Rejected prometheus.Counter
@@ -19,10 +20,7 @@ type Metrics struct {
 // NewMetrics registers the API metrics on reg.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
-		Requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "backinstock_inventory_http_requests_total",
-			Help: "HTTP requests by route and status code."}, []string{"route", "code"}),
-		Duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "backinstock_inventory_http_request_duration_seconds",
-			Help: "HTTP request duration by route.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}, []string{"route"}),
+		HTTP: httpapi.NewRouteMetrics(reg, "inventory"),
 		Updates: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "backinstock_inventory_stock_updates_total",
 			Help: "Applied stock updates by outcome: restock, changed (other level change), unchanged."}, []string{"outcome"}),
 		Restocks: prometheus.NewCounter(prometheus.CounterOpts{Name: "backinstock_inventory_restocks_total",
@@ -33,7 +31,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Writes answered from a stored Idempotency-Key result."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.Requests, m.Duration, m.Updates, m.Restocks, m.Rejected, m.Replays)
+		reg.MustRegister(m.Updates, m.Restocks, m.Rejected, m.Replays)
 	}
 	return m
 }

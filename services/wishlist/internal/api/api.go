@@ -6,8 +6,8 @@ package api
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -16,17 +16,19 @@ import (
 
 	"backinstock/services/wishlist/internal/service"
 	"backinstock/services/wishlist/internal/wishlist"
+	"backinstock/shared/config"
 	"backinstock/shared/httpapi"
 	"backinstock/topics/events"
 )
 
-// Options configure the API.
+// Options configure the API. A zero limit means its default; a negative
+// one is refused by Handler.
 type Options struct {
 	Token   string
 	Regions []string
 	// MaxBodyBytes bounds a JSON body.
 	MaxBodyBytes int64
-	// MaxImportBytes bounds an import body (it is streamed, not held).
+	// MaxImportBytes bounds an import body; it is streamed, not held.
 	MaxImportBytes int64
 	// ImportBatch is the lines written per pipeline during an import.
 	ImportBatch int
@@ -34,22 +36,65 @@ type Options struct {
 	ImportTimeout time.Duration
 }
 
+// Defaults are the limits a zero field of Options gets; the serve
+// command's flags default to them too.
+func Defaults() Options {
+	return Options{MaxBodyBytes: 64 << 10, MaxImportBytes: 1 << 30, ImportBatch: 2000, ImportTimeout: time.Hour}
+}
+
+func (o *Options) setDefaults() {
+	d := Defaults()
+	if o.MaxBodyBytes == 0 {
+		o.MaxBodyBytes = d.MaxBodyBytes
+	}
+	if o.MaxImportBytes == 0 {
+		o.MaxImportBytes = d.MaxImportBytes
+	}
+	if o.ImportBatch == 0 {
+		o.ImportBatch = d.ImportBatch
+	}
+	if o.ImportTimeout == 0 {
+		o.ImportTimeout = d.ImportTimeout
+	}
+}
+
+// Validate names every option that is wrong.
+func (o Options) Validate() error {
+	var p config.Problems
+	if o.Token == "" {
+		p.Addf("Token", "required")
+	}
+	if o.MaxBodyBytes < 0 {
+		p.Addf("MaxBodyBytes", "%d is negative", o.MaxBodyBytes)
+	}
+	if o.MaxImportBytes < 0 {
+		p.Addf("MaxImportBytes", "%d is negative", o.MaxImportBytes)
+	}
+	if o.ImportBatch < 0 {
+		p.Addf("ImportBatch", "%d is negative", o.ImportBatch)
+	}
+	if o.ImportTimeout < 0 {
+		p.Addf("ImportTimeout", "%s is negative", o.ImportTimeout)
+	}
+	return p.Err()
+}
+
 // Metrics are the API's Prometheus metrics.
 type Metrics struct {
-	Requests    *prometheus.CounterVec
+	// HTTP counts and times the routes (backinstock_wishlist_http_*).
+	HTTP        *httpapi.RouteMetrics
 	ImportLines *prometheus.CounterVec
 }
 
 // NewMetrics registers the API metrics with reg.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
-		Requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "backinstock_wishlist_http_requests_total",
-			Help: "API requests by route and status code."}, []string{"route", "code"}),
+		HTTP: httpapi.NewRouteMetrics(reg, "wishlist"),
 		ImportLines: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "backinstock_wishlist_import_lines_total",
 			Help: "Bulk-import lines by result (imported, rejected)."}, []string{"result"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.Requests, m.ImportLines)
+		reg.MustRegister(m.ImportLines)
 	}
 	return m
 }
@@ -62,73 +107,38 @@ type API struct {
 	log *zap.Logger
 }
 
-// Handler returns the API's handler, token-protected.
-func Handler(o Options, svc *service.Service, m *Metrics, log *zap.Logger) http.Handler {
-	if o.MaxBodyBytes <= 0 {
-		o.MaxBodyBytes = 64 << 10
-	}
-	if o.MaxImportBytes <= 0 {
-		o.MaxImportBytes = 1 << 30
-	}
-	if o.ImportBatch <= 0 {
-		o.ImportBatch = 2000
-	}
-	if o.ImportTimeout <= 0 {
-		o.ImportTimeout = time.Hour
+// Handler returns the API's handler; every route needs the token.
+func Handler(o Options, svc *service.Service, m *Metrics, log *zap.Logger) (http.Handler, error) {
+	o.setDefaults()
+	if err := o.Validate(); err != nil {
+		return nil, fmt.Errorf("wishlist api options: %w", err)
 	}
 	a := &API{o: o, svc: svc, m: m, log: log}
-	mux := http.NewServeMux()
-	a.route(mux, "PUT /v1/users/{user_id}/wishlist/{sku}", "put_entry", a.putEntry)
-	a.route(mux, "DELETE /v1/users/{user_id}/wishlist/{sku}", "delete_entry", a.deleteEntry)
-	a.route(mux, "GET /v1/users/{user_id}/wishlist", "list_entries", a.listEntries)
-	a.route(mux, "GET /v1/skus/{sku}/wishlisters", "count_wishlisters", a.countWishlisters)
-	a.route(mux, "PUT /v1/users/{user_id}/preferences", "put_preferences", a.putPrefs)
-	a.route(mux, "GET /v1/users/{user_id}/preferences", "get_preferences", a.getPrefs)
-	a.route(mux, "POST /v1/wishlists:import", "import", a.importEntries)
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		httpapi.WriteError(w, httpapi.Errorf(http.StatusNotFound, "not_found", "no route %s %s", r.Method, r.URL.Path))
-	})
-	return httpapi.BearerAuth(o.Token, mux)
+	rt := httpapi.NewRouter(httpapi.RouterOptions{Token: o.Token, Metrics: m.HTTP, Log: log, Classify: classify})
+	rt.Handle("PUT /v1/users/{user_id}/wishlist/{sku}", "put_entry", a.putEntry)
+	rt.Handle("DELETE /v1/users/{user_id}/wishlist/{sku}", "delete_entry", a.deleteEntry)
+	rt.Handle("GET /v1/users/{user_id}/wishlist", "list_entries", a.listEntries)
+	rt.Handle("GET /v1/skus/{sku}/wishlisters", "count_wishlisters", a.countWishlisters)
+	rt.Handle("PUT /v1/users/{user_id}/preferences", "put_preferences", a.putPrefs)
+	rt.Handle("GET /v1/users/{user_id}/preferences", "get_preferences", a.getPrefs)
+	rt.Handle("POST /v1/wishlists:import", "import", a.importEntries)
+	return rt, nil
 }
 
-type statusWriter struct {
-	http.ResponseWriter
-	code int
-}
-
-func (s *statusWriter) WriteHeader(code int) {
-	s.code = code
-	s.ResponseWriter.WriteHeader(code)
-}
-
-func (a *API) route(mux *http.ServeMux, pattern, name string, h func(w http.ResponseWriter, r *http.Request) error) {
-	mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
-		sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
-		if err := h(sw, r); err != nil {
-			a.writeError(sw, r, err)
-		}
-		a.m.Requests.WithLabelValues(name, strconv.Itoa(sw.code)).Inc()
-	})
-}
-
-// writeError maps rule violations to 422, keeps API errors as they are, and
-// answers 503 for a store or log that failed (logged here, not returned).
-func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
+// classify maps rule violations to 422 and anything else (a store or log
+// that failed, logged by the router) to 503.
+func classify(err error) *httpapi.Error {
 	var (
-		ae *httpapi.Error
 		fe *wishlist.FieldError
 		ee *events.FieldError
 		ve *events.ValidationError
 	)
 	switch {
-	case errors.As(err, &ae):
 	case errors.As(err, &fe), errors.As(err, &ee), errors.As(err, &ve):
-		ae = httpapi.Invalid("%s", err.Error())
+		return httpapi.Invalid("%s", err.Error())
 	default:
-		a.log.Error("request failed", zap.String("method", r.Method), zap.String("path", r.URL.Path), zap.Error(err))
-		ae = httpapi.Errorf(http.StatusServiceUnavailable, "unavailable", "the wishlist store or log is unavailable; retry")
+		return httpapi.Errorf(http.StatusServiceUnavailable, "unavailable", "the wishlist store or log is unavailable; retry")
 	}
-	httpapi.WriteError(w, ae)
 }
 
 func pathIDs(r *http.Request, names ...string) ([]string, error) {

@@ -85,8 +85,11 @@ func TestFanoutKeepsTheHandlerContract(t *testing.T) {
 		tb.Cleanup(func() { _ = cl.Close() })
 		log := zaptest.NewLogger(tb, zaptest.Level(zap.WarnLevel))
 		// No stock view: only a second wave reads it, and no check gets there.
-		f := fanout.New(fanout.Config{Region: region, Policy: wishlist.Policy{Mode: events.DeliveryAll},
+		f, err := fanout.New(fanout.Config{Region: region, Policy: wishlist.Policy{Mode: events.DeliveryAll},
 			CheckpointTTL: time.Hour}, st, prod, nil, fanout.NewMetrics(nil, region), log)
+		if err != nil {
+			tb.Fatal(err)
+		}
 
 		prefix := testenv.Unique(tb, "sku")
 		var (

@@ -21,6 +21,7 @@ import (
 
 	"backinstock/services/wishlist/internal/store"
 	"backinstock/services/wishlist/internal/wishlist"
+	"backinstock/shared/config"
 	"backinstock/shared/kafka"
 	"backinstock/shared/stockview"
 	"backinstock/topics/catalog"
@@ -44,6 +45,34 @@ type Config struct {
 	// URLTemplate links a notification whose restock has no product URL;
 	// "{sku}" is replaced.
 	URLTemplate string
+}
+
+// Defaults are the tuning a zero field of Config gets; the wishlist
+// command's flags default to them too.
+func Defaults() Config {
+	return Config{PageSize: 5000, InFlightPages: 3}
+}
+
+func (c *Config) setDefaults() {
+	d := Defaults()
+	if c.PageSize == 0 {
+		c.PageSize = d.PageSize
+	}
+	if c.InFlightPages == 0 {
+		c.InFlightPages = d.InFlightPages
+	}
+}
+
+// Validate names every field that is wrong.
+func (c Config) Validate() error {
+	var p config.Problems
+	if c.PageSize < 0 {
+		p.Addf("PageSize", "%d is negative", c.PageSize)
+	}
+	if c.InFlightPages < 0 {
+		p.Addf("InFlightPages", "%d is negative", c.InFlightPages)
+	}
+	return p.Err()
 }
 
 // Sender is what the fan-out needs of shared/kafka.Producer.
@@ -105,13 +134,12 @@ type Fanout struct {
 
 var _ kafka.Handler = (*Fanout)(nil)
 
-// New builds the handler.
-func New(cfg Config, st *store.Store, prod Sender, view StockView, m *Metrics, log *zap.Logger) *Fanout {
-	if cfg.PageSize <= 0 {
-		cfg.PageSize = 5000
-	}
-	if cfg.InFlightPages <= 0 {
-		cfg.InFlightPages = 3
+// New builds the handler; a zero tuning field gets its default, a negative
+// one is an error.
+func New(cfg Config, st *store.Store, prod Sender, view StockView, m *Metrics, log *zap.Logger) (*Fanout, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("fanout config: %w", err)
 	}
 	f := &Fanout{cfg: cfg, store: st, prod: prod, view: view, m: m, log: log.With(zap.String("region", cfg.Region)),
 		produced: map[string]prometheus.Counter{}, topics: map[string]string{}}
@@ -120,7 +148,7 @@ func New(cfg Config, st *store.Store, prod Sender, view StockView, m *Metrics, l
 		f.topics[c] = t
 		f.produced[t] = m.Produced.WithLabelValues(c)
 	}
-	return f
+	return f, nil
 }
 
 // Handle fans out every restock of the batch that is for this region, one

@@ -1,0 +1,74 @@
+package app
+
+import (
+	"strings"
+	"testing"
+
+	"backinstock/shared/config"
+)
+
+// TestConfigDefaultsAreWrittenOnce checks that the flag defaults and the
+// zero-field defaults are the same values, and that a bad value is refused
+// by name instead of replaced.
+func TestConfigDefaultsAreWrittenOnce(t *testing.T) {
+	var flagged Config
+	s := config.NewSet("notifier run")
+	flagged.Bind(s)
+	if err := s.Parse([]string{"--region", "eu-west-1"}); err != nil {
+		t.Fatal(err)
+	}
+	// Connections are required, not defaulted, for an in-process caller.
+	zero := Config{Kafka: flagged.Kafka, Region: "eu-west-1", RedisURL: flagged.RedisURL, NATSURL: flagged.NATSURL}
+	zero.setDefaults()
+	flagged.setDefaults()
+	zero.Now, flagged.Now = nil, nil
+	for _, c := range []Config{zero, flagged} {
+		if err := c.Validate(); err != nil {
+			t.Fatalf("defaults do not validate: %v", err)
+		}
+	}
+	// The fields setDefaults fills must come out as the flags' defaults.
+	if zero.MarkerTTL != flagged.MarkerTTL || zero.DuplicateWindow != flagged.DuplicateWindow || zero.StreamMaxAge != flagged.StreamMaxAge ||
+		zero.MaxBatch != flagged.MaxBatch || zero.PublishTimeout != flagged.PublishTimeout || zero.MaxPending != flagged.MaxPending ||
+		zero.ReleaseInterval != flagged.ReleaseInterval || zero.DeadLetterTopic != flagged.DeadLetterTopic ||
+		zero.StockReadyTimeout != flagged.StockReadyTimeout || zero.EdgeTokenTTL != flagged.EdgeTokenTTL ||
+		zero.CrashAfterN != flagged.CrashAfterN || zero.Group != flagged.Group || strings.Join(zero.Channels, ",") != strings.Join(flagged.Channels, ",") {
+		t.Fatalf("zero-field defaults differ from flag defaults:\n%+v\n%+v", zero, flagged)
+	}
+}
+
+func TestConfigRefusesBadValuesByName(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--max-batch", "-1"}, "NOTIFIER_MAX_BATCH"},
+		{[]string{"--max-batch", "0"}, "NOTIFIER_MAX_BATCH"},
+		{[]string{"--max-pending", "-5"}, "NOTIFIER_MAX_PENDING"},
+		{[]string{"--publish-timeout", "-1s"}, "NOTIFIER_PUBLISH_TIMEOUT"},
+		{[]string{"--release-interval", "0s"}, "NOTIFIER_RELEASE_INTERVAL"},
+		{[]string{"--edge-token-ttl", "-1m"}, "EDGE_TOKEN_TTL"},
+		{[]string{"--crash-after-n", "-2"}, "NOTIFIER_CRASH_AFTER_N"},
+		{[]string{"--linger", "-1ms"}, "NOTIFIER_LINGER"},
+		{[]string{"--stream-replicas", "-1"}, "EDGE_REPLICAS"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			var c Config
+			s := config.NewSet("notifier run")
+			c.Bind(s)
+			if err := s.Parse(append([]string{"--region", "eu-west-1"}, tt.args...)); err != nil {
+				t.Fatal(err)
+			}
+			if err := c.Validate(); err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Validate() = %v, want an error naming %s", err, tt.want)
+			}
+			// Run's order: defaults for zero fields, then Validate; a value
+			// given explicitly is never replaced.
+			c.setDefaults()
+			if err := c.Validate(); tt.args[1] != "0" && tt.args[1] != "0s" && (err == nil || !strings.Contains(err.Error(), tt.want)) {
+				t.Fatalf("after setDefaults Validate() = %v, want an error naming %s", err, tt.want)
+			}
+		})
+	}
+}
