@@ -150,7 +150,7 @@ func redisPID(st *harness.Stack) int {
 // notifyEnd sums the end offsets of the region's notify topics.
 func notifyEnd(cl sarama.Client, region string) (int64, error) {
 	var sum int64
-	for _, ch := range catalog.Channels {
+	for _, ch := range events.ChannelNames() {
 		topic := catalog.Notify(region, ch)
 		parts, err := cl.Partitions(topic)
 		if err != nil {

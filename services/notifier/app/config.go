@@ -78,7 +78,7 @@ func (c *Config) Bind(s *config.Set) {
 	s.String(&c.NATSCreds, "nats-creds", "NATS_CREDS", "", "NATS .creds file (user JWT and seed)")
 	s.String(&c.NATSToken, "nats-token", "NATS_TOKEN", "", "NATS token")
 	s.String(&c.Region, "region", "REGION", "", "region this deployment serves (required)")
-	s.List(&c.Channels, "channels", "NOTIFIER_CHANNELS", slices.Clone(catalog.Channels), "channels this deployment consumes")
+	s.List(&c.Channels, "channels", "NOTIFIER_CHANNELS", events.ChannelNames(), "channels this deployment consumes")
 	s.String(&c.Group, "group", "NOTIFIER_GROUP", "", "consumer group (default notifier.<region>)")
 	s.String(&c.HTTPAddr, "http-addr", "HTTP_ADDR", "127.0.0.1:8083", "HTTP listen address (health, metrics, edge tokens)")
 	s.String(&c.APIToken, "api-token", "API_TOKEN", "", "bearer token for POST /v1/edge/token")
@@ -108,7 +108,7 @@ func (c *Config) setDefaults() {
 		c.Group = "notifier." + c.Region
 	}
 	if len(c.Channels) == 0 {
-		c.Channels = slices.Clone(catalog.Channels)
+		c.Channels = events.ChannelNames()
 	}
 	if c.MarkerTTL <= 0 {
 		c.MarkerTTL = 7 * 24 * time.Hour

@@ -47,6 +47,7 @@ import (
 	"backinstock/shared/lifecycle"
 	"backinstock/shared/testenv"
 	"backinstock/topics/catalog"
+	"backinstock/topics/events"
 )
 
 func main() {
@@ -486,7 +487,7 @@ func crash(args []string, out io.Writer) error {
 		return err
 	}
 	const region = "crash"
-	channels := slices.Clone(catalog.Channels)
+	channels := events.ChannelNames()
 	if _, err := s.preload(ctx, region, channels, *n); err != nil {
 		return err
 	}

@@ -47,7 +47,7 @@ func CreateTopics(cfg kafka.Config, region string, channels []string, partitions
 		}
 		sub.Topics = append(sub.Topics, t)
 	}
-	tmpl, ok := full.Lookup(catalog.Notify(catalog.DefaultRegions[0], catalog.Channels[0]))
+	tmpl, ok := full.Lookup(catalog.Notify(catalog.DefaultRegions[0], events.ChannelNames()[0]))
 	if !ok {
 		return errors.New("catalogue lacks the notify topics")
 	}
