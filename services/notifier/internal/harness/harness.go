@@ -17,9 +17,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
-	"backinstock/services/notifier/internal/edge"
 	"backinstock/shared/kafka"
 	"backinstock/topics/catalog"
+	"backinstock/topics/edge"
 	"backinstock/topics/events"
 )
 
