@@ -58,6 +58,6 @@ require (
 // The workspace (go.work) holds both modules, but Go refuses to resolve a
 // dotless module path at a version without a replace, and this keeps the
 // module buildable with GOWORK=off too. topics requires shared as well; only
-// packages may not form a cycle (shared/stockview imports topics/events and
-// topics/catalog, which import nothing of shared).
+// packages may not form a cycle (shared/kafka and shared/stockview import
+// topics/catalog and topics/events, which import nothing of shared).
 replace backinstock/topics => ../topics

@@ -24,6 +24,7 @@ import (
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 
 	"backinstock/topics/catalog"
+	"backinstock/topics/events"
 )
 
 // k8sTypes maps apiVersion/kind to the Go type a rendered object must decode
@@ -67,7 +68,7 @@ func consumerTopics(deployment, region string) (group string, topics []string) {
 	case "wishlist-fanout":
 		return "fanout." + region, []string{catalog.Restock}
 	case "notifier":
-		for _, ch := range catalog.Channels {
+		for _, ch := range events.ChannelNames() {
 			topics = append(topics, catalog.Notify(region, ch))
 		}
 		return "notifier." + region, topics
@@ -490,8 +491,8 @@ func checkRateLimits(v string) error {
 		if !ok {
 			return fmt.Errorf("%q is not channel=rate[:burst]", item)
 		}
-		if !slices.Contains(catalog.Channels, ch) {
-			return fmt.Errorf("%q is not a channel %v", ch, catalog.Channels)
+		if !events.ValidChannel(ch) {
+			return fmt.Errorf("%q is not a channel %v", ch, events.ChannelNames())
 		}
 		rate, burst, hasBurst := strings.Cut(rest, ":")
 		if f, err := strconv.ParseFloat(rate, 64); err != nil || f <= 0 {

@@ -10,6 +10,8 @@ import (
 
 	"github.com/IBM/sarama"
 	"go.uber.org/zap"
+
+	"backinstock/topics/catalog"
 )
 
 // Batch is a run of records from one partition, handed to a Handler in order.
@@ -120,7 +122,8 @@ type GroupOptions struct {
 	RetryBackoff, MaxBackoff time.Duration
 	// CloseTimeout bounds how long an in-flight batch may take after shutdown begins (default 30s).
 	CloseTimeout time.Duration
-	// DeadLetterTopic receives rejected records (default "deadletter.v1").
+	// DeadLetterTopic receives rejected records (default catalog.DeadLetter,
+	// the one dead-letter topic of the catalogue).
 	DeadLetterTopic string
 	// SessionTimeout is how long the group waits for a silent member (a
 	// killed process) before rebalancing its partitions (default 10s).
@@ -155,7 +158,7 @@ func (o *GroupOptions) setDefaults() {
 		o.CloseTimeout = 30 * time.Second
 	}
 	if o.DeadLetterTopic == "" {
-		o.DeadLetterTopic = "deadletter.v1"
+		o.DeadLetterTopic = catalog.DeadLetter
 	}
 	if o.Metrics == nil {
 		o.Metrics = NewMetrics(nil)

@@ -20,6 +20,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"backinstock/topics"
+	"backinstock/topics/events"
 )
 
 // Topic names fixed by the catalogue. The catalogue test checks that each of
@@ -45,13 +46,22 @@ const (
 // YAML does not list any.
 var DefaultRegions = []string{"us-east-1", "eu-west-1", "ap-south-1"}
 
-// Channels are the delivery channels, in canonical order; the same set as
-// events.ChannelNames.
-var Channels = []string{"app", "web", "email", "sms"}
-
 // Notify is the topic of notification requests for region and channel.
 func Notify(region, channel string) string {
 	return "notify." + region + "." + channel + ".v1"
+}
+
+// ParseNotify reads region and channel back from a topic Notify built, so a
+// consumer of several notify topics learns a batch's channel from the topic
+// without knowing how the name is spelled. ok is false for any other topic,
+// including one whose region or channel is not valid per topics/events.
+func ParseNotify(topic string) (region, channel string, ok bool) {
+	parts := strings.Split(topic, ".")
+	if len(parts) != 4 || parts[0] != "notify" || parts[3] != "v1" ||
+		!events.ValidRegion(parts[1]) || !events.ValidChannel(parts[2]) {
+		return "", "", false
+	}
+	return parts[1], parts[2], true
 }
 
 // Template placeholders in catalogue names.
@@ -93,7 +103,7 @@ func Default() (*Catalog, error) {
 
 // Load parses a catalogue strictly (an unknown or misspelt YAML field is an
 // error, not a silently ignored setting), expands templated entries over the
-// regions and channels (defaults: DefaultRegions, Channels) and validates the
+// regions and channels (defaults: DefaultRegions, events.ChannelNames) and validates the
 // result. The error lists every problem, each naming the topic and field.
 func Load(data []byte) (*Catalog, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
@@ -113,7 +123,7 @@ func Load(data []byte) (*Catalog, error) {
 		raw.Regions = slices.Clone(DefaultRegions)
 	}
 	if raw.Channels == nil {
-		raw.Channels = slices.Clone(Channels)
+		raw.Channels = events.ChannelNames()
 	}
 
 	probs := checkLists(raw.Regions, raw.Channels)

@@ -25,6 +25,7 @@ import (
 	"backinstock/scripts/internal/harness"
 	"backinstock/shared/kafka"
 	"backinstock/topics/catalog"
+	topicsedge "backinstock/topics/edge"
 	"backinstock/topics/events"
 )
 
@@ -150,7 +151,7 @@ func redisPID(st *harness.Stack) int {
 // notifyEnd sums the end offsets of the region's notify topics.
 func notifyEnd(cl sarama.Client, region string) (int64, error) {
 	var sum int64
-	for _, ch := range catalog.Channels {
+	for _, ch := range events.ChannelNames() {
 		topic := catalog.Notify(region, ch)
 		parts, err := cl.Partitions(topic)
 		if err != nil {
@@ -199,7 +200,7 @@ func bigRestock(ctx context.Context, st *harness.Stack, edge *harness.Edge, o Op
 	// A live subscription sees the first delivery; the stream's last
 	// sequence counts what the edge acknowledged.
 	first := make(chan time.Time, 1)
-	sub, err := edge.NC.Subscribe("edge."+o.Region+".>", func(*nats.Msg) {
+	sub, err := edge.NC.Subscribe(topicsedge.RegionFilter(o.Region), func(*nats.Msg) {
 		select {
 		case first <- time.Now():
 		default:
@@ -294,7 +295,7 @@ func latency(ctx context.Context, st *harness.Stack, edge *harness.Edge, o Optio
 	counts := map[int64]int{}
 	firsts := map[int64]time.Time{}
 	notify := make(chan struct{}, 1)
-	sub, err := edge.NC.Subscribe("edge."+o.Region+".app.>", func(m *nats.Msg) {
+	sub, err := edge.NC.Subscribe(topicsedge.ChannelFilter(o.Region, events.ChannelApp), func(m *nats.Msg) {
 		at := time.Now()
 		var n struct {
 			SKU     string `json:"sku"`

@@ -14,13 +14,8 @@ import (
 	"go.uber.org/zap"
 
 	"backinstock/shared/natsconn"
+	"backinstock/topics/edge"
 )
-
-// StreamName is the notifier's edge stream of a region (EDGE_<REGION>, '-'
-// as '_'), the name the notifier creates at start.
-func StreamName(region string) string {
-	return "EDGE_" + strings.ToUpper(strings.ReplaceAll(region, "-", "_"))
-}
 
 // Edge reads what reached the NATS edge, with a service user's credentials,
 // as a channel gateway would.
@@ -46,9 +41,9 @@ func (e *Edge) Close() { e.NC.Close() }
 func (e *Edge) State(ctx context.Context, region string) (msgs, last uint64, err error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	st, err := e.JS.Stream(ctx, StreamName(region))
+	st, err := e.JS.Stream(ctx, edge.StreamName(region))
 	if err != nil {
-		return 0, 0, fmt.Errorf("edge stream %s: %w", StreamName(region), err)
+		return 0, 0, fmt.Errorf("edge stream %s: %w", edge.StreamName(region), err)
 	}
 	info := st.CachedInfo()
 	return info.State.Msgs, info.State.LastSeq, nil
@@ -82,22 +77,22 @@ func (e *Edge) Collect(ctx context.Context, region string, from uint64, keep fun
 	if last < from {
 		return nil, nil
 	}
-	cons, err := e.JS.OrderedConsumer(ctx, StreamName(region), jetstream.OrderedConsumerConfig{
+	cons, err := e.JS.OrderedConsumer(ctx, edge.StreamName(region), jetstream.OrderedConsumerConfig{
 		DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: from,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("ordered consumer on %s: %w", StreamName(region), err)
+		return nil, fmt.Errorf("ordered consumer on %s: %w", edge.StreamName(region), err)
 	}
 	it, err := cons.Messages(jetstream.PullMaxMessages(4096))
 	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", StreamName(region), err)
+		return nil, fmt.Errorf("read %s: %w", edge.StreamName(region), err)
 	}
 	defer it.Stop()
 	var out []Delivered
 	for {
 		m, err := it.Next(jetstream.NextContext(ctx))
 		if err != nil {
-			return out, fmt.Errorf("read %s up to seq %d: %w", StreamName(region), last, err)
+			return out, fmt.Errorf("read %s up to seq %d: %w", edge.StreamName(region), last, err)
 		}
 		meta, err := m.Metadata()
 		if err != nil {
@@ -160,7 +155,7 @@ func Tally(scenario string, expected map[string]bool, got []Delivered) Counts {
 		if seen[d.NotificationID] == 2 {
 			example("duplicate %s (%s, seq %d)", d.NotificationID, d.Subject, d.Seq)
 		}
-		if d.MsgID != d.NotificationID || d.Subject != "edge."+d.Region+"."+d.Channel+"."+d.UserID {
+		if d.MsgID != d.NotificationID || d.Subject != edge.Subject(d.Region, d.Channel, d.UserID) {
 			c.BadHeaders++
 			example("bad header/subject: msg-id %q subject %q for %s", d.MsgID, d.Subject, d.NotificationID)
 		}

@@ -43,9 +43,3 @@ func TestTally(t *testing.T) {
 		})
 	}
 }
-
-func TestStreamName(t *testing.T) {
-	if got := StreamName("us-east-1"); got != "EDGE_US_EAST_1" {
-		t.Errorf("StreamName = %q", got)
-	}
-}

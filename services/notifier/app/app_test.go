@@ -28,6 +28,7 @@ import (
 	"backinstock/shared/logging"
 	"backinstock/shared/testenv"
 	"backinstock/topics/catalog"
+	"backinstock/topics/edge"
 	"backinstock/topics/events"
 )
 
@@ -404,7 +405,7 @@ func TestSMSRateLimit(t *testing.T) {
 	f := newFixture(t, []string{"sms", "email"}, nil)
 	var mu sync.Mutex
 	var times []time.Time
-	sub, err := f.nc.Subscribe("edge."+f.region+".sms.>", func(*nats.Msg) {
+	sub, err := f.nc.Subscribe(edge.ChannelFilter(f.region, events.ChannelSMS), func(*nats.Msg) {
 		mu.Lock()
 		times = append(times, time.Now())
 		mu.Unlock()
@@ -616,11 +617,11 @@ func smsStoredTimes(t *testing.T, f *fixture) []time.Time {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	st, err := f.js.Stream(ctx, "EDGE_"+strings.ToUpper(strings.ReplaceAll(f.region, "-", "_")))
+	st, err := f.js.Stream(ctx, edge.StreamName(f.region))
 	if err != nil {
 		t.Fatal(err)
 	}
-	cons, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{"edge." + f.region + ".sms.>"}})
+	cons, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{edge.ChannelFilter(f.region, events.ChannelSMS)}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -76,7 +76,7 @@ func defaults() Config {
 	return Config{
 		RedisURL:        "redis://127.0.0.1:6379/0",
 		NATSURL:         "nats://127.0.0.1:4222",
-		Channels:        slices.Clone(catalog.Channels),
+		Channels:        events.ChannelNames(),
 		HTTPAddr:        "127.0.0.1:8083",
 		MarkerTTL:       7 * 24 * time.Hour,
 		DuplicateWindow: 6 * time.Hour,

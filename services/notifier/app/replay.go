@@ -31,7 +31,7 @@ type ReplayConfig struct {
 func (c *ReplayConfig) Bind(s *config.Set) {
 	c.Kafka.Bind(s)
 	s.String(&c.Region, "region", "REGION", "", "region whose notifier group is reset (required)")
-	s.List(&c.Channels, "channels", "NOTIFIER_CHANNELS", slices.Clone(catalog.Channels), "channels whose topics are reset")
+	s.List(&c.Channels, "channels", "NOTIFIER_CHANNELS", events.ChannelNames(), "channels whose topics are reset")
 	s.String(&c.Group, "group", "NOTIFIER_GROUP", "", "consumer group (default notifier.<region>)")
 	s.String(&c.From, "from", "", "", `where to restart: an RFC 3339 time (e.g. 2026-11-24T08:00:00Z) or "beginning" (required)`)
 }
@@ -78,7 +78,7 @@ func Replay(ctx context.Context, cfg ReplayConfig, out io.Writer, log *zap.Logge
 		cfg.Group = "notifier." + cfg.Region
 	}
 	if len(cfg.Channels) == 0 {
-		cfg.Channels = slices.Clone(catalog.Channels)
+		cfg.Channels = events.ChannelNames()
 	}
 	if err := cfg.Validate(); err != nil {
 		return err

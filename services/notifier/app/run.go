@@ -48,12 +48,14 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger, reg *prometheus.Regis
 	}
 	defer rdb.Close()
 
-	nc, _, err := natsconn.Connect(cfg.NATSURL, natsconn.Options{Name: "notifier-" + cfg.Region, CredsFile: cfg.NATSCreds, Token: cfg.NATSToken}, log)
+	nc, js, err := natsconn.Connect(cfg.NATSURL, natsconn.Options{Name: "notifier-" + cfg.Region, CredsFile: cfg.NATSCreds, Token: cfg.NATSToken}, log)
 	if err != nil {
 		return err
 	}
 	defer func() {
-		if err := nc.Drain(); err != nil {
+		// Every batch has waited for its acks by now; the drain only ends
+		// the ack subscription, so a few seconds is ample.
+		if err := natsconn.Drain(nc, 10*time.Second); err != nil {
 			log.Warn("drain nats", zap.Error(err))
 		}
 	}()
@@ -62,7 +64,7 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger, reg *prometheus.Regis
 		return err
 	}
 	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	_, err = edge.EnsureStream(sctx, pub.JetStream(), cfg.Region, edge.StreamOptions{
+	_, err = edge.EnsureStream(sctx, js, cfg.Region, edge.StreamOptions{
 		Duplicates: cfg.DuplicateWindow, MaxAge: cfg.StreamMaxAge, MaxBytes: cfg.StreamMaxBytes, Replicas: cfg.StreamReplicas,
 	})
 	cancel()

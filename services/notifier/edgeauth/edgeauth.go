@@ -22,6 +22,7 @@ import (
 	"github.com/nats-io/jwt/v2"
 	"github.com/nats-io/nkeys"
 
+	"backinstock/topics/edge"
 	"backinstock/topics/events"
 )
 
@@ -228,9 +229,6 @@ func (s *Setup) Issuer() *Issuer {
 	return &Issuer{account: s.AppKP, pub: s.AppPub}
 }
 
-// UserSubject is the subject filter a user may subscribe to.
-func UserSubject(userID string) string { return "edge.*.*." + userID }
-
 // Token is an issued browser credential.
 type Token struct {
 	JWT     string
@@ -258,7 +256,7 @@ func (i *Issuer) IssueUser(userID string, ttl time.Duration, now time.Time) (Tok
 	uc.IssuedAt = now.Unix()
 	exp := now.Add(ttl)
 	uc.Expires = exp.Unix()
-	sub := UserSubject(userID)
+	sub := edge.UserFilter(userID)
 	uc.Sub.Allow.Add(sub)
 	uc.Pub.Deny.Add(">")
 	uc.Limits.Subs = 16

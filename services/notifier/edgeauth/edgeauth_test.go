@@ -14,6 +14,7 @@ import (
 	"backinstock/services/notifier/edgeauth"
 	"backinstock/services/notifier/edgeauth/edgeserver"
 	"backinstock/shared/testenv"
+	"backinstock/topics/edge"
 )
 
 // startSecured runs a nats-server trusting a fresh setup written to a temp dir.
@@ -74,7 +75,7 @@ func TestBrowserSeesOnlyItsOwnSubjects(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "EDGE_R1", Subjects: []string{"edge.r1.>"}}); err != nil {
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: edge.StreamName("r1"), Subjects: []string{edge.RegionFilter("r1")}}); err != nil {
 		t.Fatalf("service creates stream (JetStream enabled in the app account): %v", err)
 	}
 
@@ -98,10 +99,10 @@ func TestBrowserSeesOnlyItsOwnSubjects(t *testing.T) {
 		t.Fatalf("own subscription refused: %v", err)
 	default:
 	}
-	if _, err := js.Publish(ctx, "edge.r1.app.alice", []byte("for alice")); err != nil {
+	if _, err := js.Publish(ctx, edge.Subject("r1", "app", "alice"), []byte("for alice")); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := js.Publish(ctx, "edge.r1.app.bob", []byte("for bob")); err != nil {
+	if _, err := js.Publish(ctx, edge.Subject("r1", "app", "bob"), []byte("for bob")); err != nil {
 		t.Fatal(err)
 	}
 	m, err := own.NextMsg(5 * time.Second)

@@ -20,7 +20,7 @@ import (
 	"backinstock/shared/httpserver"
 	"backinstock/shared/kafka"
 	"backinstock/shared/lifecycle"
-	"backinstock/topics/catalog"
+	"backinstock/topics/events"
 )
 
 // Run starts the infrastructure and, unless InfraOnly, every service, seeds
@@ -170,7 +170,7 @@ func startDemo(ctx context.Context, cfg Config, e Env, svcs []*service, log *zap
 		byName[s.name] = s
 		metrics = append(metrics, s.URL()+"/metrics")
 	}
-	data := demo.DefaultData(cfg.Regions, catalog.Channels)
+	data := demo.DefaultData(cfg.Regions, events.ChannelNames())
 	marker := filepath.Join(cfg.DataDir, "demo-seeded")
 	if _, err := os.Stat(marker); err != nil {
 		n, err := demo.Seed(ctx, &http.Client{Timeout: 2 * time.Minute}, byName["wishlist"].URL(), e.APIToken, data)
@@ -188,7 +188,7 @@ func startDemo(ctx context.Context, cfg Config, e Env, svcs []*service, log *zap
 	}
 	page := demo.New(demo.Config{
 		InventoryURL: byName["inventory"].URL(), WishlistURL: byName["wishlist"].URL(), TokenURLs: tokens,
-		NATSWSURL: e.NATSWSURL, APIToken: e.APIToken, Regions: cfg.Regions, Channels: catalog.Channels,
+		NATSWSURL: e.NATSWSURL, APIToken: e.APIToken, Regions: cfg.Regions, Channels: events.ChannelNames(),
 		MetricsURLs: metrics, Data: data,
 	}, log.Named("demo"))
 	srv := httpserver.New(fmt.Sprintf("127.0.0.1:%d", cfg.HTTPPortBase), log.Named("demo"), nil, page)

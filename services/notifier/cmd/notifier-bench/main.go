@@ -47,6 +47,8 @@ import (
 	"backinstock/shared/lifecycle"
 	"backinstock/shared/testenv"
 	"backinstock/topics/catalog"
+	topicsedge "backinstock/topics/edge"
+	"backinstock/topics/events"
 )
 
 func main() {
@@ -294,7 +296,7 @@ func (s *servers) latency(ctx context.Context, region string, rate int, dur time
 	var mu sync.Mutex
 	var arrivals []arrival
 	var prodLats []time.Duration
-	sub, err := s.nc.Subscribe(edge.Subject(region, "*", "*"), func(m *nats.Msg) {
+	sub, err := s.nc.Subscribe(topicsedge.RegionFilter(region), func(m *nats.Msg) {
 		now := time.Now()
 		mu.Lock()
 		arrivals = append(arrivals, arrival{now, m})
@@ -397,11 +399,15 @@ func bareChild(args []string) error {
 		return err
 	}
 	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
 	pub, err := edge.NewPublisher(nc, 16384, 5*time.Second)
 	if err != nil {
 		return err
 	}
-	if _, err := edge.EnsureStream(ctx, pub.JetStream(), *region, edge.StreamOptions{Duplicates: 6 * time.Hour, MaxAge: 24 * time.Hour}); err != nil {
+	if _, err := edge.EnsureStream(ctx, js, *region, edge.StreamOptions{Duplicates: 6 * time.Hour, MaxAge: 24 * time.Hour}); err != nil {
 		return err
 	}
 	return runBare(ctx, kcfg, rdb, pub, *region)
@@ -422,7 +428,7 @@ func runBare(ctx context.Context, kcfg kafka.Config, rdb *redis.Client, pub *edg
 		items := make([]edge.Item, 0, len(b.Records))
 		for i, r := range b.Records {
 			if cmds[i].Val() {
-				items = append(items, edge.Item{Subject: edge.Subject(region, "app", string(r.Key)), MsgID: string(r.Key) + "-" + strconv.Itoa(int(r.Partition)) + "-" + strconv.FormatInt(r.Offset, 10), Data: r.Value})
+				items = append(items, edge.Item{Subject: topicsedge.Subject(region, "app", string(r.Key)), MsgID: string(r.Key) + "-" + strconv.Itoa(int(r.Partition)) + "-" + strconv.FormatInt(r.Offset, 10), Data: r.Value})
 			}
 		}
 		_, err := pub.Publish(items).Wait(ctx)
@@ -486,7 +492,7 @@ func crash(args []string, out io.Writer) error {
 		return err
 	}
 	const region = "crash"
-	channels := slices.Clone(catalog.Channels)
+	channels := events.ChannelNames()
 	if _, err := s.preload(ctx, region, channels, *n); err != nil {
 		return err
 	}

@@ -1,5 +1,6 @@
 // Package edge publishes notifications to the region's JetStream stream,
-// the last hop before gateways and browsers. Every message carries
+// the last hop before gateways and browsers. The stream's and the subjects'
+// names are the contract in topics/edge. Every message carries
 // Nats-Msg-Id = notification_id, so the stream's duplicate window drops a
 // re-publish after a crash between publish and the Redis marker (the first
 // layer of invariant 2).
@@ -8,10 +9,11 @@ package edge
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	topicsedge "backinstock/topics/edge"
 )
 
 // StreamOptions size the region's edge stream.
@@ -26,22 +28,12 @@ type StreamOptions struct {
 	Replicas int
 }
 
-// StreamName is the stream of a region: EDGE_<REGION> with '-' as '_'.
-func StreamName(region string) string {
-	return "EDGE_" + strings.ToUpper(strings.ReplaceAll(region, "-", "_"))
-}
-
-// Subject is where a notification goes.
-func Subject(region, channel, userID string) string {
-	return "edge." + region + "." + channel + "." + userID
-}
-
 // StreamConfig is the stream the notifier creates or updates at start.
 func StreamConfig(region string, o StreamOptions) jetstream.StreamConfig {
 	return jetstream.StreamConfig{
-		Name:        StreamName(region),
+		Name:        topicsedge.StreamName(region),
 		Description: "backinstock notifications for " + region + " (edge.<region>.<channel>.<user_id>)",
-		Subjects:    []string{"edge." + region + ".>"},
+		Subjects:    []string{topicsedge.RegionFilter(region)},
 		Storage:     jetstream.FileStorage,
 		Retention:   jetstream.LimitsPolicy,
 		Discard:     jetstream.DiscardOld,
@@ -55,7 +47,7 @@ func StreamConfig(region string, o StreamOptions) jetstream.StreamConfig {
 // EnsureStream creates the stream or updates it to the configuration.
 func EnsureStream(ctx context.Context, js jetstream.JetStream, region string, o StreamOptions) (jetstream.Stream, error) {
 	if o.MaxAge > 0 && o.MaxAge < o.Duplicates {
-		return nil, fmt.Errorf("edge stream %s: max age %s is shorter than the duplicate window %s", StreamName(region), o.MaxAge, o.Duplicates)
+		return nil, fmt.Errorf("edge stream %s: max age %s is shorter than the duplicate window %s", topicsedge.StreamName(region), o.MaxAge, o.Duplicates)
 	}
 	// Replicas starting together can meet a transient JetStream error (seen:
 	// "error creating store for stream", err_code 10049) or a server that is
@@ -74,7 +66,7 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, region string, o 
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return nil, fmt.Errorf("create or update edge stream %s: %w", StreamName(region), err)
+			return nil, fmt.Errorf("create or update edge stream %s: %w", topicsedge.StreamName(region), err)
 		case <-t.C:
 		}
 		backoff = min(2*backoff, 2*time.Second)

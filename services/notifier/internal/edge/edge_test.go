@@ -13,41 +13,47 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"backinstock/shared/testenv"
+	topicsedge "backinstock/topics/edge"
 )
 
 var env *testenv.Env
 
 func TestMain(m *testing.M) { os.Exit(testenv.Main(m, &env)) }
 
-// publisher connects to the shared test server.
-func publisher(t *testing.T, maxPending int, timeout time.Duration) *Publisher {
+// publisher connects to the shared test server; the JetStream context on
+// the same connection manages the streams, as in the notifier.
+func publisher(t *testing.T, maxPending int, timeout time.Duration) (*Publisher, jetstream.JetStream) {
 	t.Helper()
 	nc, err := nats.Connect(env.NATS(t).URL())
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
 	p, err := NewPublisher(nc, maxPending, timeout)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return p
+	return p, js
 }
 
 func TestStreamAndDuplicateWindow(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	p := publisher(t, 1000, 5*time.Second)
-	if _, err := EnsureStream(ctx, p.JetStream(), "us-east-1", StreamOptions{Duplicates: 2 * time.Hour, MaxAge: time.Hour}); err == nil {
+	p, js := publisher(t, 1000, 5*time.Second)
+	if _, err := EnsureStream(ctx, js, "us-east-1", StreamOptions{Duplicates: 2 * time.Hour, MaxAge: time.Hour}); err == nil {
 		t.Fatal("a max age shorter than the window was accepted")
 	}
 	o := StreamOptions{Duplicates: time.Hour, MaxAge: 24 * time.Hour, MaxBytes: 1 << 30}
-	s, err := EnsureStream(ctx, p.JetStream(), "us-east-1", o)
+	s, err := EnsureStream(ctx, js, "us-east-1", o)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// Start-up twice (an update) is fine.
-	if _, err := EnsureStream(ctx, p.JetStream(), "us-east-1", o); err != nil {
+	if _, err := EnsureStream(ctx, js, "us-east-1", o); err != nil {
 		t.Fatal(err)
 	}
 	info, _ := s.Info(ctx)
@@ -55,14 +61,14 @@ func TestStreamAndDuplicateWindow(t *testing.T) {
 		t.Fatalf("stream config %+v", info.Config)
 	}
 	items := []Item{
-		{Subject: Subject("us-east-1", "app", "u1"), MsgID: "n1", Data: []byte("1")},
-		{Subject: Subject("us-east-1", "app", "u2"), MsgID: "n2", Data: []byte("2")},
+		{Subject: topicsedge.Subject("us-east-1", "app", "u1"), MsgID: "n1", Data: []byte("1")},
+		{Subject: topicsedge.Subject("us-east-1", "app", "u2"), MsgID: "n2", Data: []byte("2")},
 	}
 	dups, err := p.Publish(items).Wait(ctx)
 	if err != nil || dups != 0 {
 		t.Fatalf("first publish: %d duplicates, %v", dups, err)
 	}
-	dups, err = p.Publish(append(items, Item{Subject: Subject("us-east-1", "app", "u3"), MsgID: "n3", Data: []byte("3")})).Wait(ctx)
+	dups, err = p.Publish(append(items, Item{Subject: topicsedge.Subject("us-east-1", "app", "u3"), MsgID: "n3", Data: []byte("3")})).Wait(ctx)
 	if err != nil || dups != 2 {
 		t.Fatalf("re-publish: %d duplicates, want 2: %v", dups, err)
 	}
@@ -86,7 +92,7 @@ func TestEnsureStreamWaitsForTheServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer nc.Close()
-	p, err := NewPublisher(nc, 1000, 5*time.Second)
+	js, err := jetstream.New(nc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +101,7 @@ func TestEnsureStreamWaitsForTheServer(t *testing.T) {
 	defer cancel()
 	done := make(chan error, 1)
 	go func() {
-		_, err := EnsureStream(ctx, p.JetStream(), "eu-west-1", StreamOptions{Duplicates: time.Hour, MaxAge: 24 * time.Hour})
+		_, err := EnsureStream(ctx, js, "eu-west-1", StreamOptions{Duplicates: time.Hour, MaxAge: 24 * time.Hour})
 		done <- err
 	}()
 	select {
@@ -114,8 +120,8 @@ func TestEnsureStreamWaitsForTheServer(t *testing.T) {
 func TestPublishConcurrentBatches(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	p := publisher(t, 4096, 10*time.Second)
-	s, err := EnsureStream(ctx, p.JetStream(), "ap-south-1", StreamOptions{Duplicates: time.Hour, MaxAge: 24 * time.Hour})
+	p, js := publisher(t, 4096, 10*time.Second)
+	s, err := EnsureStream(ctx, js, "ap-south-1", StreamOptions{Duplicates: time.Hour, MaxAge: 24 * time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +137,7 @@ func TestPublishConcurrentBatches(t *testing.T) {
 					items = make([]Item, size)
 					for i := range items {
 						id := fmt.Sprintf("w%d-b%d-i%d", w, b, i)
-						items[i] = Item{Subject: Subject("ap-south-1", "app", fmt.Sprintf("u%d", i)), MsgID: id, Data: []byte(id)}
+						items[i] = Item{Subject: topicsedge.Subject("ap-south-1", "app", fmt.Sprintf("u%d", i)), MsgID: id, Data: []byte(id)}
 					}
 				}
 				dups, err := p.Publish(items).Wait(ctx)
@@ -164,9 +170,9 @@ func TestPublishConcurrentBatches(t *testing.T) {
 func TestPublishRefusals(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	p := publisher(t, 3, time.Second)
+	p, js := publisher(t, 3, time.Second)
 	item := func(region, id string) Item {
-		return Item{Subject: Subject(region, "sms", "u1"), MsgID: id, Data: []byte(id)}
+		return Item{Subject: topicsedge.Subject(region, "sms", "u1"), MsgID: id, Data: []byte(id)}
 	}
 
 	t.Run("no stream", func(t *testing.T) {
@@ -183,7 +189,7 @@ func TestPublishRefusals(t *testing.T) {
 	t.Run("stream refuses", func(t *testing.T) {
 		cfg := StreamConfig("full", StreamOptions{Duplicates: time.Minute})
 		cfg.MaxMsgs, cfg.Discard = 1, jetstream.DiscardNew
-		if _, err := p.JetStream().CreateStream(ctx, cfg); err != nil {
+		if _, err := js.CreateStream(ctx, cfg); err != nil {
 			t.Fatal(err)
 		}
 		_, err := p.Publish([]Item{item("full", "a"), item("full", "b")}).Wait(ctx)
@@ -193,7 +199,7 @@ func TestPublishRefusals(t *testing.T) {
 	})
 
 	t.Run("in-flight bound", func(t *testing.T) {
-		if _, err := EnsureStream(ctx, p.JetStream(), "bound", StreamOptions{Duplicates: time.Minute}); err != nil {
+		if _, err := EnsureStream(ctx, js, "bound", StreamOptions{Duplicates: time.Minute}); err != nil {
 			t.Fatal(err)
 		}
 		first := p.Publish([]Item{item("bound", "1"), item("bound", "2"), item("bound", "3")})

@@ -38,7 +38,6 @@ type Item struct {
 // without a JSON decode (anything unusual gets the full decode).
 type Publisher struct {
 	nc       *nats.Conn
-	js       jetstream.JetStream
 	timeout  time.Duration
 	inflight *semaphore.Weighted
 	max      int64
@@ -51,14 +50,11 @@ type Publisher struct {
 
 // NewPublisher builds a publisher whose in-flight publishes are bounded by
 // maxPending; a batch not fully acknowledged within timeout fails (the edge is
-// down or slow) and the caller retries it.
+// down or slow) and the caller retries it. It publishes on nc directly and
+// needs no JetStream context; the stream is managed with the connection's.
 func NewPublisher(nc *nats.Conn, maxPending int, timeout time.Duration) (*Publisher, error) {
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return nil, fmt.Errorf("jetstream: %w", err)
-	}
 	p := &Publisher{
-		nc: nc, js: js, timeout: timeout,
+		nc: nc, timeout: timeout,
 		inflight: semaphore.NewWeighted(int64(max(1, maxPending))), max: int64(max(1, maxPending)),
 		prefix:  nc.NewInbox() + ".",
 		batches: map[uint64]*Pending{},
@@ -74,9 +70,6 @@ func NewPublisher(nc *nats.Conn, maxPending int, timeout time.Duration) (*Publis
 	}
 	return p, nil
 }
-
-// JetStream is the publisher's JetStream context (stream management).
-func (p *Publisher) JetStream() jetstream.JetStream { return p.js }
 
 // Flush waits until the server has everything published so far.
 func (p *Publisher) Flush() error { return p.nc.FlushTimeout(p.timeout) }

@@ -17,9 +17,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
-	"backinstock/services/notifier/internal/edge"
 	"backinstock/shared/kafka"
 	"backinstock/topics/catalog"
+	"backinstock/topics/edge"
 	"backinstock/topics/events"
 )
 
@@ -47,7 +47,7 @@ func CreateTopics(cfg kafka.Config, region string, channels []string, partitions
 		}
 		sub.Topics = append(sub.Topics, t)
 	}
-	tmpl, ok := full.Lookup(catalog.Notify(catalog.DefaultRegions[0], catalog.Channels[0]))
+	tmpl, ok := full.Lookup(catalog.Notify(catalog.DefaultRegions[0], events.ChannelNames()[0]))
 	if !ok {
 		return errors.New("catalogue lacks the notify topics")
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/IBM/sarama"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
@@ -52,9 +53,13 @@ func TestPipelineKeepsTheHandlerContract(t *testing.T) {
 		if err != nil {
 			tb.Fatal(err)
 		}
+		js, err := jetstream.New(nc)
+		if err != nil {
+			tb.Fatal(err)
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		if _, err := edge.EnsureStream(ctx, pub.JetStream(), region, edge.StreamOptions{Duplicates: 2 * time.Minute, MaxAge: time.Hour, Replicas: 1}); err != nil {
+		if _, err := edge.EnsureStream(ctx, js, region, edge.StreamOptions{Duplicates: 2 * time.Minute, MaxAge: time.Hour, Replicas: 1}); err != nil {
 			tb.Fatal(err)
 		}
 		var limits map[string]ratelimit.Limit
@@ -89,7 +94,7 @@ func TestPipelineKeepsTheHandlerContract(t *testing.T) {
 			Effects: func(tb testing.TB, recs []*sarama.ConsumerMessage) int {
 				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 				defer cancel()
-				c, err := harness.EdgeCounts(ctx, pub.JetStream(), region)
+				c, err := harness.EdgeCounts(ctx, js, region)
 				if err != nil {
 					tb.Fatalf("read the edge stream: %v", err)
 				}

@@ -17,9 +17,7 @@ package pipeline
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -31,6 +29,8 @@ import (
 	"backinstock/services/notifier/internal/redisstore"
 	"backinstock/shared/kafka"
 	"backinstock/shared/stockview"
+	"backinstock/topics/catalog"
+	topicsedge "backinstock/topics/edge"
 	"backinstock/topics/events"
 )
 
@@ -111,19 +111,11 @@ type cand struct {
 	data []byte
 }
 
-// channelOf reads the channel from notify.<region>.<channel>.v1.
-func channelOf(topic string) string {
-	parts := strings.Split(topic, ".")
-	if len(parts) == 4 {
-		return parts[2]
-	}
-	return ""
-}
-
 // Handle runs the protocol on one batch.
 func (p *Processor) Handle(ctx context.Context, b *kafka.Batch) error {
 	m := p.o.Metrics
-	channel := channelOf(b.Topic)
+	// Not a notify topic: channel stays "", so decode rejects every record.
+	_, channel, _ := catalog.ParseNotify(b.Topic)
 	m.Consumed.WithLabelValues(channel).Add(float64(len(b.Records)))
 	cands := make([]cand, 0, len(b.Records))
 	for _, rec := range b.Records {
@@ -268,7 +260,7 @@ func (p *Processor) publish(ctx context.Context, channel string, chunk []cand) e
 	items := make([]edge.Item, len(chunk))
 	refs := make([]redisstore.Ref, len(chunk))
 	for i, c := range chunk {
-		items[i] = edge.Item{Subject: edge.Subject(p.o.Region, c.n.Channel, c.n.UserID), MsgID: c.n.NotificationID, Data: c.data}
+		items[i] = edge.Item{Subject: topicsedge.Subject(p.o.Region, c.n.Channel, c.n.UserID), MsgID: c.n.NotificationID, Data: c.data}
 		refs[i] = redisstore.Ref{UserID: c.n.UserID, NotificationID: c.n.NotificationID}
 	}
 	start := time.Now()
@@ -357,6 +349,3 @@ func (p *Processor) RunReleaser(ctx context.Context, interval time.Duration) err
 		}
 	}
 }
-
-// IsEdgeFailure tells whether err is the edge not acknowledging.
-func IsEdgeFailure(err error) bool { return errors.Is(err, edge.ErrNotAcknowledged) }

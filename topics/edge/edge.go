@@ -1,0 +1,76 @@
+// Package edge is the contract of the NATS edge: the subject a notification
+// is published on, edge.<region>.<channel>.<user_id>, the region's JetStream
+// stream that holds those subjects, and the filters that read them.
+//
+// The notifier publishes on these subjects, gateways and browsers subscribe
+// to them and the edge credentials grant them, so each name is built here
+// and only here: a subject spelled by hand in one of those places would
+// drift from the others and deliver nothing, silently.
+package edge
+
+import (
+	"fmt"
+	"strings"
+
+	"backinstock/topics/events"
+)
+
+// prefix is the first token of every edge subject.
+const prefix = "edge"
+
+// StreamName is the JetStream stream of a region: EDGE_<REGION>, upper case
+// with '-' as '_', because stream names are conventionally upper case and
+// the region's '-' reads badly there. Regions differ in more than case and
+// dashes, so no two regions share a stream.
+func StreamName(region string) string {
+	return "EDGE_" + strings.ToUpper(strings.ReplaceAll(region, "-", "_"))
+}
+
+// Subject is where the notification of userID on channel in region goes.
+// It does not validate: the notifier builds one per message from fields
+// events.DecodeNotification has already checked, and ids exclude '.', '*'
+// and '>' (events.IDPattern), so the four tokens stay four.
+func Subject(region, channel, userID string) string {
+	return prefix + "." + region + "." + channel + "." + userID
+}
+
+// ParseSubject splits an edge subject into its parts. It is strict (exactly
+// four tokens, the "edge" prefix, and a region, channel and user id each
+// valid per topics/events), so that a subject it accepts is one Subject
+// builds from the same parts.
+func ParseSubject(subject string) (region, channel, userID string, err error) {
+	parts := strings.Split(subject, ".")
+	if len(parts) != 4 || parts[0] != prefix {
+		return "", "", "", fmt.Errorf("parse edge subject %q: want %s.<region>.<channel>.<user_id>", subject, prefix)
+	}
+	region, channel, userID = parts[1], parts[2], parts[3]
+	switch {
+	case !events.ValidRegion(region):
+		return "", "", "", fmt.Errorf("parse edge subject %q: region must match %s", subject, events.RegionPattern)
+	case !events.ValidChannel(channel):
+		return "", "", "", fmt.Errorf("parse edge subject %q: channel must be one of %s", subject, strings.Join(events.ChannelNames(), ", "))
+	case !events.ValidID(userID):
+		return "", "", "", fmt.Errorf("parse edge subject %q: user id must match %s", subject, events.IDPattern)
+	}
+	return region, channel, userID, nil
+}
+
+// RegionFilter matches every subject of region: what its stream holds, so
+// one stream per region keeps a region's edge independent of the others.
+func RegionFilter(region string) string {
+	return prefix + "." + region + ".>"
+}
+
+// ChannelFilter matches the subjects of one channel in region: what a
+// per-channel consumer (a channel gateway) reads, so each gateway sees only
+// its own channel's notifications.
+func ChannelFilter(region, channel string) string {
+	return prefix + "." + region + "." + channel + ".>"
+}
+
+// UserFilter matches the subjects of userID in every region and channel: the
+// only subjects a user's credentials may read, so a browser sees its own
+// notifications wherever they were sent and nobody else's.
+func UserFilter(userID string) string {
+	return prefix + ".*.*." + userID
+}
