@@ -53,3 +53,10 @@ require (
 	google.golang.org/protobuf v1.36.12 // indirect
 	gopkg.in/yaml.v3 v3.0.1 // indirect
 )
+
+// Sibling modules: the workspace (go.work) resolves them too, but the
+// replaces keep this module buildable alone (GOWORK=off; make lint checks).
+replace (
+	backinstock/shared => ../../shared
+	backinstock/topics => ../../topics
+)

@@ -39,7 +39,7 @@ func TestDriver(t *testing.T) {
 		return p
 	}
 	notifier := build("backinstock/services/notifier/cmd/notifier", "notifier")
-	driver := build("backinstock/services/notifier/cmd/notifier-bench", "notifier-bench")
+	driver := build("backinstock/services/notifier/bench", "notifier-bench")
 	t.Run("crash", func(t *testing.T) {
 		out := runDriver(t, driver, "crash", "-notifier", notifier, "-n", strconv.Itoa(n))
 		for _, want := range []string{"killed at after-reserve", "killed at after-publish", "killed at after-puback", "killed at after-mark", "exactly once: PASS"} {
