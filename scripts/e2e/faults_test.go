@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"backinstock/scripts/internal/harness"
+	"backinstock/scripts/internal/e2eenv"
 	"backinstock/topics/events"
 )
 
@@ -30,16 +30,16 @@ func TestFaultsDuringLargeFanout(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 			defer cancel()
 			sku := unique("gpu")
-			lines := make([]harness.ImportLine, faultUsers)
+			lines := make([]e2eenv.ImportLine, faultUsers)
 			for i := range lines {
-				lines[i] = harness.ImportLine{UserID: fmt.Sprintf("%s-%05d", prefix, i), SKU: sku, Region: faultRegion, Channels: channels}
+				lines[i] = e2eenv.ImportLine{UserID: fmt.Sprintf("%s-%05d", prefix, i), SKU: sku, Region: faultRegion, Channels: channels}
 			}
 			t0 := time.Now()
 			mustImport(t, ctx, lines)
 			t.Logf("imported %d wishlisters in %s", faultUsers, time.Since(t0).Round(time.Millisecond))
 
 			base := baselines(t, ctx)
-			u := harness.StockUpdate{Region: faultRegion, Quantity: 100}
+			u := e2eenv.StockUpdate{Region: faultRegion, Quantity: 100}
 			if f.stockAware {
 				// 50 per unit × 100 units = 5,000 wishlisters per wave, five waves.
 				u.Delivery = &events.Delivery{Mode: events.DeliveryStockAware, PerUnit: 50, MinStock: 1, IntervalMS: 2000}
@@ -138,16 +138,16 @@ func TestAllFaultsInOneFanout(t *testing.T) {
 	}()
 	prefix := unique("a")
 	sku := unique("tv")
-	lines := make([]harness.ImportLine, faultUsers)
+	lines := make([]e2eenv.ImportLine, faultUsers)
 	for i := range lines {
-		lines[i] = harness.ImportLine{UserID: fmt.Sprintf("%s-%05d", prefix, i), SKU: sku, Region: faultRegion, Channels: channels}
+		lines[i] = e2eenv.ImportLine{UserID: fmt.Sprintf("%s-%05d", prefix, i), SKU: sku, Region: faultRegion, Channels: channels}
 	}
 	mustImport(t, ctx, lines)
 	exp := newExpectation()
 	base := baselines(t, ctx)
 	t1 := time.Now()
 	// Stock-aware waves keep the fan-out itself going for the first fault.
-	res := mustStock(t, ctx, sku, harness.StockUpdate{Region: faultRegion, Quantity: 100,
+	res := mustStock(t, ctx, sku, e2eenv.StockUpdate{Region: faultRegion, Quantity: 100,
 		Delivery: &events.Delivery{Mode: events.DeliveryStockAware, PerUnit: 50, MinStock: 1, IntervalMS: 2000}}, true)
 	for _, l := range lines {
 		exp.add(l.UserID, sku, faultRegion, res.Episode, channels...)
@@ -177,11 +177,11 @@ func TestAllFaultsInOneFanout(t *testing.T) {
 			}
 		}
 		// What is at the edge so far: no duplicate, nothing unexpected.
-		delivered, err := edge.Collect(ctx, faultRegion, base[faultRegion]+1, func(d *harness.Delivered) bool { return d.SKU == sku })
+		delivered, err := edge.Collect(ctx, faultRegion, base[faultRegion]+1, func(d *e2eenv.Delivered) bool { return d.SKU == sku })
 		if err != nil {
 			t.Fatal(err)
 		}
-		c := harness.Tally("all-faults after "+f.name, exp.ids, delivered)
+		c := e2eenv.Tally("all-faults after "+f.name, exp.ids, delivered)
 		line := fmt.Sprintf("PARTIAL %-40s delivered=%d distinct=%d duplicates=%d unexpected=%d bad_headers=%d (of %d)",
 			c.Scenario, c.Delivered, c.Distinct, c.Duplicates, c.Unexpected, c.BadHeaders, c.Expected)
 		t.Log(line)

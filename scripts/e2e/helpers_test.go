@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"backinstock/scripts/internal/harness"
+	"backinstock/scripts/internal/e2eenv"
 	"backinstock/topics/events"
 )
 
@@ -74,7 +74,7 @@ func baselines(t *testing.T, ctx context.Context) map[string]uint64 {
 // count after its baseline and then stops growing, reads what arrived for
 // the scenario's skus, prints the counts and fails unless every expected
 // notification is there exactly once and nothing else is.
-func verify(t *testing.T, ctx context.Context, name string, base map[string]uint64, exp *expectation, timeout time.Duration) harness.Counts {
+func verify(t *testing.T, ctx context.Context, name string, base map[string]uint64, exp *expectation, timeout time.Duration) e2eenv.Counts {
 	t.Helper()
 	var waitErrs []string
 	for r, n := range exp.byRegion {
@@ -87,15 +87,15 @@ func verify(t *testing.T, ctx context.Context, name string, base map[string]uint
 			waitErrs = append(waitErrs, err.Error())
 		}
 	}
-	var got []harness.Delivered
+	var got []e2eenv.Delivered
 	for _, r := range stack.Regions {
-		d, err := edge.Collect(ctx, r, base[r]+1, func(d *harness.Delivered) bool { return exp.skus[d.SKU] })
+		d, err := edge.Collect(ctx, r, base[r]+1, func(d *e2eenv.Delivered) bool { return exp.skus[d.SKU] })
 		if err != nil {
 			t.Fatalf("collect %s: %v", r, err)
 		}
 		got = append(got, d...)
 	}
-	c := harness.Tally(name, exp.ids, got)
+	c := e2eenv.Tally(name, exp.ids, got)
 	report(t, c)
 	if !c.OK() {
 		t.Errorf("%s: not exactly once: %s\nwaits: %s\n%s", name, c, strings.Join(waitErrs, "; "), stack.Logs(30))
@@ -104,14 +104,14 @@ func verify(t *testing.T, ctx context.Context, name string, base map[string]uint
 }
 
 // report prints the counts line so `make e2e` shows it without -v too.
-func report(t *testing.T, c harness.Counts) {
+func report(t *testing.T, c e2eenv.Counts) {
 	t.Helper()
 	line := fmt.Sprintf("COUNTS %s", c)
 	t.Log(line)
 	fmt.Println(line)
 }
 
-func mustStock(t *testing.T, ctx context.Context, sku string, u harness.StockUpdate, wantRestock bool) harness.StockResult {
+func mustStock(t *testing.T, ctx context.Context, sku string, u e2eenv.StockUpdate, wantRestock bool) e2eenv.StockResult {
 	t.Helper()
 	res, err := stack.Client().SetStock(ctx, sku, u)
 	if err != nil {
@@ -123,7 +123,7 @@ func mustStock(t *testing.T, ctx context.Context, sku string, u harness.StockUpd
 	return res
 }
 
-func mustImport(t *testing.T, ctx context.Context, lines []harness.ImportLine) {
+func mustImport(t *testing.T, ctx context.Context, lines []e2eenv.ImportLine) {
 	t.Helper()
 	res, err := stack.Client().Import(ctx, lines)
 	if err != nil {

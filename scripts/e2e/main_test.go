@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"backinstock/scripts/internal/harness"
+	"backinstock/scripts/internal/e2eenv"
 )
 
 // faultRegion is the region of the large fault scenarios; its notifier is
@@ -26,8 +26,8 @@ const faultRegion = "us-east-1"
 const faultRate = 1000
 
 var (
-	stack *harness.Stack
-	edge  *harness.Edge
+	stack *e2eenv.Stack
+	edge  *e2eenv.Edge
 )
 
 type printer struct{}
@@ -49,7 +49,7 @@ func run(m *testing.M) int {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	rate := fmt.Sprintf("app=%d,web=%d,email=%d,sms=%d", faultRate, faultRate, faultRate, faultRate)
-	stack, err = harness.Start(ctx, harness.Options{
+	stack, err = e2eenv.Start(ctx, e2eenv.Options{
 		Dir: dir, Log: printer{}, BinDir: os.Getenv("E2E_BIN_DIR"),
 		ServiceEnv: map[string][]string{"notifier-" + faultRegion: {"RATE_LIMITS=" + rate}},
 	})

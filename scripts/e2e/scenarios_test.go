@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"backinstock/scripts/internal/harness"
+	"backinstock/scripts/internal/e2eenv"
 	"backinstock/topics/events"
 )
 
@@ -40,9 +40,9 @@ func TestRestockReachesExactlyTheRightSet(t *testing.T) {
 		}
 	}
 	// Most through the bulk import, the last 60 one by one through PUT.
-	var lines []harness.ImportLine
+	var lines []e2eenv.ImportLine
 	for _, e := range entries[:len(entries)-60] {
-		lines = append(lines, harness.ImportLine{UserID: e.user, SKU: e.sku, Region: e.region, Channels: e.chans})
+		lines = append(lines, e2eenv.ImportLine{UserID: e.user, SKU: e.sku, Region: e.region, Channels: e.chans})
 	}
 	mustImport(t, ctx, lines)
 	for _, e := range entries[len(entries)-60:] {
@@ -68,7 +68,7 @@ func TestRestockReachesExactlyTheRightSet(t *testing.T) {
 	episodes := map[string]int64{}
 	for _, sku := range []string{skuA, skuB} {
 		for _, r := range regions {
-			res := mustStock(t, ctx, sku, harness.StockUpdate{Region: r, Quantity: 5,
+			res := mustStock(t, ctx, sku, e2eenv.StockUpdate{Region: r, Quantity: 5,
 				Product: &events.Product{Title: "Product " + sku, Price: "19.99"}}, true)
 			episodes[sku+"|"+r] = res.Episode
 		}
@@ -76,7 +76,7 @@ func TestRestockReachesExactlyTheRightSet(t *testing.T) {
 	// More stock is not a restock: nobody is told again.
 	for _, sku := range []string{skuA, skuB} {
 		for _, r := range regions {
-			mustStock(t, ctx, sku, harness.StockUpdate{Region: r, Quantity: 9}, false)
+			mustStock(t, ctx, sku, e2eenv.StockUpdate{Region: r, Quantity: 9}, false)
 		}
 	}
 	for _, e := range entries {
@@ -95,9 +95,9 @@ func TestUnsubscribesAndOptOutsRespected(t *testing.T) {
 	sku := unique("blender")
 	prefix := unique("o")
 	const users = 600
-	var lines []harness.ImportLine
+	var lines []e2eenv.ImportLine
 	for i := range users {
-		lines = append(lines, harness.ImportLine{UserID: fmt.Sprintf("%s-%04d", prefix, i), SKU: sku,
+		lines = append(lines, e2eenv.ImportLine{UserID: fmt.Sprintf("%s-%04d", prefix, i), SKU: sku,
 			Region: stack.Regions[i%len(stack.Regions)], Channels: channels})
 	}
 	mustImport(t, ctx, lines)
@@ -109,11 +109,11 @@ func TestUnsubscribesAndOptOutsRespected(t *testing.T) {
 		case 0: // removed from the wishlist
 			err = c.RemoveWish(ctx, l.UserID, sku)
 		case 1: // unsubscribed from everything
-			err = c.SetPreferences(ctx, l.UserID, harness.Preferences{Unsubscribed: true})
+			err = c.SetPreferences(ctx, l.UserID, e2eenv.Preferences{Unsubscribed: true})
 		case 2: // no email, no sms
-			err = c.SetPreferences(ctx, l.UserID, harness.Preferences{OptOut: []string{"email", "sms"}})
+			err = c.SetPreferences(ctx, l.UserID, e2eenv.Preferences{OptOut: []string{"email", "sms"}})
 		case 3: // no app
-			err = c.SetPreferences(ctx, l.UserID, harness.Preferences{OptOut: []string{"app"}})
+			err = c.SetPreferences(ctx, l.UserID, e2eenv.Preferences{OptOut: []string{"app"}})
 		case 4: // removed, then added back on web only
 			if err = c.RemoveWish(ctx, l.UserID, sku); err == nil {
 				err = c.AddWish(ctx, l.UserID, sku, l.Region, []string{"web"})
@@ -126,7 +126,7 @@ func TestUnsubscribesAndOptOutsRespected(t *testing.T) {
 	base := baselines(t, ctx)
 	episodes := map[string]int64{}
 	for _, r := range stack.Regions {
-		episodes[r] = mustStock(t, ctx, sku, harness.StockUpdate{Region: r, Quantity: 3}, true).Episode
+		episodes[r] = mustStock(t, ctx, sku, e2eenv.StockUpdate{Region: r, Quantity: 3}, true).Episode
 	}
 	for i, l := range lines {
 		ep := episodes[l.Region]
@@ -155,10 +155,10 @@ func TestStockAwareBatches(t *testing.T) {
 	prefix := unique("s")
 	const users = 400
 	t0 := time.Now().Add(-time.Hour).Truncate(time.Millisecond)
-	var lines []harness.ImportLine
+	var lines []e2eenv.ImportLine
 	for i := range users {
 		at := t0.Add(time.Duration(i) * time.Second)
-		lines = append(lines, harness.ImportLine{UserID: fmt.Sprintf("%s-%04d", prefix, i), SKU: sku, Region: region,
+		lines = append(lines, e2eenv.ImportLine{UserID: fmt.Sprintf("%s-%04d", prefix, i), SKU: sku, Region: region,
 			Channels: []string{"app", "email"}, At: &at})
 	}
 	// Imported in reverse so the order comes from the wishlist times, not
@@ -169,18 +169,18 @@ func TestStockAwareBatches(t *testing.T) {
 	mustImport(t, ctx, lines)
 
 	base := baselines(t, ctx)
-	res := mustStock(t, ctx, sku, harness.StockUpdate{Region: region, Quantity: 10,
+	res := mustStock(t, ctx, sku, e2eenv.StockUpdate{Region: region, Quantity: 10,
 		Delivery: &events.Delivery{Mode: events.DeliveryStockAware, PerUnit: 3, MinStock: 1, IntervalMS: 3000}}, true)
 	// Wave 1: 3 × 10 = 30 users, 2 channels each.
 	if _, err := edge.WaitCount(ctx, region, base[region], 60, time.Minute); err != nil {
 		t.Fatalf("wave 1: %v\n%s", err, stack.Logs(30))
 	}
-	mustStock(t, ctx, sku, harness.StockUpdate{Region: region, Quantity: 2}, false)
+	mustStock(t, ctx, sku, e2eenv.StockUpdate{Region: region, Quantity: 2}, false)
 	// Wave 2: 3 × 2 = 6 more.
 	if _, err := edge.WaitCount(ctx, region, base[region], 72, time.Minute); err != nil {
 		t.Fatalf("wave 2: %v\n%s", err, stack.Logs(30))
 	}
-	mustStock(t, ctx, sku, harness.StockUpdate{Region: region, Quantity: 0}, false)
+	mustStock(t, ctx, sku, e2eenv.StockUpdate{Region: region, Quantity: 0}, false)
 	// Two intervals without a wave: the sold-out sku stopped the fan-out.
 	if err := edge.WaitQuiet(ctx, region, 7*time.Second, time.Minute); err != nil {
 		t.Fatal(err)

@@ -1,5 +1,7 @@
-// Package httpapi holds what the public JSON APIs share: bearer-token
-// authentication, bounded strict JSON decoding and one error body shape,
+// Package httpapi is the HTTP side every service shares, in one place: the
+// listener with /healthz, /readyz, /metrics and graceful shutdown (Server);
+// the router that applies bearer-token authentication and per-route metrics
+// (Router); bounded strict JSON decoding; and one error body shape,
 // {"error": {"code": "...", "message": "..."}}.
 package httpapi
 

@@ -1,5 +1,5 @@
 // Command e2ebench is the end-to-end benchmark behind `make bench`: it builds
-// and starts the whole pipeline locally (see scripts/internal/harness),
+// and starts the whole pipeline locally (see scripts/internal/e2eenv),
 // restocks one sku with a million wishlisters, measures the latency to the
 // first edge delivery of a small sku over many restocks, prints a table and
 // writes its section of docs/benchmarks.md.
@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"backinstock/scripts/internal/bench"
-	"backinstock/scripts/internal/harness"
+	"backinstock/scripts/internal/e2eenv"
 	"backinstock/shared/config"
 	"backinstock/shared/lifecycle"
 )
@@ -60,7 +60,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	log := printer{stdout}
 	o.Log = log
 	if out == "" && !noDocs {
-		root, err := harness.RepoRoot()
+		root, err := e2eenv.RepoRoot()
 		if err != nil {
 			fmt.Fprintln(stderr, "e2ebench:", err)
 			return 2

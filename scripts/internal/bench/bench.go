@@ -22,7 +22,7 @@ import (
 	"github.com/IBM/sarama"
 	"github.com/nats-io/nats.go"
 
-	"backinstock/scripts/internal/harness"
+	"backinstock/scripts/internal/e2eenv"
 	"backinstock/shared/kafka"
 	"backinstock/topics/catalog"
 	topicsedge "backinstock/topics/edge"
@@ -43,7 +43,7 @@ type Options struct {
 	// Verify reads the whole edge stream after the big restock and checks
 	// every notification is there exactly once.
 	Verify bool
-	Log    harness.Logger
+	Log    e2eenv.Logger
 }
 
 // Result holds the figures.
@@ -56,7 +56,7 @@ type Result struct {
 	Produced  time.Duration
 	Total     time.Duration
 	Delivered uint64
-	Counts    *harness.Counts
+	Counts    *e2eenv.Counts
 	// CPU is what each process spent during the big restock.
 	CPU *CPUUse
 
@@ -75,7 +75,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		o.Region = "us-east-1"
 	}
 	res := Result{Users: o.Users, Restocks: o.Restocks}
-	st, err := harness.Start(ctx, harness.Options{Dir: o.Dir, BinDir: o.BinDir, Log: o.Log})
+	st, err := e2eenv.Start(ctx, e2eenv.Options{Dir: o.Dir, BinDir: o.BinDir, Log: o.Log})
 	if err != nil {
 		return res, err
 	}
@@ -97,7 +97,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 // importFile writes the NDJSON of the big sku and loads it with the
 // service's own `wishlist import` command, so the store layout stays the
 // service's.
-func importFile(ctx context.Context, st *harness.Stack, o Options, sku string) error {
+func importFile(ctx context.Context, st *e2eenv.Stack, o Options, sku string) error {
 	path := filepath.Join(o.Dir, "wishlisters.ndjson")
 	f, err := os.Create(path)
 	if err != nil {
@@ -126,7 +126,7 @@ func importFile(ctx context.Context, st *harness.Stack, o Options, sku string) e
 
 // redisPID finds the redis-server listening on the stack's port by its
 // command line (testenv does not expose the process).
-func redisPID(st *harness.Stack) int {
+func redisPID(st *e2eenv.Stack) int {
 	ents, err := os.ReadDir("/proc")
 	if err != nil {
 		return 0
@@ -168,7 +168,7 @@ func notifyEnd(cl sarama.Client, region string) (int64, error) {
 	return sum, nil
 }
 
-func bigRestock(ctx context.Context, st *harness.Stack, edge *harness.Edge, o Options, res *Result) error {
+func bigRestock(ctx context.Context, st *e2eenv.Stack, edge *e2eenv.Edge, o Options, res *Result) error {
 	sku := "bench-big"
 	t0 := time.Now()
 	if err := importFile(ctx, st, o, sku); err != nil {
@@ -215,7 +215,7 @@ func bigRestock(ctx context.Context, st *harness.Stack, edge *harness.Edge, o Op
 	}
 	cpu0 := sampleCPU(pids)
 	start := time.Now()
-	sr, err := st.Client().SetStock(ctx, sku, harness.StockUpdate{Region: o.Region, Quantity: 1000})
+	sr, err := st.Client().SetStock(ctx, sku, e2eenv.StockUpdate{Region: o.Region, Quantity: 1000})
 	if err != nil {
 		return err
 	}
@@ -265,11 +265,11 @@ func bigRestock(ctx context.Context, st *harness.Stack, edge *harness.Edge, o Op
 	for i := range o.Users {
 		exp[events.NotificationID(fmt.Sprintf("b%07d", i), sku, o.Region, sr.Episode, chans[i%len(chans)])] = true
 	}
-	got, err := edge.Collect(ctx, o.Region, base+1, func(d *harness.Delivered) bool { return d.SKU == sku })
+	got, err := edge.Collect(ctx, o.Region, base+1, func(d *e2eenv.Delivered) bool { return d.SKU == sku })
 	if err != nil {
 		return err
 	}
-	c := harness.Tally("bench-1M", exp, got)
+	c := e2eenv.Tally("bench-1M", exp, got)
 	res.Counts = &c
 	o.Log.Logf("verified: %s", c)
 	if !c.OK() {
@@ -281,12 +281,12 @@ func bigRestock(ctx context.Context, st *harness.Stack, edge *harness.Edge, o Op
 // latency restocks a sku with a few wishlisters again and again (sold out,
 // then back) and measures the API call to the first notification of that
 // episode on a live edge subscription.
-func latency(ctx context.Context, st *harness.Stack, edge *harness.Edge, o Options, res *Result) error {
+func latency(ctx context.Context, st *e2eenv.Stack, edge *e2eenv.Edge, o Options, res *Result) error {
 	sku := "bench-small"
 	c := st.Client()
-	var lines []harness.ImportLine
+	var lines []e2eenv.ImportLine
 	for i := range o.SmallUsers {
-		lines = append(lines, harness.ImportLine{UserID: fmt.Sprintf("s%03d", i), SKU: sku, Region: o.Region, Channels: []string{"app"}})
+		lines = append(lines, e2eenv.ImportLine{UserID: fmt.Sprintf("s%03d", i), SKU: sku, Region: o.Region, Channels: []string{"app"}})
 	}
 	if _, err := c.Import(ctx, lines); err != nil {
 		return err
@@ -341,11 +341,11 @@ func latency(ctx context.Context, st *harness.Stack, edge *harness.Edge, o Optio
 		}
 	}
 	for i := range o.Restocks {
-		if _, err := c.SetStock(ctx, sku, harness.StockUpdate{Region: o.Region, Quantity: 0}); err != nil {
+		if _, err := c.SetStock(ctx, sku, e2eenv.StockUpdate{Region: o.Region, Quantity: 0}); err != nil {
 			return err
 		}
 		start := time.Now()
-		sr, err := c.SetStock(ctx, sku, harness.StockUpdate{Region: o.Region, Quantity: 5})
+		sr, err := c.SetStock(ctx, sku, e2eenv.StockUpdate{Region: o.Region, Quantity: 5})
 		if err != nil {
 			return err
 		}

@@ -17,7 +17,7 @@ import (
 	"backinstock/services/inventory/internal/stock"
 	"backinstock/services/inventory/internal/store"
 	"backinstock/shared/config"
-	"backinstock/shared/httpserver"
+	"backinstock/shared/httpapi"
 	"backinstock/shared/kafka"
 	"backinstock/shared/lifecycle"
 	"backinstock/shared/redisconn"
@@ -173,7 +173,7 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger, reg *prometheus.Regis
 	if err != nil {
 		return err
 	}
-	srv := httpserver.New(cfg.HTTPAddr, log.Named("http"), reg, handler)
+	srv := httpapi.NewServer(cfg.HTTPAddr, log.Named("http"), reg, handler)
 	srv.AddCheck("redis", func(ctx context.Context) error { return rdb.Ping(ctx).Err() })
 	relayMetrics := relay.NewMetrics(reg)
 	var rl *relay.Relay
@@ -202,7 +202,7 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger, reg *prometheus.Regis
 			// Reported, not failed: every replica shares an outage of Kafka, and
 			// taking them all out of service would refuse the very writes the
 			// outbox exists to absorb. The outbox-age alert pages instead.
-			return httpserver.Degraded(errors.New(msg))
+			return httpapi.Degraded(errors.New(msg))
 		}
 		return nil
 	})

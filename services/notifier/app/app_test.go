@@ -23,7 +23,7 @@ import (
 
 	"backinstock/services/notifier/app"
 	"backinstock/services/notifier/edgeauth"
-	"backinstock/services/notifier/internal/harness"
+	"backinstock/services/notifier/internal/notifiertest"
 	"backinstock/shared/kafka"
 	"backinstock/shared/logging"
 	"backinstock/shared/testenv"
@@ -64,11 +64,11 @@ func newFixture(t *testing.T, chans []string, n *testenv.NATS) *fixture {
 		nats:   n,
 		chans:  chans,
 	}
-	if err := harness.CreateTopics(f.kcfg, f.region, chans, 4); err != nil {
+	if err := notifiertest.CreateTopics(f.kcfg, f.region, chans, 4); err != nil {
 		t.Fatal(err)
 	}
 	var err error
-	if f.prod, err = harness.NewProducer(f.kcfg); err != nil {
+	if f.prod, err = notifiertest.NewProducer(f.kcfg); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = f.prod.Close() })
@@ -158,16 +158,16 @@ func (f *fixture) topics() []string {
 func (f *fixture) waitCommitted(t *testing.T, timeout time.Duration) {
 	t.Helper()
 	testenv.Eventually(t, timeout, func() bool {
-		c, h, err := harness.Committed(f.cl, f.adm, "notifier."+f.region, f.topics())
+		c, h, err := notifiertest.Committed(f.cl, f.adm, "notifier."+f.region, f.topics())
 		return err == nil && h > 0 && c == h
 	}, "group notifier.%s committed everything", f.region)
 }
 
-func (f *fixture) counts(t *testing.T) harness.Counts {
+func (f *fixture) counts(t *testing.T) notifiertest.Counts {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	c, err := harness.EdgeCounts(ctx, f.js, f.region)
+	c, err := notifiertest.EdgeCounts(ctx, f.js, f.region)
 	if err != nil {
 		t.Fatalf("edge counts: %v", err)
 	}
@@ -177,7 +177,7 @@ func (f *fixture) counts(t *testing.T) harness.Counts {
 func (f *fixture) waitEdge(t *testing.T, want uint64, timeout time.Duration) {
 	t.Helper()
 	testenv.Eventually(t, timeout, func() bool {
-		n, err := harness.StreamMsgs(context.Background(), f.js, f.region)
+		n, err := notifiertest.StreamMsgs(context.Background(), f.js, f.region)
 		return err == nil && n >= want
 	}, "edge holds %d messages", want)
 }
@@ -236,7 +236,7 @@ func produce(t *testing.T, f *fixture, ns []events.Notification) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	if err := harness.Produce(ctx, f.prod, ns); err != nil {
+	if err := notifiertest.Produce(ctx, f.prod, ns); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -249,13 +249,13 @@ func TestReplayFromBeginningTwiceDeliversNothingNew(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, []string{"app", "email"}, nil)
 	const n = 3000
-	produce(t, f, harness.Many(f.region, f.chans, n, "sku-a", time.Now()))
+	produce(t, f, notifiertest.Many(f.region, f.chans, n, "sku-a", time.Now()))
 	poison := []*sarama.ProducerMessage{
 		{Topic: catalog.Notify(f.region, "app"), Key: sarama.StringEncoder("p1"), Value: sarama.StringEncoder("not json")},
 		{Topic: catalog.Notify(f.region, "app"), Key: sarama.StringEncoder("p2"), Value: sarama.StringEncoder(`{"notification_id":"x"}`)},
 	}
-	wrong := harness.Notification("other-region", "app", "u1", "sku-a", 1, time.Now())
-	rec, _ := harness.Record(wrong)
+	wrong := notifiertest.Notification("other-region", "app", "u1", "sku-a", 1, time.Now())
+	rec, _ := notifiertest.Record(wrong)
 	rec.Topic = catalog.Notify(f.region, "app")
 	poison = append(poison, rec)
 	if err := f.prod.SendAll(context.Background(), poison); err != nil {
@@ -318,7 +318,7 @@ func TestRedisFlushedThenReplayedInsideWindow(t *testing.T) {
 	t.Cleanup(rd.Close)
 	f.redis = rd
 	const n = 4000
-	ns := harness.Many(f.region, f.chans, n, "sku-b", time.Now())
+	ns := notifiertest.Many(f.region, f.chans, n, "sku-b", time.Now())
 	produce(t, f, ns[:n/2])
 	r := f.start(t, f.config())
 	f.waitCommitted(t, 60*time.Second) // first half sent and marked
@@ -358,20 +358,20 @@ func TestNATSDownPausesAndResumes(t *testing.T) {
 	t.Cleanup(n.Close)
 	f := newFixture(t, []string{"app"}, n)
 	const first, second = 2000, 2000
-	ns := harness.Many(f.region, f.chans, first+second, "sku-c", time.Now())
+	ns := notifiertest.Many(f.region, f.chans, first+second, "sku-c", time.Now())
 	produce(t, f, ns[:first])
 	cfg := f.config()
 	cfg.PublishTimeout = time.Second
 	r := f.start(t, cfg)
 	f.waitCommitted(t, 60*time.Second)
-	before, _, _ := harness.Committed(f.cl, f.adm, "notifier."+f.region, f.topics())
+	before, _, _ := notifiertest.Committed(f.cl, f.adm, "notifier."+f.region, f.topics())
 
 	n.Stop()
 	down := time.Now()
 	produce(t, f, ns[first:])
 	sawPause := false
 	for time.Since(down) < 20*time.Second {
-		c, h, err := harness.Committed(f.cl, f.adm, "notifier."+f.region, f.topics())
+		c, h, err := notifiertest.Committed(f.cl, f.adm, "notifier."+f.region, f.topics())
 		if err == nil && c != before {
 			t.Fatalf("committed %d -> %d while the edge was down", before, c)
 		}
@@ -420,10 +420,10 @@ func TestSMSRateLimit(t *testing.T) {
 	const sms, email = 500, 500
 	var ns []events.Notification
 	for i := range sms {
-		ns = append(ns, harness.Notification(f.region, "sms", fmt.Sprintf("s%d", i), "sku-d", 1, time.Now()))
+		ns = append(ns, notifiertest.Notification(f.region, "sms", fmt.Sprintf("s%d", i), "sku-d", 1, time.Now()))
 	}
 	for i := range email {
-		ns = append(ns, harness.Notification(f.region, "email", fmt.Sprintf("e%d", i), "sku-d", 1, time.Now()))
+		ns = append(ns, notifiertest.Notification(f.region, "email", fmt.Sprintf("e%d", i), "sku-d", 1, time.Now()))
 	}
 	produce(t, f, ns)
 	cfg := f.config()
@@ -492,7 +492,7 @@ func TestQuietHoursHoldAndRelease(t *testing.T) {
 	now.Store(time.Date(2026, 1, 10, 3, 0, 0, 0, time.UTC).UnixNano()) // 04:00 in Berlin
 	var ns []events.Notification
 	for i := range 20 {
-		n := harness.Notification(f.region, "app", fmt.Sprintf("q%d", i), "sku-e", 1, time.Now())
+		n := notifiertest.Notification(f.region, "app", fmt.Sprintf("q%d", i), "sku-e", 1, time.Now())
 		if i%2 == 0 {
 			n.TimeZone = "Europe/Berlin"
 			n.QuietHours = &events.QuietHours{Start: "22:00", End: "07:00"}
@@ -546,9 +546,9 @@ func TestStaleNotificationsDropped(t *testing.T) {
 	for i := range 10 {
 		u := fmt.Sprintf("s%d", i)
 		ns = append(ns,
-			harness.Notification(f.region, "app", u, "sku-f", 1, time.Now()), // stale
-			harness.Notification(f.region, "app", u, "sku-f", 2, time.Now()), // a later restock
-			harness.Notification(f.region, "app", u, "sku-g", 1, time.Now()), // another sku
+			notifiertest.Notification(f.region, "app", u, "sku-f", 1, time.Now()), // stale
+			notifiertest.Notification(f.region, "app", u, "sku-f", 2, time.Now()), // a later restock
+			notifiertest.Notification(f.region, "app", u, "sku-g", 1, time.Now()), // another sku
 		)
 	}
 	produce(t, f, ns)
@@ -655,7 +655,7 @@ func smsStoredTimes(t *testing.T, f *fixture) []time.Time {
 func TestReplayFromTimestamp(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, []string{"app"}, nil)
-	ns := harness.Many(f.region, f.chans, 600, "sku-h", time.Now())
+	ns := notifiertest.Many(f.region, f.chans, 600, "sku-h", time.Now())
 	produce(t, f, ns[:400])
 	// Record timestamps are the producer's clock in milliseconds; step past
 	// the last one so T separates the two halves.
@@ -687,7 +687,7 @@ func TestTwoReplicasRebalance(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, []string{"app"}, nil)
 	const n = 6000
-	ns := harness.Many(f.region, f.chans, n, "sku-i", time.Now())
+	ns := notifiertest.Many(f.region, f.chans, n, "sku-i", time.Now())
 	produce(t, f, ns[:n/2])
 	a := f.start(t, f.config())
 	testenv.Eventually(t, 30*time.Second, func() bool { return metric(a.reg, "backinstock_notifier_sent_total") > 0 }, "first replica sending")

@@ -17,9 +17,8 @@ import (
 	"backinstock/services/notifier/internal/edge"
 	"backinstock/services/notifier/internal/pipeline"
 	"backinstock/services/notifier/internal/ratelimit"
-	"backinstock/services/notifier/internal/redisstore"
+	"backinstock/services/notifier/internal/store"
 	"backinstock/shared/httpapi"
-	"backinstock/shared/httpserver"
 	"backinstock/shared/kafka"
 	"backinstock/shared/lifecycle"
 	"backinstock/shared/natsconn"
@@ -101,7 +100,7 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger, reg *prometheus.Regis
 	}
 
 	proc := pipeline.New(pipeline.Options{
-		Region: cfg.Region, Store: redisstore.New(rdb, cfg.Region, cfg.MarkerTTL), Pub: pub,
+		Region: cfg.Region, Store: store.New(rdb, cfg.Region, cfg.MarkerTTL), Pub: pub,
 		Limits: ratelimit.NewSet(limits), Stock: stock, Now: cfg.Now, Metrics: metrics, Log: log,
 		Crash: crashHook(cfg.CrashAt, cfg.CrashAfterN, pub, log),
 	})
@@ -118,7 +117,7 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger, reg *prometheus.Regis
 	if err != nil {
 		return err
 	}
-	srv := httpserver.New(cfg.HTTPAddr, log, reg, handler)
+	srv := httpapi.NewServer(cfg.HTTPAddr, log, reg, handler)
 	srv.AddCheck("redis", func(ctx context.Context) error { return rdb.Ping(ctx).Err() })
 	srv.AddCheck("nats", func(context.Context) error {
 		if nc.Status() != nats.CONNECTED {

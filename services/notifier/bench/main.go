@@ -41,7 +41,7 @@ import (
 	"go.uber.org/zap"
 
 	"backinstock/services/notifier/internal/edge"
-	"backinstock/services/notifier/internal/harness"
+	"backinstock/services/notifier/internal/notifiertest"
 	"backinstock/services/notifier/internal/pipeline"
 	"backinstock/shared/kafka"
 	"backinstock/shared/lifecycle"
@@ -131,10 +131,10 @@ func (s *servers) kcfg() kafka.Config { return kafka.Config{Brokers: s.kafka.Bro
 
 // preload creates region's topics and produces n notifications.
 func (s *servers) preload(ctx context.Context, region string, channels []string, n int) (time.Duration, error) {
-	if err := harness.CreateTopics(s.kcfg(), region, channels, 12); err != nil {
+	if err := notifiertest.CreateTopics(s.kcfg(), region, channels, 12); err != nil {
 		return 0, err
 	}
-	p, err := harness.NewProducer(s.kcfg())
+	p, err := notifiertest.NewProducer(s.kcfg())
 	if err != nil {
 		return 0, err
 	}
@@ -142,8 +142,8 @@ func (s *servers) preload(ctx context.Context, region string, channels []string,
 	start := time.Now()
 	const chunk = 100000
 	for i := 0; i < n; i += chunk {
-		ns := harness.Many(region, channels, min(chunk, n-i), "sku-"+strconv.Itoa(i), time.Now())
-		if err := harness.Produce(ctx, p, ns); err != nil {
+		ns := notifiertest.Many(region, channels, min(chunk, n-i), "sku-"+strconv.Itoa(i), time.Now())
+		if err := notifiertest.Produce(ctx, p, ns); err != nil {
 			return 0, err
 		}
 	}
@@ -155,7 +155,7 @@ func (s *servers) preload(ctx context.Context, region string, channels []string,
 func (s *servers) waitStream(ctx context.Context, region string, want uint64, timeout time.Duration) (first, last time.Time, err error) {
 	deadline := time.Now().Add(timeout)
 	for {
-		n, err := harness.StreamMsgs(ctx, s.js, region)
+		n, err := notifiertest.StreamMsgs(ctx, s.js, region)
 		if err == nil && n > 0 && first.IsZero() {
 			first = time.Now()
 		}
@@ -307,7 +307,7 @@ func (s *servers) latency(ctx context.Context, region string, rate int, dur time
 	}
 	defer sub.Unsubscribe()
 	_ = s.nc.Flush()
-	p, err := harness.NewProducer(s.kcfg())
+	p, err := notifiertest.NewProducer(s.kcfg())
 	if err != nil {
 		return latencies{}, err
 	}
@@ -334,8 +334,8 @@ func (s *servers) latency(ctx context.Context, region string, rate int, dur time
 			mu.Unlock()
 		}
 		for j := range per {
-			nt := harness.Notification(region, "app", "l"+strconv.Itoa(i)+"x"+strconv.Itoa(j), "lat", 1, now)
-			m, err := harness.Record(nt)
+			nt := notifiertest.Notification(region, "app", "l"+strconv.Itoa(i)+"x"+strconv.Itoa(j), "lat", 1, now)
+			m, err := notifiertest.Record(nt)
 			if err != nil {
 				return latencies{}, err
 			}
@@ -362,7 +362,7 @@ func (s *servers) latency(ctx context.Context, region string, rate int, dur time
 	defer mu.Unlock()
 	edgeLats := make([]time.Duration, 0, len(arrivals))
 	for _, a := range arrivals {
-		created, err := harness.CreatedAt(a.msg)
+		created, err := notifiertest.CreatedAt(a.msg)
 		if err != nil {
 			return latencies{}, fmt.Errorf("latency run: edge message: %w", err)
 		}
@@ -510,7 +510,7 @@ func crash(args []string, out io.Writer) error {
 		topics[i] = catalog.Notify(region, ch)
 	}
 	progress := func() (int64, int64) {
-		c, h, _ := harness.Committed(cl, adm, "notifier."+region, topics)
+		c, h, _ := notifiertest.Committed(cl, adm, "notifier."+region, topics)
 		return c, h
 	}
 	env := []string{"REGION=" + region, "NOTIFIER_PUBLISH_TIMEOUT=3s"}
@@ -526,7 +526,7 @@ func crash(args []string, out io.Writer) error {
 			return fmt.Errorf("crash at %s: notifier ended with %v, not SIGKILL", point, err)
 		}
 		c, h := progress()
-		edgeN, _ := harness.StreamMsgs(ctx, s.js, region)
+		edgeN, _ := notifiertest.StreamMsgs(ctx, s.js, region)
 		fmt.Fprintf(out, "killed at %-13s after %s: committed %d of %d, edge holds %d\n", point, time.Since(start).Round(time.Millisecond), c, h, edgeN)
 	}
 	final, err := s.child(*bin, []string{"run"}, env...)
@@ -550,7 +550,7 @@ func crash(args []string, out io.Writer) error {
 	}
 	cctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	counts, err := harness.EdgeCounts(cctx, s.js, region)
+	counts, err := notifiertest.EdgeCounts(cctx, s.js, region)
 	if err != nil {
 		return err
 	}

@@ -22,9 +22,9 @@ import (
 	"backinstock/services/wishlist/internal/fanout"
 	"backinstock/services/wishlist/internal/service"
 	"backinstock/services/wishlist/internal/store"
-	"backinstock/services/wishlist/internal/wishlist"
+	"backinstock/services/wishlist/internal/wishes"
 	"backinstock/shared/config"
-	"backinstock/shared/httpserver"
+	"backinstock/shared/httpapi"
 	"backinstock/shared/kafka"
 	"backinstock/shared/lifecycle"
 	"backinstock/shared/redisconn"
@@ -237,7 +237,7 @@ func (c Config) ValidateFanout() error {
 	if c.CheckpointTTL <= 0 {
 		p.Addf("FANOUT_CHECKPOINT_TTL", "must be positive")
 	}
-	n := wishlist.MessageFor(events.RestockEvent{EventID: events.RestockEventID("probe", "probe", 1), SKU: "probe", Region: "probe", Episode: 1}, c.URLTemplate).
+	n := wishes.MessageFor(events.RestockEvent{EventID: events.RestockEventID("probe", "probe", 1), SKU: "probe", Region: "probe", Episode: 1}, c.URLTemplate).
 		Notification("probe", events.ChannelApp, nil, time.Now())
 	if err := n.Validate(); err != nil {
 		p.Addf("PRODUCT_URL_TEMPLATE", "%q does not make a valid link: %v", c.URLTemplate, err)
@@ -284,7 +284,7 @@ func RunServe(ctx context.Context, cfg Config, log *zap.Logger, reg *prometheus.
 	if err != nil {
 		return err
 	}
-	srv := httpserver.New(cfg.HTTPAddr, log, gatherer(reg), h)
+	srv := httpapi.NewServer(cfg.HTTPAddr, log, gatherer(reg), h)
 	srv.AddCheck("redis", func(ctx context.Context) error { return rdb.Ping(ctx).Err() })
 	srv.AddCheck("kafka", func(ctx context.Context) error { return kafka.Ping(ctx, prod.Client()) })
 	if err := srv.Listen(); err != nil {
@@ -330,7 +330,7 @@ func RunFanout(ctx context.Context, cfg Config, log *zap.Logger, reg *prometheus
 	r := registerer(reg)
 	fo, err := fanout.New(fanout.Config{
 		Region:        cfg.Region,
-		Policy:        wishlist.Policy{Mode: cfg.DeliveryMode, PerUnit: cfg.PerUnit, MinStock: cfg.MinStock, Interval: cfg.BatchInterval},
+		Policy:        wishes.Policy{Mode: cfg.DeliveryMode, PerUnit: cfg.PerUnit, MinStock: cfg.MinStock, Interval: cfg.BatchInterval},
 		PageSize:      cfg.PageSize,
 		InFlightPages: cfg.InFlightPages,
 		CheckpointTTL: cfg.CheckpointTTL,
@@ -351,7 +351,7 @@ func RunFanout(ctx context.Context, cfg Config, log *zap.Logger, reg *prometheus
 	}
 	parts := []lifecycle.Part{}
 	if cfg.MetricsAddr != "" {
-		srv := httpserver.New(cfg.MetricsAddr, log, gatherer(reg), nil)
+		srv := httpapi.NewServer(cfg.MetricsAddr, log, gatherer(reg), nil)
 		srv.AddCheck("redis", func(ctx context.Context) error { return rdb.Ping(ctx).Err() })
 		srv.AddCheck("kafka", func(ctx context.Context) error { return kafka.Ping(ctx, group.Client()) })
 		if err := srv.Listen(); err != nil {

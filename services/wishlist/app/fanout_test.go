@@ -16,16 +16,16 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"backinstock/services/wishlist/internal/store"
-	"backinstock/services/wishlist/internal/wishlist"
+	"backinstock/services/wishlist/internal/wishes"
 	"backinstock/shared/kafka"
 	"backinstock/shared/testenv"
 	"backinstock/topics/catalog"
 	"backinstock/topics/events"
 )
 
-func checkpoint(t *testing.T, rdb *redis.Client, eventID, region string) wishlist.Checkpoint {
+func checkpoint(t *testing.T, rdb *redis.Client, eventID, region string) wishes.Checkpoint {
 	t.Helper()
-	var ck wishlist.Checkpoint
+	var ck wishes.Checkpoint
 	v, err := rdb.Get(context.Background(), store.CheckpointKey(eventID, region)).Bytes()
 	if err == redis.Nil {
 		return ck
@@ -39,9 +39,9 @@ func checkpoint(t *testing.T, rdb *redis.Client, eventID, region string) wishlis
 	return ck
 }
 
-func waitDone(t *testing.T, rdb *redis.Client, eventID, region string, timeout time.Duration) wishlist.Checkpoint {
+func waitDone(t *testing.T, rdb *redis.Client, eventID, region string, timeout time.Duration) wishes.Checkpoint {
 	t.Helper()
-	var ck wishlist.Checkpoint
+	var ck wishes.Checkpoint
 	testenv.Eventually(t, timeout, func() bool {
 		ck = checkpoint(t, rdb, eventID, region)
 		return ck.Done

@@ -27,7 +27,7 @@ import (
 	"go.uber.org/zap"
 
 	"backinstock/services/wishlist/internal/store"
-	"backinstock/services/wishlist/internal/wishlist"
+	"backinstock/services/wishlist/internal/wishes"
 	"backinstock/shared/kafka"
 	"backinstock/shared/testenv"
 	"backinstock/topics/catalog"
@@ -225,10 +225,10 @@ func load(ctx context.Context, st *store.Store, sku string, o options) error {
 	chans := events.ChannelNames()[:o.channels]
 	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	const batch = 10_000
-	puts := make([]wishlist.Entry, 0, batch)
-	old := make([]*wishlist.Entry, batch)
+	puts := make([]wishes.Entry, 0, batch)
+	old := make([]*wishes.Entry, batch)
 	for i := range o.wishlisters {
-		puts = append(puts, wishlist.Entry{UserID: fmt.Sprintf("user-%07d", i), SKU: sku, Region: o.region, Channels: chans,
+		puts = append(puts, wishes.Entry{UserID: fmt.Sprintf("user-%07d", i), SKU: sku, Region: o.region, Channels: chans,
 			Since: base.Add(time.Duration(i/10) * time.Millisecond)}) // ten per millisecond: ties ordered by id
 		if len(puts) == batch || i == o.wishlisters-1 {
 			if err := st.Write(ctx, puts, nil, old[:len(puts)]); err != nil {

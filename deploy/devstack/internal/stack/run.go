@@ -17,7 +17,7 @@ import (
 	inventory "backinstock/services/inventory/app"
 	notifier "backinstock/services/notifier/app"
 	wishlist "backinstock/services/wishlist/app"
-	"backinstock/shared/httpserver"
+	"backinstock/shared/httpapi"
 	"backinstock/shared/kafka"
 	"backinstock/shared/lifecycle"
 	"backinstock/topics/events"
@@ -163,7 +163,7 @@ func services(cfg Config, e Env) ([]*service, error) {
 
 // startDemo seeds the demo wishlists (once per data dir) and prepares the
 // page's server; it returns the env with every service's URL.
-func startDemo(ctx context.Context, cfg Config, e Env, svcs []*service, log *zap.Logger) (Env, *httpserver.Server, error) {
+func startDemo(ctx context.Context, cfg Config, e Env, svcs []*service, log *zap.Logger) (Env, *httpapi.Server, error) {
 	byName := map[string]*service{}
 	var metrics []string
 	for _, s := range svcs {
@@ -191,7 +191,7 @@ func startDemo(ctx context.Context, cfg Config, e Env, svcs []*service, log *zap
 		NATSWSURL: e.NATSWSURL, APIToken: e.APIToken, Regions: cfg.Regions, Channels: events.ChannelNames(),
 		MetricsURLs: metrics, Data: data,
 	}, log.Named("demo"))
-	srv := httpserver.New(fmt.Sprintf("127.0.0.1:%d", cfg.HTTPPortBase), log.Named("demo"), nil, page)
+	srv := httpapi.NewServer(fmt.Sprintf("127.0.0.1:%d", cfg.HTTPPortBase), log.Named("demo"), nil, page)
 	if err := srv.Listen(); err != nil {
 		return e, nil, err
 	}

@@ -16,10 +16,10 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"backinstock/services/notifier/internal/edge"
-	"backinstock/services/notifier/internal/harness"
+	"backinstock/services/notifier/internal/notifiertest"
 	"backinstock/services/notifier/internal/pipeline"
 	"backinstock/services/notifier/internal/ratelimit"
-	"backinstock/services/notifier/internal/redisstore"
+	"backinstock/services/notifier/internal/store"
 	"backinstock/shared/kafka"
 	"backinstock/shared/kafka/handlertest"
 	"backinstock/shared/testenv"
@@ -66,7 +66,7 @@ func TestPipelineKeepsTheHandlerContract(t *testing.T) {
 		if o.Slow {
 			limits = map[string]ratelimit.Limit{channel: {PerSecond: 1.0 / 3600, Burst: 1}}
 		}
-		p := pipeline.New(pipeline.Options{Region: region, Store: redisstore.New(rdb, region, time.Hour), Pub: pub,
+		p := pipeline.New(pipeline.Options{Region: region, Store: store.New(rdb, region, time.Hour), Pub: pub,
 			Limits: ratelimit.NewSet(limits), Log: zaptest.NewLogger(tb, zaptest.Level(zap.WarnLevel))})
 
 		topic := catalog.Notify(region, channel)
@@ -79,7 +79,7 @@ func TestPipelineKeepsTheHandlerContract(t *testing.T) {
 				recs := make([]*sarama.ConsumerMessage, n)
 				for i := range recs {
 					k := seq.Add(1)
-					nt := harness.Notification(region, channel, "u"+strconv.FormatInt(k, 10), "sku-"+region, 1, time.Now().UTC())
+					nt := notifiertest.Notification(region, channel, "u"+strconv.FormatInt(k, 10), "sku-"+region, 1, time.Now().UTC())
 					v, err := events.Encode(nt)
 					if err != nil {
 						tb.Fatal(err)
@@ -94,7 +94,7 @@ func TestPipelineKeepsTheHandlerContract(t *testing.T) {
 			Effects: func(tb testing.TB, recs []*sarama.ConsumerMessage) int {
 				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 				defer cancel()
-				c, err := harness.EdgeCounts(ctx, js, region)
+				c, err := notifiertest.EdgeCounts(ctx, js, region)
 				if err != nil {
 					tb.Fatalf("read the edge stream: %v", err)
 				}

@@ -26,7 +26,7 @@ import (
 	"backinstock/services/notifier/internal/edge"
 	"backinstock/services/notifier/internal/quiet"
 	"backinstock/services/notifier/internal/ratelimit"
-	"backinstock/services/notifier/internal/redisstore"
+	"backinstock/services/notifier/internal/store"
 	"backinstock/shared/kafka"
 	"backinstock/shared/stockview"
 	"backinstock/topics/catalog"
@@ -48,7 +48,7 @@ var CrashPoints = []string{AfterReserve, AfterPublish, AfterPubAck, AfterMark}
 // Options wire a Processor.
 type Options struct {
 	Region  string
-	Store   *redisstore.Store
+	Store   *store.Store
 	Pub     *edge.Publisher
 	Limits  *ratelimit.Set
 	Stock   StockLevels // the region's stock; unset, nothing is stale
@@ -159,11 +159,11 @@ func (p *Processor) deliver(ctx context.Context, b *kafka.Batch, channel string,
 	}
 	var send []cand
 	if b != nil {
-		var holds []redisstore.Held
+		var holds []store.Held
 		now := p.o.Now()
 		for _, c := range fresh {
 			if rel, ok := p.releaseAt(now, c.n); ok {
-				holds = append(holds, redisstore.Held{ID: c.n.NotificationID, Release: rel, Payload: c.data})
+				holds = append(holds, store.Held{ID: c.n.NotificationID, Release: rel, Payload: c.data})
 				continue
 			}
 			send = append(send, c)
@@ -206,9 +206,9 @@ func (p *Processor) unsent(ctx context.Context, channel string, cands []cand) ([
 	if len(cands) == 0 {
 		return nil, nil
 	}
-	refs := make([]redisstore.Ref, len(cands))
+	refs := make([]store.Ref, len(cands))
 	for i, c := range cands {
-		refs[i] = redisstore.Ref{UserID: c.n.UserID, NotificationID: c.n.NotificationID}
+		refs[i] = store.Ref{UserID: c.n.UserID, NotificationID: c.n.NotificationID}
 	}
 	sent, err := p.o.Store.Sent(ctx, refs)
 	if err != nil {
@@ -258,10 +258,10 @@ func sleep(ctx context.Context, d time.Duration) error {
 func (p *Processor) publish(ctx context.Context, channel string, chunk []cand) error {
 	m := p.o.Metrics
 	items := make([]edge.Item, len(chunk))
-	refs := make([]redisstore.Ref, len(chunk))
+	refs := make([]store.Ref, len(chunk))
 	for i, c := range chunk {
 		items[i] = edge.Item{Subject: topicsedge.Subject(p.o.Region, c.n.Channel, c.n.UserID), MsgID: c.n.NotificationID, Data: c.data}
-		refs[i] = redisstore.Ref{UserID: c.n.UserID, NotificationID: c.n.NotificationID}
+		refs[i] = store.Ref{UserID: c.n.UserID, NotificationID: c.n.NotificationID}
 	}
 	start := time.Now()
 	pending := p.o.Pub.Publish(items)

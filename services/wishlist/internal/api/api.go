@@ -15,7 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"backinstock/services/wishlist/internal/service"
-	"backinstock/services/wishlist/internal/wishlist"
+	"backinstock/services/wishlist/internal/wishes"
 	"backinstock/shared/config"
 	"backinstock/shared/httpapi"
 	"backinstock/topics/events"
@@ -129,7 +129,7 @@ func Handler(o Options, svc *service.Service, m *Metrics, log *zap.Logger) (http
 // that failed, logged by the router) to 503.
 func classify(err error) *httpapi.Error {
 	var (
-		fe *wishlist.FieldError
+		fe *wishes.FieldError
 		ee *events.FieldError
 		ve *events.ValidationError
 	)
@@ -164,7 +164,7 @@ type entryView struct {
 	Since    time.Time `json:"since"`
 }
 
-func viewOf(e wishlist.Entry) entryView {
+func viewOf(e wishes.Entry) entryView {
 	return entryView{UserID: e.UserID, SKU: e.SKU, Region: e.Region, Channels: e.Channels, Since: e.Since.UTC()}
 }
 
@@ -177,10 +177,10 @@ func (a *API) putEntry(w http.ResponseWriter, r *http.Request) error {
 	if err := httpapi.Decode(w, r, a.o.MaxBodyBytes, &body); err != nil {
 		return err
 	}
-	if err := wishlist.CheckRegion("region", body.Region, a.o.Regions); err != nil {
+	if err := wishes.CheckRegion("region", body.Region, a.o.Regions); err != nil {
 		return err
 	}
-	if err := wishlist.CheckChannels("channels", body.Channels, false); err != nil {
+	if err := wishes.CheckChannels("channels", body.Channels, false); err != nil {
 		return err
 	}
 	chans := body.Channels
@@ -194,11 +194,11 @@ func (a *API) putEntry(w http.ResponseWriter, r *http.Request) error {
 		}
 		chans = prefs.Channels
 	}
-	e := wishlist.Entry{UserID: ids[0], SKU: ids[1], Region: body.Region, Channels: chans}
-	if err := wishlist.CheckEntry(e, a.o.Regions); err != nil {
+	e := wishes.Entry{UserID: ids[0], SKU: ids[1], Region: body.Region, Channels: chans}
+	if err := wishes.CheckEntry(e, a.o.Regions); err != nil {
 		return err
 	}
-	stored, err := a.svc.Put(r.Context(), []wishlist.Entry{e})
+	stored, err := a.svc.Put(r.Context(), []wishes.Entry{e})
 	if err != nil {
 		return err
 	}
@@ -246,7 +246,7 @@ func (a *API) countWishlisters(w http.ResponseWriter, r *http.Request) error {
 	}
 	regions := a.o.Regions
 	if q := r.URL.Query(); q.Has("region") {
-		if err := wishlist.CheckRegion("region", q.Get("region"), a.o.Regions); err != nil {
+		if err := wishes.CheckRegion("region", q.Get("region"), a.o.Regions); err != nil {
 			return err
 		}
 		regions = []string{q.Get("region")}
@@ -272,11 +272,11 @@ func (a *API) putPrefs(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	var p wishlist.Preferences
+	var p wishes.Preferences
 	if err := httpapi.Decode(w, r, a.o.MaxBodyBytes, &p); err != nil {
 		return err
 	}
-	if err := wishlist.CheckPreferences(ids[0], p); err != nil {
+	if err := wishes.CheckPreferences(ids[0], p); err != nil {
 		return err
 	}
 	if err := a.svc.SetPrefs(r.Context(), ids[0], &p); err != nil {
@@ -286,9 +286,9 @@ func (a *API) putPrefs(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func prefsView(userID string, p *wishlist.Preferences) map[string]any {
+func prefsView(userID string, p *wishes.Preferences) map[string]any {
 	if p == nil {
-		p = &wishlist.Preferences{}
+		p = &wishes.Preferences{}
 	}
 	return map[string]any{"user_id": userID, "preferences": p}
 }

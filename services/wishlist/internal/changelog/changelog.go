@@ -17,7 +17,7 @@ import (
 
 	"github.com/IBM/sarama"
 
-	"backinstock/services/wishlist/internal/wishlist"
+	"backinstock/services/wishlist/internal/wishes"
 	"backinstock/shared/kafka"
 	"backinstock/topics/events"
 )
@@ -27,8 +27,8 @@ func headers(schema string) []sarama.RecordHeader {
 }
 
 // PutMessage is the record of an added or updated entry.
-func PutMessage(topic string, e wishlist.Entry) (*sarama.ProducerMessage, error) {
-	data, err := events.Encode(wishlist.Change(e))
+func PutMessage(topic string, e wishes.Entry) (*sarama.ProducerMessage, error) {
+	data, err := events.Encode(wishes.Change(e))
 	if err != nil {
 		return nil, fmt.Errorf("encode change %s|%s: %w", e.UserID, e.SKU, err)
 	}
@@ -44,7 +44,7 @@ func RemoveMessage(topic, userID, sku string) *sarama.ProducerMessage {
 
 // PrefsMessage is the record of a user's preferences (nil: cleared), an
 // events.WishlistPreferences validated before it is written.
-func PrefsMessage(topic, userID string, p *wishlist.Preferences, at time.Time) (*sarama.ProducerMessage, error) {
+func PrefsMessage(topic, userID string, p *wishes.Preferences, at time.Time) (*sarama.ProducerMessage, error) {
 	data, err := events.Encode(events.WishlistPreferences{UserID: userID, Preferences: (*events.Preferences)(p), At: at.UTC()})
 	if err != nil {
 		return nil, fmt.Errorf("encode preferences of %s: %w", userID, err)
@@ -66,9 +66,9 @@ const (
 // Record is one decoded changelog record.
 type Record struct {
 	Kind   Kind
-	Entry  wishlist.Entry // KindPut; UserID and SKU for KindRemove
-	UserID string         // KindPrefs
-	Prefs  *wishlist.Preferences
+	Entry  wishes.Entry // KindPut; UserID and SKU for KindRemove
+	UserID string       // KindPrefs
+	Prefs  *wishes.Preferences
 }
 
 // Key identifies what the record is about; a later record with the same key
@@ -100,14 +100,14 @@ func Decode(key, value []byte) (Record, error) {
 		if pr.UserID != user {
 			return Record{}, fmt.Errorf("key %q does not match value user_id %s", k, pr.UserID)
 		}
-		return Record{Kind: KindPrefs, UserID: user, Prefs: (*wishlist.Preferences)(pr.Preferences)}, nil
+		return Record{Kind: KindPrefs, UserID: user, Prefs: (*wishes.Preferences)(pr.Preferences)}, nil
 	}
 	user, sku, ok := strings.Cut(k, "|")
 	if !ok || !events.ValidID(user) || !events.ValidID(sku) {
 		return Record{}, fmt.Errorf("key %q is not <user>|<sku>", k)
 	}
 	if value == nil {
-		return Record{Kind: KindRemove, Entry: wishlist.Entry{UserID: user, SKU: sku}}, nil
+		return Record{Kind: KindRemove, Entry: wishes.Entry{UserID: user, SKU: sku}}, nil
 	}
 	c, err := events.DecodeWishlistChange(value)
 	if err != nil {
@@ -117,9 +117,9 @@ func Decode(key, value []byte) (Record, error) {
 		return Record{}, fmt.Errorf("key %q does not match value %s|%s", k, c.UserID, c.SKU)
 	}
 	if c.Op == events.OpRemove {
-		return Record{Kind: KindRemove, Entry: wishlist.Entry{UserID: user, SKU: sku}}, nil
+		return Record{Kind: KindRemove, Entry: wishes.Entry{UserID: user, SKU: sku}}, nil
 	}
-	return Record{Kind: KindPut, Entry: wishlist.EntryOf(c)}, nil
+	return Record{Kind: KindPut, Entry: wishes.EntryOf(c)}, nil
 }
 
 // Replay hands every record of topic, from the oldest offset to the end as

@@ -9,7 +9,7 @@ import (
 
 	"github.com/IBM/sarama"
 
-	"backinstock/services/wishlist/internal/wishlist"
+	"backinstock/services/wishlist/internal/wishes"
 	"backinstock/topics/events"
 )
 
@@ -42,20 +42,20 @@ func TestPrefsMessageIsTheContract(t *testing.T) {
 	at := time.Date(2026, 3, 4, 5, 6, 7, 8000000, time.FixedZone("x", 3600))
 	// The former local record type, kept here as the reference encoding.
 	type formerRecord struct {
-		UserID      string                `json:"user_id"`
-		Preferences *wishlist.Preferences `json:"preferences,omitempty"`
-		At          time.Time             `json:"at"`
+		UserID      string              `json:"user_id"`
+		Preferences *wishes.Preferences `json:"preferences,omitempty"`
+		At          time.Time           `json:"at"`
 	}
 	tests := []struct {
 		name string
-		p    *wishlist.Preferences
+		p    *wishes.Preferences
 	}{
 		{"cleared", nil},
-		{"empty", &wishlist.Preferences{}},
-		{"full", &wishlist.Preferences{Channels: []string{"app", "email"}, Locale: "de-DE", TimeZone: "Europe/Berlin",
+		{"empty", &wishes.Preferences{}},
+		{"full", &wishes.Preferences{Channels: []string{"app", "email"}, Locale: "de-DE", TimeZone: "Europe/Berlin",
 			QuietHours: &events.QuietHours{Start: "22:00", End: "07:00"}, Contacts: map[string]string{"email": "a@example.com", "sms": "+4915112345678"},
 			Unsubscribed: true, OptOut: []string{"sms"}}},
-		{"opt-out only", &wishlist.Preferences{OptOut: []string{"email", "sms"}}},
+		{"opt-out only", &wishes.Preferences{OptOut: []string{"email", "sms"}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -15,7 +15,7 @@ import (
 
 	"backinstock/services/wishlist/internal/fanout"
 	"backinstock/services/wishlist/internal/store"
-	"backinstock/services/wishlist/internal/wishlist"
+	"backinstock/services/wishlist/internal/wishes"
 	"backinstock/shared/kafka"
 	"backinstock/shared/kafka/handlertest"
 	"backinstock/shared/testenv"
@@ -85,7 +85,7 @@ func TestFanoutKeepsTheHandlerContract(t *testing.T) {
 		tb.Cleanup(func() { _ = cl.Close() })
 		log := zaptest.NewLogger(tb, zaptest.Level(zap.WarnLevel))
 		// No stock view: only a second wave reads it, and no check gets there.
-		f, err := fanout.New(fanout.Config{Region: region, Policy: wishlist.Policy{Mode: events.DeliveryAll},
+		f, err := fanout.New(fanout.Config{Region: region, Policy: wishes.Policy{Mode: events.DeliveryAll},
 			CheckpointTTL: time.Hour}, st, prod, nil, fanout.NewMetrics(nil, region), log)
 		if err != nil {
 			tb.Fatal(err)
@@ -103,12 +103,12 @@ func TestFanoutKeepsTheHandlerContract(t *testing.T) {
 				seq++
 				sku := prefix + "-" + strconv.Itoa(seq)
 				mu.Unlock()
-				var puts []wishlist.Entry
+				var puts []wishes.Entry
 				for u := range wishlisters {
-					puts = append(puts, wishlist.Entry{UserID: "u" + strconv.Itoa(u) + "-" + sku, SKU: sku, Region: region,
+					puts = append(puts, wishes.Entry{UserID: "u" + strconv.Itoa(u) + "-" + sku, SKU: sku, Region: region,
 						Channels: []string{events.ChannelApp}, Since: time.Now().UTC().Add(time.Duration(u) * time.Second)})
 				}
-				if err := st.Write(context.Background(), puts, nil, make([]*wishlist.Entry, len(puts))); err != nil {
+				if err := st.Write(context.Background(), puts, nil, make([]*wishes.Entry, len(puts))); err != nil {
 					tb.Fatal(err)
 				}
 				ev := events.RestockEvent{EventID: events.RestockEventID(sku, region, 1), SKU: sku, Region: region, Quantity: 1,

@@ -20,7 +20,7 @@ import (
 	"go.uber.org/zap"
 
 	"backinstock/services/wishlist/internal/store"
-	"backinstock/services/wishlist/internal/wishlist"
+	"backinstock/services/wishlist/internal/wishes"
 	"backinstock/shared/config"
 	"backinstock/shared/kafka"
 	"backinstock/shared/stockview"
@@ -32,7 +32,7 @@ import (
 type Config struct {
 	Region string
 	// Policy is the default delivery policy; a restock may override it.
-	Policy wishlist.Policy
+	Policy wishes.Policy
 	// PageSize is the wishlisters read (and produced for) per page.
 	PageSize int
 	// InFlightPages is how many produced pages may await their acks and
@@ -169,7 +169,7 @@ func (f *Fanout) Handle(ctx context.Context, b *kafka.Batch) error {
 		if ev.Region != f.cfg.Region {
 			continue
 		}
-		msg := wishlist.MessageFor(ev, f.cfg.URLTemplate)
+		msg := wishes.MessageFor(ev, f.cfg.URLTemplate)
 		sample := msg.Notification("probe", events.ChannelApp, nil, time.Now())
 		if err := sample.Validate(); err != nil {
 			b.Reject(rec, fmt.Errorf("restock %s makes invalid notifications: %w", ev.EventID, err))
@@ -182,7 +182,7 @@ func (f *Fanout) Handle(ctx context.Context, b *kafka.Batch) error {
 	return nil
 }
 
-func (f *Fanout) fanOut(ctx context.Context, b *kafka.Batch, ev events.RestockEvent, msg wishlist.Message, trace string) error {
+func (f *Fanout) fanOut(ctx context.Context, b *kafka.Batch, ev events.RestockEvent, msg wishes.Message, trace string) error {
 	ck, err := f.store.Checkpoint(ctx, ev.EventID, f.cfg.Region)
 	if err != nil {
 		return err
@@ -191,7 +191,7 @@ func (f *Fanout) fanOut(ctx context.Context, b *kafka.Batch, ev events.RestockEv
 		f.m.FanOuts.WithLabelValues("already_done").Inc()
 		return nil
 	}
-	pol := wishlist.Resolve(f.cfg.Policy, ev.Delivery)
+	pol := wishes.Resolve(f.cfg.Policy, ev.Delivery)
 	log := f.log.With(zap.String("event_id", ev.EventID), zap.String("sku", ev.SKU), zap.Int64("episode", ev.Episode), zap.String("mode", pol.Mode))
 	log.Info("fan-out starting", zap.Int64("resume_users", ck.Users), zap.Int64("resume_records", ck.Records), zap.Int("resume_wave", ck.Wave))
 	f.m.InProgress.Inc()
@@ -223,11 +223,11 @@ func (f *Fanout) fanOut(ctx context.Context, b *kafka.Batch, ev events.RestockEv
 // waves runs a stock-aware fan-out: a first wave sized by the restock's
 // quantity, then, after each interval, a further wave only while the stock
 // view shows the same episode still in stock at or above the minimum.
-func (f *Fanout) waves(ctx context.Context, b *kafka.Batch, ev events.RestockEvent, msg wishlist.Message, pol wishlist.Policy, ck *wishlist.Checkpoint, trace string) (string, error) {
+func (f *Fanout) waves(ctx context.Context, b *kafka.Batch, ev events.RestockEvent, msg wishes.Message, pol wishes.Policy, ck *wishes.Checkpoint, trace string) (string, error) {
 	for {
 		switch {
 		case ck.Wave == 0:
-			ck.Wave, ck.WaveLeft = 1, wishlist.WaveSize(pol.PerUnit, ev.Quantity)
+			ck.Wave, ck.WaveLeft = 1, wishes.WaveSize(pol.PerUnit, ev.Quantity)
 			f.m.Waves.Inc()
 		case ck.WaveLeft == 0:
 			start := time.Now()
@@ -241,8 +241,8 @@ func (f *Fanout) waves(ctx context.Context, b *kafka.Batch, ev events.RestockEve
 				return "", err
 			}
 			now, known := f.view.Get(ev.SKU)
-			lvl := wishlist.Level{Quantity: now.Quantity, Episode: now.Episode, Known: known}
-			size, ok := wishlist.NextWave(pol, ev.Episode, lvl)
+			lvl := wishes.Level{Quantity: now.Quantity, Episode: now.Episode, Known: known}
+			size, ok := wishes.NextWave(pol, ev.Episode, lvl)
 			if !ok {
 				f.log.Info("stock-aware fan-out stops", zap.String("event_id", ev.EventID), zap.Int("after_wave", ck.Wave),
 					zap.Int64("stock", lvl.Quantity), zap.Int64("stock_episode", lvl.Episode), zap.Bool("stock_known", lvl.Known))
@@ -265,7 +265,7 @@ func (f *Fanout) waves(ctx context.Context, b *kafka.Batch, ev events.RestockEve
 	}
 }
 
-func (f *Fanout) saveCheckpoint(ctx context.Context, ev events.RestockEvent, ck wishlist.Checkpoint) error {
+func (f *Fanout) saveCheckpoint(ctx context.Context, ev events.RestockEvent, ck wishes.Checkpoint) error {
 	if err := f.store.SaveCheckpoint(ctx, ev.EventID, f.cfg.Region, ck, f.cfg.CheckpointTTL); err != nil {
 		return err
 	}
@@ -275,7 +275,7 @@ func (f *Fanout) saveCheckpoint(ctx context.Context, ev events.RestockEvent, ck 
 
 // page is one page of produced notifications awaiting acknowledgement.
 type page struct {
-	ck      wishlist.Checkpoint // progress once this page is acknowledged
+	ck      wishes.Checkpoint // progress once this page is acknowledged
 	pending atomic.Int64
 	done    chan struct{}
 	mu      sync.Mutex
@@ -301,7 +301,7 @@ func (p *page) fail(err error) {
 // the rest is left in ck.WaveLeft), the batch is stopping, or something
 // fails. On return ck is the last checkpoint written. Each page's records
 // carry a child span of the restock's trace (a new trace without one).
-func (f *Fanout) stream(ctx context.Context, stopping <-chan struct{}, ev events.RestockEvent, msg wishlist.Message, ck *wishlist.Checkpoint, limit int64, trace string) (exhausted bool, err error) {
+func (f *Fanout) stream(ctx context.Context, stopping <-chan struct{}, ev events.RestockEvent, msg wishes.Message, ck *wishes.Checkpoint, limit int64, trace string) (exhausted bool, err error) {
 	inflight := make(chan *page, f.cfg.InFlightPages)
 	var (
 		failed atomic.Bool
@@ -382,7 +382,7 @@ loop:
 		// One buffer and one message array per page instead of two
 		// allocations per record: at a million records the garbage
 		// collector is the fan-out's largest cost otherwise.
-		enc := wishlist.NewEncoder(msg, now)
+		enc := wishes.NewEncoder(msg, now)
 		type rec struct {
 			user, channel string
 			end           int
@@ -395,7 +395,7 @@ loop:
 			if w.Entry == nil {
 				continue
 			}
-			chans := wishlist.Reach(w.Entry.Channels, w.Prefs)
+			chans := wishes.Reach(w.Entry.Channels, w.Prefs)
 			if len(chans) == 0 {
 				continue
 			}

@@ -17,7 +17,7 @@ import (
 
 	"backinstock/services/wishlist/internal/changelog"
 	"backinstock/services/wishlist/internal/store"
-	"backinstock/services/wishlist/internal/wishlist"
+	"backinstock/services/wishlist/internal/wishes"
 )
 
 // Producer is what the service needs of shared/kafka.Producer.
@@ -45,7 +45,7 @@ func (s *Service) now() time.Time {
 // its wishlist time, so changing channels or region does not lose the
 // user's place; a new entry gets e.Since (or now when zero). It returns the
 // entries as stored.
-func (s *Service) Put(ctx context.Context, entries []wishlist.Entry) ([]wishlist.Entry, error) {
+func (s *Service) Put(ctx context.Context, entries []wishes.Entry) ([]wishes.Entry, error) {
 	entries = lastPerKey(entries)
 	old, err := s.Store.Lookup(ctx, entries)
 	if err != nil {
@@ -55,7 +55,7 @@ func (s *Service) Put(ctx context.Context, entries []wishlist.Entry) ([]wishlist
 	msgs := make([]*sarama.ProducerMessage, len(entries))
 	for i := range entries {
 		e := &entries[i]
-		e.Channels = wishlist.CanonicalChannels(e.Channels)
+		e.Channels = wishes.CanonicalChannels(e.Channels)
 		switch {
 		case old[i] != nil:
 			e.Since = old[i].Since
@@ -77,7 +77,7 @@ func (s *Service) Put(ctx context.Context, entries []wishlist.Entry) ([]wishlist
 
 // lastPerKey keeps the last entry of each (user, sku), in first-seen order,
 // so a batch that names a pair twice is written once, as its last line says.
-func lastPerKey(entries []wishlist.Entry) []wishlist.Entry {
+func lastPerKey(entries []wishes.Entry) []wishes.Entry {
 	idx := make(map[[2]string]int, len(entries))
 	out := entries[:0:0]
 	for _, e := range entries {
@@ -94,7 +94,7 @@ func lastPerKey(entries []wishlist.Entry) []wishlist.Entry {
 
 // Remove deletes an entry; it reports false when there was none.
 func (s *Service) Remove(ctx context.Context, userID, sku string) (bool, error) {
-	key := []wishlist.Entry{{UserID: userID, SKU: sku}}
+	key := []wishes.Entry{{UserID: userID, SKU: sku}}
 	old, err := s.Store.Lookup(ctx, key)
 	if err != nil {
 		return false, err
@@ -109,7 +109,7 @@ func (s *Service) Remove(ctx context.Context, userID, sku string) (bool, error) 
 }
 
 // SetPrefs replaces a user's preferences (already checked; nil clears them).
-func (s *Service) SetPrefs(ctx context.Context, userID string, p *wishlist.Preferences) error {
+func (s *Service) SetPrefs(ctx context.Context, userID string, p *wishes.Preferences) error {
 	if p != nil {
 		p.Normalize()
 	}
@@ -130,7 +130,7 @@ func (s *Service) Apply(ctx context.Context, recs []changelog.Record) error {
 	for i, r := range recs {
 		last[r.Key()] = i
 	}
-	var puts, removes []wishlist.Entry
+	var puts, removes []wishes.Entry
 	for i, r := range recs {
 		if last[r.Key()] != i {
 			continue
@@ -146,7 +146,7 @@ func (s *Service) Apply(ctx context.Context, recs []changelog.Record) error {
 			}
 		}
 	}
-	old, err := s.Store.Lookup(ctx, append(append([]wishlist.Entry(nil), puts...), removes...))
+	old, err := s.Store.Lookup(ctx, append(append([]wishes.Entry(nil), puts...), removes...))
 	if err != nil {
 		return err
 	}
@@ -184,7 +184,7 @@ func (s *Service) Import(ctx context.Context, r io.Reader, batch int) (ImportRes
 	var res ImportResult
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 64<<10), MaxImportLine)
-	entries := make([]wishlist.Entry, 0, batch)
+	entries := make([]wishes.Entry, 0, batch)
 	flush := func() error {
 		if len(entries) == 0 {
 			return nil
@@ -203,7 +203,7 @@ func (s *Service) Import(ctx context.Context, r io.Reader, batch int) (ImportRes
 		if len(trimSpace(b)) == 0 {
 			continue
 		}
-		e, err := wishlist.ParseImportLine(b, s.Regions, s.now())
+		e, err := wishes.ParseImportLine(b, s.Regions, s.now())
 		if err != nil {
 			res.Rejected++
 			if len(res.Errors) < maxReportedErrors {

@@ -29,7 +29,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"backinstock/services/wishlist/internal/wishlist"
+	"backinstock/services/wishlist/internal/wishes"
 )
 
 const (
@@ -67,7 +67,7 @@ func (s *Store) Client() redis.UniversalClient { return s.rdb }
 
 // Lookup returns the stored entries for the given (user, sku) pairs, nil
 // where there is none, with one pipelined round trip.
-func (s *Store) Lookup(ctx context.Context, keys []wishlist.Entry) ([]*wishlist.Entry, error) {
+func (s *Store) Lookup(ctx context.Context, keys []wishes.Entry) ([]*wishes.Entry, error) {
 	if len(keys) == 0 {
 		return nil, nil
 	}
@@ -79,7 +79,7 @@ func (s *Store) Lookup(ctx context.Context, keys []wishlist.Entry) ([]*wishlist.
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return nil, fmt.Errorf("look up %d entries: %w", len(keys), err)
 	}
-	out := make([]*wishlist.Entry, len(keys))
+	out := make([]*wishes.Entry, len(keys))
 	for i, c := range cmds {
 		v, err := c.Result()
 		if errors.Is(err, redis.Nil) {
@@ -88,7 +88,7 @@ func (s *Store) Lookup(ctx context.Context, keys []wishlist.Entry) ([]*wishlist.
 		if err != nil {
 			return nil, fmt.Errorf("look up entry %s|%s: %w", keys[i].UserID, keys[i].SKU, err)
 		}
-		e, err := wishlist.DecodeItem(keys[i].UserID, keys[i].SKU, v)
+		e, err := wishes.DecodeItem(keys[i].UserID, keys[i].SKU, v)
 		if err != nil {
 			return nil, err
 		}
@@ -101,7 +101,7 @@ func (s *Store) Lookup(ctx context.Context, keys []wishlist.Entry) ([]*wishlist.
 // in one pipeline. old holds the stored entry of each put and remove (nil if
 // none), in the same order as puts followed by removes, so an entry whose
 // region changed leaves its old sorted set.
-func (s *Store) Write(ctx context.Context, puts []wishlist.Entry, removes []wishlist.Entry, old []*wishlist.Entry) error {
+func (s *Store) Write(ctx context.Context, puts []wishes.Entry, removes []wishes.Entry, old []*wishes.Entry) error {
 	if len(puts)+len(removes) == 0 {
 		return nil
 	}
@@ -111,7 +111,7 @@ func (s *Store) Write(ctx context.Context, puts []wishlist.Entry, removes []wish
 	}
 	pipe := s.rdb.Pipeline()
 	for i, e := range puts {
-		item := wishlist.EncodeItem(e)
+		item := wishes.EncodeItem(e)
 		pipe.HSet(ctx, UserKey(e.UserID), itemPrefix+e.SKU, item)
 		pipe.HSet(ctx, ItemsKey(e.SKU, e.Region), e.UserID, withPrefs(item, prefs[i]))
 		pipe.ZAdd(ctx, UsersKey(e.SKU, e.Region), redis.Z{Score: float64(e.Since.UnixMilli()), Member: e.UserID})
@@ -141,7 +141,7 @@ func (s *Store) Write(ctx context.Context, puts []wishlist.Entry, removes []wish
 		pipe := s.rdb.Pipeline()
 		for i, e := range puts {
 			if again[i] != prefs[i] {
-				pipe.HSet(ctx, ItemsKey(e.SKU, e.Region), e.UserID, withPrefs(wishlist.EncodeItem(e), again[i]))
+				pipe.HSet(ctx, ItemsKey(e.SKU, e.Region), e.UserID, withPrefs(wishes.EncodeItem(e), again[i]))
 			}
 		}
 		if pipe.Len() == 0 {
@@ -163,7 +163,7 @@ func withPrefs(item, prefs string) string {
 }
 
 // rawPrefs reads the stored preferences JSON of each entry's user ("" for none).
-func (s *Store) rawPrefs(ctx context.Context, entries []wishlist.Entry) ([]string, error) {
+func (s *Store) rawPrefs(ctx context.Context, entries []wishes.Entry) ([]string, error) {
 	out := make([]string, len(entries))
 	if len(entries) == 0 {
 		return out, nil
@@ -183,14 +183,14 @@ func (s *Store) rawPrefs(ctx context.Context, entries []wishlist.Entry) ([]strin
 }
 
 // Entries lists a user's wishlist (sorted by sku) and preferences.
-func (s *Store) Entries(ctx context.Context, userID string) ([]wishlist.Entry, *wishlist.Preferences, error) {
+func (s *Store) Entries(ctx context.Context, userID string) ([]wishes.Entry, *wishes.Preferences, error) {
 	all, err := s.rdb.HGetAll(ctx, UserKey(userID)).Result()
 	if err != nil {
 		return nil, nil, fmt.Errorf("read wishlist of %s: %w", userID, err)
 	}
 	var (
-		out   []wishlist.Entry
-		prefs *wishlist.Preferences
+		out   []wishes.Entry
+		prefs *wishes.Preferences
 	)
 	for field, v := range all {
 		if field == fieldPrefs {
@@ -203,7 +203,7 @@ func (s *Store) Entries(ctx context.Context, userID string) ([]wishlist.Entry, *
 		if !ok {
 			continue
 		}
-		e, err := wishlist.DecodeItem(userID, sku, v)
+		e, err := wishes.DecodeItem(userID, sku, v)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -213,8 +213,8 @@ func (s *Store) Entries(ctx context.Context, userID string) ([]wishlist.Entry, *
 	return out, prefs, nil
 }
 
-func sortEntries(es []wishlist.Entry) {
-	slices.SortFunc(es, func(a, b wishlist.Entry) int { return strings.Compare(a.SKU, b.SKU) })
+func sortEntries(es []wishes.Entry) {
+	slices.SortFunc(es, func(a, b wishes.Entry) int { return strings.Compare(a.SKU, b.SKU) })
 }
 
 // Count answers how many wishlisters a sku has in each region.
@@ -235,7 +235,7 @@ func (s *Store) Count(ctx context.Context, sku string, regions []string) (map[st
 }
 
 // Prefs reads a user's preferences (nil when none are set).
-func (s *Store) Prefs(ctx context.Context, userID string) (*wishlist.Preferences, error) {
+func (s *Store) Prefs(ctx context.Context, userID string) (*wishes.Preferences, error) {
 	v, err := s.rdb.HGet(ctx, UserKey(userID), fieldPrefs).Result()
 	if errors.Is(err, redis.Nil) {
 		return nil, nil
@@ -248,7 +248,7 @@ func (s *Store) Prefs(ctx context.Context, userID string) (*wishlist.Preferences
 
 // SetPrefs replaces a user's preferences (nil deletes them) and copies them
 // to the fan-out's record of every entry of the user.
-func (s *Store) SetPrefs(ctx context.Context, userID string, p *wishlist.Preferences) error {
+func (s *Store) SetPrefs(ctx context.Context, userID string, p *wishes.Preferences) error {
 	var (
 		err error
 		raw string
@@ -276,7 +276,7 @@ func (s *Store) SetPrefs(ctx context.Context, userID string, p *wishlist.Prefere
 		if !ok {
 			continue
 		}
-		e, err := wishlist.DecodeItem(userID, sku, v)
+		e, err := wishes.DecodeItem(userID, sku, v)
 		if err != nil {
 			return err
 		}
@@ -291,8 +291,8 @@ func (s *Store) SetPrefs(ctx context.Context, userID string, p *wishlist.Prefere
 	return nil
 }
 
-func decodePrefs(userID, v string) (*wishlist.Preferences, error) {
-	var p wishlist.Preferences
+func decodePrefs(userID, v string) (*wishes.Preferences, error) {
+	var p wishes.Preferences
 	if err := json.Unmarshal([]byte(v), &p); err != nil {
 		return nil, fmt.Errorf("stored preferences of %s: %w", userID, err)
 	}
@@ -312,8 +312,8 @@ type Cursor struct {
 type Wishlister struct {
 	UserID string
 	Score  int64
-	Entry  *wishlist.Entry
-	Prefs  *wishlist.Preferences
+	Entry  *wishes.Entry
+	Prefs  *wishes.Preferences
 }
 
 // pageScript returns up to ARGV[3] members (with scores) of the sorted set
@@ -368,7 +368,7 @@ func (s *Store) Page(ctx context.Context, sku, region string, cur Cursor, n int)
 	}
 	out := make([]Wishlister, len(raw)/2)
 	// Users with the same preferences share one decoded copy.
-	decoded := map[string]*wishlist.Preferences{}
+	decoded := map[string]*wishes.Preferences{}
 	for i := range out {
 		user, sc := raw[2*i], raw[2*i+1]
 		score, err := strconv.ParseFloat(sc, 64)
@@ -381,7 +381,7 @@ func (s *Store) Page(ctx context.Context, sku, region string, cur Cursor, n int)
 			continue // removed after the sorted set was read: skipped
 		}
 		item, prefs, _ := strings.Cut(v, "\n")
-		e, err := wishlist.DecodeItem(user, sku, item)
+		e, err := wishes.DecodeItem(user, sku, item)
 		if err != nil {
 			return nil, err
 		}
@@ -403,8 +403,8 @@ func (s *Store) Page(ctx context.Context, sku, region string, cur Cursor, n int)
 }
 
 // Checkpoint reads the progress of a fan-out (zero when it has not begun).
-func (s *Store) Checkpoint(ctx context.Context, eventID, region string) (wishlist.Checkpoint, error) {
-	var ck wishlist.Checkpoint
+func (s *Store) Checkpoint(ctx context.Context, eventID, region string) (wishes.Checkpoint, error) {
+	var ck wishes.Checkpoint
 	v, err := s.rdb.Get(ctx, CheckpointKey(eventID, region)).Bytes()
 	if errors.Is(err, redis.Nil) {
 		return ck, nil
@@ -420,7 +420,7 @@ func (s *Store) Checkpoint(ctx context.Context, eventID, region string) (wishlis
 
 // SaveCheckpoint writes the progress of a fan-out; it expires after ttl,
 // which outlives the restock topic's retention so a replay still finds it.
-func (s *Store) SaveCheckpoint(ctx context.Context, eventID, region string, ck wishlist.Checkpoint, ttl time.Duration) error {
+func (s *Store) SaveCheckpoint(ctx context.Context, eventID, region string, ck wishes.Checkpoint, ttl time.Duration) error {
 	data, err := json.Marshal(ck)
 	if err != nil {
 		return fmt.Errorf("encode checkpoint %s/%s: %w", eventID, region, err)

@@ -11,7 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"backinstock/services/wishlist/internal/store"
-	"backinstock/services/wishlist/internal/wishlist"
+	"backinstock/services/wishlist/internal/wishes"
 	"backinstock/shared/testenv"
 )
 
@@ -30,13 +30,13 @@ func TestPageCursor(t *testing.T) {
 	ctx := context.Background()
 	sku := testenv.Unique(t, "sku")
 	base := time.UnixMilli(1_700_000_000_000)
-	var puts []wishlist.Entry
+	var puts []wishes.Entry
 	for i := range 40 {
 		// Four wishlist times, ten users each, inserted out of id order.
-		puts = append(puts, wishlist.Entry{UserID: fmt.Sprintf("u%02d", (i*7)%40), SKU: sku, Region: "us-east-1", Channels: []string{"app"},
+		puts = append(puts, wishes.Entry{UserID: fmt.Sprintf("u%02d", (i*7)%40), SKU: sku, Region: "us-east-1", Channels: []string{"app"},
 			Since: base.Add(time.Duration(i/10) * time.Millisecond)})
 	}
-	if err := st.Write(ctx, puts, nil, make([]*wishlist.Entry, len(puts))); err != nil {
+	if err := st.Write(ctx, puts, nil, make([]*wishes.Entry, len(puts))); err != nil {
 		t.Fatal(err)
 	}
 	var want []string
@@ -69,8 +69,8 @@ func TestPageCursor(t *testing.T) {
 		if page%2 == 0 {
 			// The cursor's own member leaves: the next page must still
 			// start right after it.
-			old := []*wishlist.Entry{{UserID: last.UserID, SKU: sku, Region: "us-east-1"}}
-			if err := st.Write(ctx, nil, []wishlist.Entry{{UserID: last.UserID, SKU: sku}}, old); err != nil {
+			old := []*wishes.Entry{{UserID: last.UserID, SKU: sku, Region: "us-east-1"}}
+			if err := st.Write(ctx, nil, []wishes.Entry{{UserID: last.UserID, SKU: sku}}, old); err != nil {
 				t.Fatal(err)
 			}
 			removed[last.UserID] = true

@@ -1,8 +1,8 @@
-// Package harness is test and benchmark scaffolding shared by the component
+// Package notifiertest is test and benchmark scaffolding shared by the component
 // tests, the crash test driver and the benchmark: topics, notification
 // records, and counting what reached the edge. It is not used by the
 // notifier itself.
-package harness
+package notifiertest
 
 import (
 	"context"

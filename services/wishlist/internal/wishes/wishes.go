@@ -1,9 +1,9 @@
-// Package wishlist holds the wishlist rules that need no I/O: what a valid
+// Package wishes holds the wishlist rules that need no I/O: what a valid
 // entry and a valid set of preferences are, which channels a wishlister is
 // reached on, how an entry is stored compactly, what a notification says, and
 // the stock-aware delivery policy. The Redis, Kafka and HTTP adapters call it,
 // so the rules are tested once, in tables.
-package wishlist
+package wishes
 
 import (
 	"errors"

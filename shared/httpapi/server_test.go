@@ -1,4 +1,4 @@
-package httpserver_test
+package httpapi_test
 
 import (
 	"context"
@@ -11,7 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
-	"backinstock/shared/httpserver"
+	"backinstock/shared/httpapi"
 )
 
 func get(t *testing.T, url string) (int, string) {
@@ -31,7 +31,7 @@ func TestHealthReadinessMetricsAndShutdown(t *testing.T) {
 	reg.MustRegister(c)
 	c.Inc()
 	app := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "app") })
-	s := httpserver.New("127.0.0.1:0", zap.NewNop(), reg, app)
+	s := httpapi.NewServer("127.0.0.1:0", zap.NewNop(), reg, app)
 	ready := errors.New("kafka: unreachable")
 	s.AddCheck("kafka", func(context.Context) error { return ready })
 	if err := s.Listen(); err != nil {
@@ -48,7 +48,7 @@ func TestHealthReadinessMetricsAndShutdown(t *testing.T) {
 	if code, body := get(t, base+"/readyz"); code != 503 || !strings.Contains(body, "unreachable") {
 		t.Fatalf("readyz %d %s", code, body)
 	}
-	ready = httpserver.Degraded(errors.New("outbox backlog 12 entries"))
+	ready = httpapi.Degraded(errors.New("outbox backlog 12 entries"))
 	if code, body := get(t, base+"/readyz"); code != 200 || !strings.Contains(body, "degraded: outbox backlog 12") {
 		t.Fatalf("degraded readyz %d %s", code, body)
 	}

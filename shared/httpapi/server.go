@@ -1,11 +1,11 @@
-// Package httpserver runs a service's HTTP listener with the endpoints every
-// process answers: /healthz (alive), /readyz (able to serve: its checks pass)
-// and /metrics (Prometheus), and shuts it down gracefully.
-package httpserver
+package httpapi
+
+// This file: the process's HTTP listener with the endpoints every process
+// answers, /healthz (alive), /readyz (able to serve: its checks pass) and
+// /metrics (Prometheus), shut down gracefully.
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -47,10 +47,10 @@ type Server struct {
 
 // New builds a server on addr (host:port; port 0 picks a free one). app, when
 // not nil, serves every path other than the built-in ones.
-func New(addr string, log *zap.Logger, gatherer prometheus.Gatherer, app http.Handler) *Server {
+func NewServer(addr string, log *zap.Logger, gatherer prometheus.Gatherer, app http.Handler) *Server {
 	s := &Server{addr: addr, log: log, mux: http.NewServeMux(), gatherer: gatherer, checks: map[string]Check{}}
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+		WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	s.mux.HandleFunc("GET /readyz", s.ready)
 	if gatherer != nil {
@@ -89,7 +89,7 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 			body[name] = "ok"
 		}
 	}
-	writeJSON(w, status, body)
+	WriteJSON(w, status, body)
 }
 
 // Listen binds the address, so callers learn the port before Run.
@@ -146,10 +146,4 @@ func (s *Server) Run(ctx context.Context) error {
 		return fmt.Errorf("serve http: %w", err)
 	}
 	return nil
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
 }

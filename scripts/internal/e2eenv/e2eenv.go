@@ -1,11 +1,11 @@
-// Package harness runs the whole backinstock pipeline as a user would meet
+// Package e2eenv runs the whole backinstock pipeline as a user would meet
 // it: the real binaries (inventory, wishlist serve and fanout, notifier) as
 // separate processes against a kfake Kafka cluster, an embedded nats-server
 // in JWT mode and redis-server. The infrastructure lives in the calling
 // process so a scenario can break it (restart a broker, stop NATS, restart
 // Redis) and the services are children it can SIGKILL. The e2e tests and the
 // e2e benchmark share it.
-package harness
+package e2eenv
 
 import (
 	"context"

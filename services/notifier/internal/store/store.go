@@ -1,4 +1,4 @@
-// Package redisstore keeps the notifier's Redis state: the "sent" markers
+// Package store keeps the notifier's Redis state: the "sent" markers
 // that make a replay of old records cheap (invariant 2's second layer) and
 // the held set of notifications waiting for their recipients' quiet hours
 // to end.
@@ -12,7 +12,7 @@
 // A marker is spread by user so the markers of a big fan-out land on every
 // cluster node; the held keys of a region share one slot so one script moves
 // a notification in or out of both atomically.
-package redisstore
+package store
 
 import (
 	"context"

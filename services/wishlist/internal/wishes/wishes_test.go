@@ -1,4 +1,4 @@
-package wishlist
+package wishes
 
 import (
 	"encoding/json"
