@@ -163,3 +163,12 @@ func (p *Problems) Add(err error) {
 
 // Err returns all problems joined, or nil.
 func (p *Problems) Err() error { return errors.Join(p.errs...) }
+
+// NotNegative records a problem when v is below zero. Options take their
+// default where a field is zero, so a negative value is the one mistake to
+// name rather than silently replace.
+func NotNegative[T ~int | ~int32 | ~int64](p *Problems, setting string, v T) {
+	if v < 0 {
+		p.Addf(setting, "must not be negative, got %v", v)
+	}
+}

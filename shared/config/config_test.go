@@ -79,3 +79,18 @@ func TestProblems(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+func TestNotNegative(t *testing.T) {
+	var p config.Problems
+	config.NotNegative(&p, "BATCH", 0)
+	config.NotNegative(&p, "LINGER", time.Duration(0))
+	if err := p.Err(); err != nil {
+		t.Fatalf("zero is a default, not a problem: %v", err)
+	}
+	config.NotNegative(&p, "BATCH", -1)
+	config.NotNegative(&p, "LINGER", -2*time.Millisecond)
+	want := "BATCH: must not be negative, got -1\nLINGER: must not be negative, got -2ms"
+	if err := p.Err(); err == nil || err.Error() != want {
+		t.Fatalf("Err() = %v, want %q", err, want)
+	}
+}

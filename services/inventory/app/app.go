@@ -127,9 +127,7 @@ func (c Config) Validate() error {
 	if c.RelayBatch < 1 {
 		p.Addf("RELAY_BATCH", "must be at least 1, got %d", c.RelayBatch)
 	}
-	if c.RelayDrainTimeout < 0 {
-		p.Addf("RELAY_DRAIN_TIMEOUT", "must not be negative, got %s", c.RelayDrainTimeout)
-	}
+	config.NotNegative(&p, "RELAY_DRAIN_TIMEOUT", c.RelayDrainTimeout)
 	if c.RelayLeaseTTL < time.Second {
 		p.Addf("RELAY_LEASE_TTL", "must be at least 1s, got %s", c.RelayLeaseTTL)
 	}

@@ -220,12 +220,8 @@ func (c Config) Validate() error {
 			p.Addf(name, "%d is not positive", n)
 		}
 	}
-	if c.Linger < 0 {
-		p.Addf("NOTIFIER_LINGER", "%s is negative", c.Linger)
-	}
-	if c.StreamReplicas < 0 {
-		p.Addf("EDGE_REPLICAS", "%d is negative", c.StreamReplicas)
-	}
+	config.NotNegative(&p, "NOTIFIER_LINGER", c.Linger)
+	config.NotNegative(&p, "EDGE_REPLICAS", c.StreamReplicas)
 	if c.CrashAt != "" && !slices.Contains(pipeline.CrashPoints, c.CrashAt) {
 		p.Addf("NOTIFIER_CRASH_AT", "%q is not one of %v", c.CrashAt, pipeline.CrashPoints)
 	}

@@ -64,15 +64,9 @@ func (o Options) Validate() error {
 	if len(o.Rules.Regions) == 0 {
 		p.Addf("Rules.Regions", "at least one region is required")
 	}
-	if o.MaxBodyBytes < 0 {
-		p.Addf("MaxBodyBytes", "must not be negative, got %d", o.MaxBodyBytes)
-	}
-	if o.BulkMaxBytes < 0 {
-		p.Addf("BulkMaxBytes", "must not be negative, got %d", o.BulkMaxBytes)
-	}
-	if o.BulkMaxItems < 0 {
-		p.Addf("BulkMaxItems", "must not be negative, got %d", o.BulkMaxItems)
-	}
+	config.NotNegative(&p, "MaxBodyBytes", o.MaxBodyBytes)
+	config.NotNegative(&p, "BulkMaxBytes", o.BulkMaxBytes)
+	config.NotNegative(&p, "BulkMaxItems", o.BulkMaxItems)
 	return p.Err()
 }
 

@@ -75,12 +75,8 @@ func (o *Options) setDefaults() {
 // the default.
 func (o Options) Validate() error {
 	var p config.Problems
-	if o.Batch < 0 {
-		p.Addf("Batch", "must not be negative, got %d", o.Batch)
-	}
-	if o.DrainTimeout < 0 {
-		p.Addf("DrainTimeout", "must not be negative, got %s", o.DrainTimeout)
-	}
+	config.NotNegative(&p, "Batch", o.Batch)
+	config.NotNegative(&p, "DrainTimeout", o.DrainTimeout)
 	// The lease is set with PX, in whole milliseconds.
 	if o.LeaseTTL != 0 && o.LeaseTTL < time.Millisecond {
 		p.Addf("LeaseTTL", "must be at least 1ms, got %s", o.LeaseTTL)

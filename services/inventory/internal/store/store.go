@@ -80,19 +80,13 @@ func (o *Options) setDefaults() {
 // the default.
 func (o Options) Validate() error {
 	var p config.Problems
-	if o.Shards < 0 {
-		p.Addf("Shards", "must not be negative, got %d", o.Shards)
-	}
-	if o.MinQuantity < 0 {
-		p.Addf("MinQuantity", "must not be negative, got %d", o.MinQuantity)
-	}
+	config.NotNegative(&p, "Shards", o.Shards)
+	config.NotNegative(&p, "MinQuantity", o.MinQuantity)
 	// The chunk records expire with EX, in whole seconds.
 	if o.IdempotencyTTL != 0 && o.IdempotencyTTL < time.Second {
 		p.Addf("IdempotencyTTL", "must be at least 1s, got %s", o.IdempotencyTTL)
 	}
-	if o.Lease < 0 {
-		p.Addf("Lease", "must not be negative, got %s", o.Lease)
-	}
+	config.NotNegative(&p, "Lease", o.Lease)
 	return p.Err()
 }
 

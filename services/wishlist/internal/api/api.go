@@ -64,18 +64,10 @@ func (o Options) Validate() error {
 	if o.Token == "" {
 		p.Addf("Token", "required")
 	}
-	if o.MaxBodyBytes < 0 {
-		p.Addf("MaxBodyBytes", "%d is negative", o.MaxBodyBytes)
-	}
-	if o.MaxImportBytes < 0 {
-		p.Addf("MaxImportBytes", "%d is negative", o.MaxImportBytes)
-	}
-	if o.ImportBatch < 0 {
-		p.Addf("ImportBatch", "%d is negative", o.ImportBatch)
-	}
-	if o.ImportTimeout < 0 {
-		p.Addf("ImportTimeout", "%s is negative", o.ImportTimeout)
-	}
+	config.NotNegative(&p, "MaxBodyBytes", o.MaxBodyBytes)
+	config.NotNegative(&p, "MaxImportBytes", o.MaxImportBytes)
+	config.NotNegative(&p, "ImportBatch", o.ImportBatch)
+	config.NotNegative(&p, "ImportTimeout", o.ImportTimeout)
 	return p.Err()
 }
 

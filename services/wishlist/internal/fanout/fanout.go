@@ -66,12 +66,8 @@ func (c *Config) setDefaults() {
 // Validate names every field that is wrong.
 func (c Config) Validate() error {
 	var p config.Problems
-	if c.PageSize < 0 {
-		p.Addf("PageSize", "%d is negative", c.PageSize)
-	}
-	if c.InFlightPages < 0 {
-		p.Addf("InFlightPages", "%d is negative", c.InFlightPages)
-	}
+	config.NotNegative(&p, "PageSize", c.PageSize)
+	config.NotNegative(&p, "InFlightPages", c.InFlightPages)
 	return p.Err()
 }
 
