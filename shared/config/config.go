@@ -172,3 +172,20 @@ func NotNegative[T ~int | ~int32 | ~int64](p *Problems, setting string, v T) {
 		p.Addf(setting, "must not be negative, got %v", v)
 	}
 }
+
+// Default sets *dst to def when it holds its type's zero value: the one way
+// an options struct's setDefaults fills what a caller left unset.
+func Default[T comparable](dst *T, def T) {
+	var zero T
+	if *dst == zero {
+		*dst = def
+	}
+}
+
+// Positive records a problem when v is zero or below: for settings whose
+// zero has no meaning once the defaults are applied.
+func Positive[T ~int | ~int32 | ~int64](p *Problems, setting string, v T) {
+	if v <= 0 {
+		p.Addf(setting, "must be positive, got %v", v)
+	}
+}

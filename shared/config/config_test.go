@@ -94,3 +94,24 @@ func TestNotNegative(t *testing.T) {
 		t.Fatalf("Err() = %v, want %q", err, want)
 	}
 }
+
+func TestDefaultAndPositive(t *testing.T) {
+	n, d, s := 0, 5*time.Second, "set"
+	config.Default(&n, 3)
+	config.Default(&d, time.Second)
+	config.Default(&s, "default")
+	if n != 3 || d != 5*time.Second || s != "set" {
+		t.Fatalf("Default filled %d, %s, %q; want 3, 5s, \"set\"", n, d, s)
+	}
+	var p config.Problems
+	config.Positive(&p, "BATCH", 1)
+	if err := p.Err(); err != nil {
+		t.Fatalf("1 is positive: %v", err)
+	}
+	config.Positive(&p, "BATCH", 0)
+	config.Positive(&p, "TTL", -time.Second)
+	want := "BATCH: must be positive, got 0\nTTL: must be positive, got -1s"
+	if err := p.Err(); err == nil || err.Error() != want {
+		t.Fatalf("Err() = %v, want %q", err, want)
+	}
+}

@@ -45,7 +45,7 @@ type Server struct {
 	srv    *http.Server
 }
 
-// New builds a server on addr (host:port; port 0 picks a free one). app, when
+// NewServer builds a server on addr (host:port; port 0 picks a free one). app, when
 // not nil, serves every path other than the built-in ones.
 func NewServer(addr string, log *zap.Logger, gatherer prometheus.Gatherer, app http.Handler) *Server {
 	s := &Server{addr: addr, log: log, mux: http.NewServeMux(), gatherer: gatherer, checks: map[string]Check{}}

@@ -63,7 +63,14 @@ func (b *Batch) Wait(ctx context.Context, d time.Duration) error {
 	defer t.Stop()
 	select {
 	case <-t.C:
-		return nil
+		// The timer and the stop can be ready together; the stop wins, so a
+		// handler never starts more work on a revoked partition.
+		select {
+		case <-b.stopping:
+			return ErrInterrupted
+		default:
+			return nil
+		}
 	case <-b.stopping:
 		return ErrInterrupted
 	case <-ctx.Done():
@@ -455,22 +462,24 @@ func (h *claimHandler) deadLetter(b *Batch) error {
 	g := h.g
 	msgs := make([]*sarama.ProducerMessage, 0, len(b.rejected))
 	for _, r := range b.rejected {
-		hdrs := []sarama.RecordHeader{
-			{Key: []byte(HeaderDLQTopic), Value: []byte(r.msg.Topic)},
-			{Key: []byte(HeaderDLQPartition), Value: []byte(strconv.Itoa(int(r.msg.Partition)))},
-			{Key: []byte(HeaderDLQOffset), Value: []byte(strconv.FormatInt(r.msg.Offset, 10))},
-			{Key: []byte(HeaderDLQGroup), Value: []byte(g.opts.Group)},
-			{Key: []byte(HeaderDLQReason), Value: []byte(r.reason)},
-		}
-		for _, rh := range r.msg.Headers {
-			hdrs = append(hdrs, *rh)
-		}
-		msgs = append(msgs, &sarama.ProducerMessage{
+		m := &sarama.ProducerMessage{
 			Topic:   g.opts.DeadLetterTopic,
 			Key:     sarama.ByteEncoder(r.msg.Key),
 			Value:   sarama.ByteEncoder(r.msg.Value),
-			Headers: hdrs,
-		})
+			Headers: make([]sarama.RecordHeader, 0, len(r.msg.Headers)+5),
+		}
+		for _, rh := range r.msg.Headers {
+			m.Headers = append(m.Headers, *rh)
+		}
+		// Set, not append: a record dead-lettered again names its latest
+		// source and reason once.
+		h := ProducerHeaders(m)
+		h.Set(HeaderDLQTopic, r.msg.Topic)
+		h.Set(HeaderDLQPartition, strconv.Itoa(int(r.msg.Partition)))
+		h.Set(HeaderDLQOffset, strconv.FormatInt(r.msg.Offset, 10))
+		h.Set(HeaderDLQGroup, g.opts.Group)
+		h.Set(HeaderDLQReason, r.reason)
+		msgs = append(msgs, m)
 		g.log.Warn("record dead-lettered", zap.String("topic", r.msg.Topic), zap.Int32("partition", r.msg.Partition),
 			zap.Int64("offset", r.msg.Offset), zap.String("reason", r.reason))
 	}

@@ -27,14 +27,17 @@ import (
 	"backinstock/topics/events"
 )
 
+// DefaultCatchUpTimeout is CatchUpTimeout's default: long enough to read the
+// whole topic at start-up, short enough that a broker away is reported.
+const DefaultCatchUpTimeout = 30 * time.Second
+
 // Config says what a View reads.
 type Config struct {
 	// Region is the only region whose levels are kept.
 	Region string
 	// Topic is the stock topic; catalog.Stock unless a test names its own.
 	Topic string
-	// CatchUpTimeout bounds each CatchUp: long enough to read the whole
-	// topic at start-up, short enough that a broker away is reported.
+	// CatchUpTimeout bounds each CatchUp (DefaultCatchUpTimeout when zero).
 	CatchUpTimeout time.Duration
 }
 
@@ -43,7 +46,7 @@ func (c *Config) setDefaults() {
 		c.Topic = catalog.Stock
 	}
 	if c.CatchUpTimeout == 0 {
-		c.CatchUpTimeout = 30 * time.Second
+		c.CatchUpTimeout = DefaultCatchUpTimeout
 	}
 }
 

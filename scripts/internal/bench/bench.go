@@ -1,5 +1,5 @@
 // Package bench is the end-to-end benchmark of the whole pipeline on this
-// machine: the real binaries as processes (the e2e harness), a restock of one
+// machine: the real binaries as processes (scripts/internal/e2eenv), a restock of one
 // sku with a million wishlisters timed from the inventory API call to the
 // last notification acknowledged by the edge stream, and the latency from the
 // API call to the first edge delivery for a small sku.

@@ -23,12 +23,12 @@ import (
 	"backinstock/shared/testenv"
 )
 
-// Logger is what the harness reports progress to (testing.T, or a printer).
+// Logger is what the environment reports progress to (testing.T, or a printer).
 type Logger interface {
 	Logf(format string, args ...any)
 }
 
-// Binaries the harness builds, by import path.
+// Binaries the environment builds, by import path.
 var binaries = []string{
 	"backinstock/services/inventory/cmd/inventory",
 	"backinstock/services/wishlist/cmd/wishlist",
@@ -98,7 +98,7 @@ type Stack struct {
 	NATS  *testenv.NATS
 	Redis *testenv.Redis
 	// Edge is the NATS trust setup; ClientCreds a service user's creds file
-	// for the harness's own edge connections.
+	// for the environment's own edge connections.
 	Edge        *edgeauth.Setup
 	EdgeDir     string
 	ClientCreds string
@@ -166,11 +166,11 @@ func (s *Stack) start(ctx context.Context) error {
 	if s.Edge, err = edgeauth.LoadOrCreate(s.EdgeDir); err != nil {
 		return err
 	}
-	creds, err := s.Edge.ServiceCreds("e2e-harness")
+	creds, err := s.Edge.ServiceCreds("e2eenv")
 	if err != nil {
 		return err
 	}
-	s.ClientCreds = filepath.Join(s.EdgeDir, "harness.creds")
+	s.ClientCreds = filepath.Join(s.EdgeDir, "e2eenv.creds")
 	if err := os.WriteFile(s.ClientCreds, creds, 0o600); err != nil {
 		return err
 	}

@@ -27,7 +27,7 @@ type Edge struct {
 // ConnectEdge connects to the stack's NATS (reconnecting forever, so it
 // outlives a NATS outage).
 func (s *Stack) ConnectEdge() (*Edge, error) {
-	nc, js, err := natsconn.Connect(s.NATS.URL(), natsconn.Options{Name: "e2e-harness", CredsFile: s.ClientCreds}, zap.NewNop())
+	nc, js, err := natsconn.Connect(s.NATS.URL(), natsconn.Options{Name: "e2eenv", CredsFile: s.ClientCreds}, zap.NewNop())
 	if err != nil {
 		return nil, err
 	}

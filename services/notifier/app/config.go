@@ -12,6 +12,7 @@ import (
 	"backinstock/services/notifier/internal/ratelimit"
 	"backinstock/shared/config"
 	"backinstock/shared/kafka"
+	"backinstock/shared/stockview"
 	"backinstock/topics/catalog"
 	"backinstock/topics/events"
 )
@@ -94,7 +95,7 @@ func defaults() Config {
 		ReleaseInterval:   time.Second,
 		DeadLetterTopic:   catalog.DeadLetter,
 		StaleDrop:         true,
-		StockReadyTimeout: 30 * time.Second,
+		StockReadyTimeout: stockview.DefaultCatchUpTimeout,
 		EdgeTokenTTL:      15 * time.Minute,
 		CrashAfterN:       1,
 	}
@@ -146,31 +147,17 @@ func (c *Config) setDefaults() {
 	if len(c.Channels) == 0 {
 		c.Channels = d.Channels
 	}
-	for _, f := range []struct {
-		dst *time.Duration
-		def time.Duration
-	}{
-		{&c.MarkerTTL, d.MarkerTTL}, {&c.DuplicateWindow, d.DuplicateWindow}, {&c.StreamMaxAge, d.StreamMaxAge},
-		{&c.PublishTimeout, d.PublishTimeout}, {&c.ReleaseInterval, d.ReleaseInterval},
-		{&c.StockReadyTimeout, d.StockReadyTimeout}, {&c.EdgeTokenTTL, d.EdgeTokenTTL},
-	} {
-		if *f.dst == 0 {
-			*f.dst = f.def
-		}
-	}
-	for _, f := range []struct {
-		dst *int
-		def int
-	}{
-		{&c.MaxBatch, d.MaxBatch}, {&c.MaxPending, d.MaxPending}, {&c.CrashAfterN, d.CrashAfterN},
-	} {
-		if *f.dst == 0 {
-			*f.dst = f.def
-		}
-	}
-	if c.DeadLetterTopic == "" {
-		c.DeadLetterTopic = d.DeadLetterTopic
-	}
+	config.Default(&c.MarkerTTL, d.MarkerTTL)
+	config.Default(&c.DuplicateWindow, d.DuplicateWindow)
+	config.Default(&c.StreamMaxAge, d.StreamMaxAge)
+	config.Default(&c.PublishTimeout, d.PublishTimeout)
+	config.Default(&c.ReleaseInterval, d.ReleaseInterval)
+	config.Default(&c.StockReadyTimeout, d.StockReadyTimeout)
+	config.Default(&c.EdgeTokenTTL, d.EdgeTokenTTL)
+	config.Default(&c.MaxBatch, d.MaxBatch)
+	config.Default(&c.MaxPending, d.MaxPending)
+	config.Default(&c.CrashAfterN, d.CrashAfterN)
+	config.Default(&c.DeadLetterTopic, d.DeadLetterTopic)
 	if c.Now == nil {
 		c.Now = time.Now
 	}
@@ -206,20 +193,16 @@ func (c Config) Validate() error {
 	if c.EdgeAccountSeedFile != "" && c.APIToken == "" {
 		p.Addf("API_TOKEN", "required when EDGE_ACCOUNT_SEED_FILE enables the token endpoint")
 	}
-	for name, d := range map[string]time.Duration{
-		"NOTIFIER_MARKER_TTL": c.MarkerTTL, "EDGE_DUPLICATE_WINDOW": c.DuplicateWindow, "EDGE_MAX_AGE": c.StreamMaxAge,
-		"NOTIFIER_PUBLISH_TIMEOUT": c.PublishTimeout, "NOTIFIER_RELEASE_INTERVAL": c.ReleaseInterval,
-		"NOTIFIER_STOCK_READY_TIMEOUT": c.StockReadyTimeout, "EDGE_TOKEN_TTL": c.EdgeTokenTTL,
-	} {
-		if d <= 0 {
-			p.Addf(name, "%s is not positive", d)
-		}
-	}
-	for name, n := range map[string]int{"NOTIFIER_MAX_BATCH": c.MaxBatch, "NOTIFIER_MAX_PENDING": c.MaxPending, "NOTIFIER_CRASH_AFTER_N": c.CrashAfterN} {
-		if n <= 0 {
-			p.Addf(name, "%d is not positive", n)
-		}
-	}
+	config.Positive(&p, "NOTIFIER_MARKER_TTL", c.MarkerTTL)
+	config.Positive(&p, "EDGE_DUPLICATE_WINDOW", c.DuplicateWindow)
+	config.Positive(&p, "EDGE_MAX_AGE", c.StreamMaxAge)
+	config.Positive(&p, "NOTIFIER_PUBLISH_TIMEOUT", c.PublishTimeout)
+	config.Positive(&p, "NOTIFIER_RELEASE_INTERVAL", c.ReleaseInterval)
+	config.Positive(&p, "NOTIFIER_STOCK_READY_TIMEOUT", c.StockReadyTimeout)
+	config.Positive(&p, "EDGE_TOKEN_TTL", c.EdgeTokenTTL)
+	config.Positive(&p, "NOTIFIER_MAX_BATCH", c.MaxBatch)
+	config.Positive(&p, "NOTIFIER_MAX_PENDING", c.MaxPending)
+	config.Positive(&p, "NOTIFIER_CRASH_AFTER_N", c.CrashAfterN)
 	config.NotNegative(&p, "NOTIFIER_LINGER", c.Linger)
 	config.NotNegative(&p, "EDGE_REPLICAS", c.StreamReplicas)
 	if c.CrashAt != "" && !slices.Contains(pipeline.CrashPoints, c.CrashAt) {

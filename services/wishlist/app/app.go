@@ -105,27 +105,17 @@ func defaults() Config {
 // Validate methods refuse a zero or negative one there, naming its variable.
 func (c *Config) setDefaults() {
 	d := defaults()
-	for _, f := range []struct{ dst, def *int64 }{{&c.MaxBodyBytes, &d.MaxBodyBytes}, {&c.MaxImportBytes, &d.MaxImportBytes}, {&c.MinStock, &d.MinStock}} {
-		if *f.dst == 0 {
-			*f.dst = *f.def
-		}
-	}
-	for _, f := range []struct{ dst, def *int }{{&c.ImportBatch, &d.ImportBatch}, {&c.PerUnit, &d.PerUnit}, {&c.PageSize, &d.PageSize}, {&c.InFlightPages, &d.InFlightPages}} {
-		if *f.dst == 0 {
-			*f.dst = *f.def
-		}
-	}
-	for _, f := range []struct{ dst, def *time.Duration }{{&c.BatchInterval, &d.BatchInterval}, {&c.CheckpointTTL, &d.CheckpointTTL}} {
-		if *f.dst == 0 {
-			*f.dst = *f.def
-		}
-	}
-	if c.DeliveryMode == "" {
-		c.DeliveryMode = d.DeliveryMode
-	}
-	if c.URLTemplate == "" {
-		c.URLTemplate = d.URLTemplate
-	}
+	config.Default(&c.MaxBodyBytes, d.MaxBodyBytes)
+	config.Default(&c.MaxImportBytes, d.MaxImportBytes)
+	config.Default(&c.MinStock, d.MinStock)
+	config.Default(&c.ImportBatch, d.ImportBatch)
+	config.Default(&c.PerUnit, d.PerUnit)
+	config.Default(&c.PageSize, d.PageSize)
+	config.Default(&c.InFlightPages, d.InFlightPages)
+	config.Default(&c.BatchInterval, d.BatchInterval)
+	config.Default(&c.CheckpointTTL, d.CheckpointTTL)
+	config.Default(&c.DeliveryMode, d.DeliveryMode)
+	config.Default(&c.URLTemplate, d.URLTemplate)
 }
 
 // Bind registers the settings every command shares: Kafka, Redis, regions

@@ -25,7 +25,6 @@ import (
 	"errors"
 	"slices"
 	"strconv"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -33,6 +32,7 @@ import (
 	"go.uber.org/zap"
 
 	"backinstock/shared/kafka"
+	"backinstock/shared/testenv"
 )
 
 // StopBound is how long a handler may take to return once its batch is
@@ -220,8 +220,6 @@ func stopped(tb testing.TB, h Harness, recs []*sarama.ConsumerMessage, stopping 
 	}
 }
 
-var groups atomic.Int64
-
 // DeadLetters produces good records around a poison one to Topic and runs
 // the handler in a real Group with a dead-letter topic of its own: the
 // poison record must arrive there, named by its source offset, and the good
@@ -230,8 +228,7 @@ func DeadLetters(tb testing.TB, f Factory) {
 	h := f(tb, Options{})
 	good := h.Good(tb, 2)
 	poison := h.Poison(tb)
-	n := strconv.FormatInt(groups.Add(1), 10)
-	dlq, group := "handlertest-dlq-"+n, "handlertest-"+n
+	dlq, group := testenv.Unique(tb, "dlq"), testenv.Unique(tb, "group")
 	adm, err := kafka.NewClusterAdmin(h.Kafka)
 	if err != nil {
 		tb.Fatal(err)

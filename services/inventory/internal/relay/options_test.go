@@ -13,7 +13,7 @@ import (
 
 func newStore(t *testing.T) *store.Store {
 	t.Helper()
-	st, err := store.New(nil, store.Options{})
+	st, err := store.New(nil, store.Options{Shards: 1})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -12,13 +13,14 @@ func TestNewRefusesBadOptions(t *testing.T) {
 		field string
 	}{
 		{Options{Shards: -1}, "Shards"},
-		{Options{MinQuantity: -1}, "MinQuantity"},
-		{Options{IdempotencyTTL: -time.Hour}, "IdempotencyTTL"},
-		{Options{IdempotencyTTL: time.Millisecond}, "IdempotencyTTL"},
-		{Options{Lease: -time.Second}, "Lease"},
+		{Options{}, "Shards"},
+		{Options{Shards: 1, MinQuantity: -1}, "MinQuantity"},
+		{Options{Shards: 1, IdempotencyTTL: -time.Hour}, "IdempotencyTTL"},
+		{Options{Shards: 1, IdempotencyTTL: time.Millisecond}, "IdempotencyTTL"},
+		{Options{Shards: 1, Lease: -time.Second}, "Lease"},
 	}
 	for _, tt := range tests {
-		t.Run(tt.field, func(t *testing.T) {
+		t.Run(fmt.Sprintf("%+v", tt.o), func(t *testing.T) {
 			_, err := New(nil, tt.o)
 			if err == nil || !strings.Contains(err.Error(), tt.field+":") {
 				t.Fatalf("New(%+v) = %v, want an error naming %s", tt.o, err, tt.field)
@@ -28,11 +30,11 @@ func TestNewRefusesBadOptions(t *testing.T) {
 }
 
 func TestNewZeroOptionsTakeDefaults(t *testing.T) {
-	s, err := New(nil, Options{})
+	s, err := New(nil, Options{Shards: 3})
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Options{Shards: DefaultShards, MinQuantity: DefaultMinQuantity, IdempotencyTTL: DefaultIdempotencyTTL, Lease: DefaultLease}
+	want := Options{Shards: 3, MinQuantity: DefaultMinQuantity, IdempotencyTTL: DefaultIdempotencyTTL, Lease: DefaultLease}
 	if s.o != want {
 		t.Fatalf("options %+v, want %+v", s.o, want)
 	}

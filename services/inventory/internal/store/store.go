@@ -39,7 +39,8 @@ var beginLua string
 // does not block Redis for long and other callers interleave between chunks.
 const ChunkSize = 500
 
-// The defaults of Options; the service's flags take theirs from here.
+// The defaults of Options and of the service's flags (DefaultShards is the
+// flag's alone: a Store never defaults its key layout).
 const (
 	DefaultShards         = 4
 	DefaultMinQuantity    = 1
@@ -47,10 +48,12 @@ const (
 	DefaultLease          = time.Minute
 )
 
-// Options configure a Store; zero values take the defaults.
+// Options configure a Store; zero values other than Shards take the
+// defaults.
 type Options struct {
-	// Shards spreads the keys over Redis Cluster slots; fixed for the life
-	// of a store.
+	// Shards spreads the keys over Redis Cluster slots. Required, never
+	// defaulted: it fixes the key layout for the life of a store, so a
+	// caller that forgot it must not silently read another layout.
 	Shards int
 	// MinQuantity: a sold-out sku restocks when its level reaches it.
 	MinQuantity int64
@@ -62,9 +65,6 @@ type Options struct {
 }
 
 func (o *Options) setDefaults() {
-	if o.Shards == 0 {
-		o.Shards = DefaultShards
-	}
 	if o.MinQuantity == 0 {
 		o.MinQuantity = DefaultMinQuantity
 	}
@@ -76,11 +76,11 @@ func (o *Options) setDefaults() {
 	}
 }
 
-// Validate names every wrong setting; a zero value is not wrong, it takes
-// the default.
+// Validate names every wrong setting; a zero value other than Shards is not
+// wrong, it takes the default.
 func (o Options) Validate() error {
 	var p config.Problems
-	config.NotNegative(&p, "Shards", o.Shards)
+	config.Positive(&p, "Shards", o.Shards)
 	config.NotNegative(&p, "MinQuantity", o.MinQuantity)
 	// The chunk records expire with EX, in whole seconds.
 	if o.IdempotencyTTL != 0 && o.IdempotencyTTL < time.Second {

@@ -32,7 +32,7 @@ type StreamOptions struct {
 func StreamConfig(region string, o StreamOptions) jetstream.StreamConfig {
 	return jetstream.StreamConfig{
 		Name:        topicsedge.StreamName(region),
-		Description: "backinstock notifications for " + region + " (edge.<region>.<channel>.<user_id>)",
+		Description: "backinstock notifications for " + region + " (" + topicsedge.RegionFilter(region) + ")",
 		Subjects:    []string{topicsedge.RegionFilter(region)},
 		Storage:     jetstream.FileStorage,
 		Retention:   jetstream.LimitsPolicy,

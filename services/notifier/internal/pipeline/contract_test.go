@@ -22,6 +22,7 @@ import (
 	"backinstock/services/notifier/internal/store"
 	"backinstock/shared/kafka"
 	"backinstock/shared/kafka/handlertest"
+	"backinstock/shared/natsconn"
 	"backinstock/shared/testenv"
 	"backinstock/topics/catalog"
 	"backinstock/topics/events"
@@ -48,7 +49,7 @@ func TestPipelineKeepsTheHandlerContract(t *testing.T) {
 		if err != nil {
 			tb.Fatal(err)
 		}
-		tb.Cleanup(func() { _ = nc.Drain() })
+		tb.Cleanup(func() { _ = natsconn.Drain(nc, 5*time.Second) })
 		pub, err := edge.NewPublisher(nc, 1024, 5*time.Second)
 		if err != nil {
 			tb.Fatal(err)
