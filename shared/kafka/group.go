@@ -11,6 +11,7 @@ import (
 	"github.com/IBM/sarama"
 	"go.uber.org/zap"
 
+	"backinstock/shared/config"
 	"backinstock/topics/catalog"
 )
 
@@ -146,42 +147,36 @@ type GroupOptions struct {
 }
 
 func (o *GroupOptions) setDefaults() {
-	if o.MaxBatch <= 0 {
-		o.MaxBatch = 500
-	}
-	if o.Linger <= 0 {
-		o.Linger = 5 * time.Millisecond
-	}
-	if o.RetryBackoff <= 0 {
-		o.RetryBackoff = 100 * time.Millisecond
-	}
-	if o.MaxBackoff <= 0 {
-		o.MaxBackoff = 5 * time.Second
-	}
-	if o.FetchMaxWait <= 0 {
-		o.FetchMaxWait = 20 * time.Millisecond
-	}
-	if o.CloseTimeout <= 0 {
-		o.CloseTimeout = 30 * time.Second
-	}
-	if o.DeadLetterTopic == "" {
-		o.DeadLetterTopic = catalog.DeadLetter
-	}
+	config.Default(&o.MaxBatch, 500)
+	config.Default(&o.Linger, 5*time.Millisecond)
+	config.Default(&o.RetryBackoff, 100*time.Millisecond)
+	config.Default(&o.MaxBackoff, 5*time.Second)
+	config.Default(&o.FetchMaxWait, 20*time.Millisecond)
+	config.Default(&o.CloseTimeout, 30*time.Second)
+	config.Default(&o.DeadLetterTopic, catalog.DeadLetter)
 	if o.Metrics == nil {
 		o.Metrics = NewMetrics(nil)
 	}
 }
 
-// Validate names what is missing.
+// Validate names what is missing or wrong; a zero tuning field takes its
+// default, a negative one is refused.
 func (o GroupOptions) Validate() error {
-	var errs []error
+	var p config.Problems
 	if o.Group == "" {
-		errs = append(errs, errors.New("group: required"))
+		p.Addf("group", "required")
 	}
 	if len(o.Topics) == 0 {
-		errs = append(errs, errors.New("topics: at least one is required"))
+		p.Addf("topics", "at least one is required")
 	}
-	return errors.Join(errs...)
+	config.NotNegative(&p, "MaxBatch", o.MaxBatch)
+	config.NotNegative(&p, "Linger", o.Linger)
+	config.NotNegative(&p, "RetryBackoff", o.RetryBackoff)
+	config.NotNegative(&p, "MaxBackoff", o.MaxBackoff)
+	config.NotNegative(&p, "FetchMaxWait", o.FetchMaxWait)
+	config.NotNegative(&p, "CloseTimeout", o.CloseTimeout)
+	config.NotNegative(&p, "SessionTimeout", o.SessionTimeout)
+	return p.Err()
 }
 
 // Group runs a consumer group: one goroutine per claimed partition collects

@@ -23,6 +23,7 @@ import (
 	"github.com/IBM/sarama"
 	"go.uber.org/zap"
 
+	"backinstock/shared/config"
 	"backinstock/topics/catalog"
 	"backinstock/topics/events"
 )
@@ -42,12 +43,8 @@ type Config struct {
 }
 
 func (c *Config) setDefaults() {
-	if c.Topic == "" {
-		c.Topic = catalog.Stock
-	}
-	if c.CatchUpTimeout == 0 {
-		c.CatchUpTimeout = DefaultCatchUpTimeout
-	}
+	config.Default(&c.Topic, catalog.Stock)
+	config.Default(&c.CatchUpTimeout, DefaultCatchUpTimeout)
 }
 
 // Validate reports the first bad setting.

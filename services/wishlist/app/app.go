@@ -330,11 +330,10 @@ func RunFanout(ctx context.Context, cfg Config, log *zap.Logger, reg *prometheus
 		return err
 	}
 	group, err := kafka.NewGroup(cfg.Kafka, kafka.GroupOptions{
-		Group:           "fanout." + cfg.Region,
-		Topics:          []string{catalog.Restock},
-		MaxBatch:        16,
-		DeadLetterTopic: catalog.DeadLetter,
-		Metrics:         kafka.NewMetrics(r),
+		Group:    "fanout." + cfg.Region,
+		Topics:   []string{catalog.Restock},
+		MaxBatch: 16,
+		Metrics:  kafka.NewMetrics(r),
 	}, fo, log)
 	if err != nil {
 		return err

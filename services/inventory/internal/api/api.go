@@ -46,15 +46,9 @@ type Options struct {
 }
 
 func (o *Options) setDefaults() {
-	if o.MaxBodyBytes == 0 {
-		o.MaxBodyBytes = DefaultMaxBodyBytes
-	}
-	if o.BulkMaxBytes == 0 {
-		o.BulkMaxBytes = DefaultBulkMaxBytes
-	}
-	if o.BulkMaxItems == 0 {
-		o.BulkMaxItems = DefaultBulkMaxItems
-	}
+	config.Default(&o.MaxBodyBytes, DefaultMaxBodyBytes)
+	config.Default(&o.BulkMaxBytes, DefaultBulkMaxBytes)
+	config.Default(&o.BulkMaxItems, DefaultBulkMaxItems)
 }
 
 // Validate names every wrong setting; a zero limit is not wrong, it takes the

@@ -57,15 +57,9 @@ type Options struct {
 }
 
 func (o *Options) setDefaults() {
-	if o.Batch == 0 {
-		o.Batch = DefaultBatch
-	}
-	if o.DrainTimeout == 0 {
-		o.DrainTimeout = DefaultDrainTimeout
-	}
-	if o.LeaseTTL == 0 {
-		o.LeaseTTL = DefaultLeaseTTL
-	}
+	config.Default(&o.Batch, DefaultBatch)
+	config.Default(&o.DrainTimeout, DefaultDrainTimeout)
+	config.Default(&o.LeaseTTL, DefaultLeaseTTL)
 	if o.Metrics == nil {
 		o.Metrics = NewMetrics(nil)
 	}

@@ -65,15 +65,9 @@ type Options struct {
 }
 
 func (o *Options) setDefaults() {
-	if o.MinQuantity == 0 {
-		o.MinQuantity = DefaultMinQuantity
-	}
-	if o.IdempotencyTTL == 0 {
-		o.IdempotencyTTL = DefaultIdempotencyTTL
-	}
-	if o.Lease == 0 {
-		o.Lease = DefaultLease
-	}
+	config.Default(&o.MinQuantity, DefaultMinQuantity)
+	config.Default(&o.IdempotencyTTL, DefaultIdempotencyTTL)
+	config.Default(&o.Lease, DefaultLease)
 }
 
 // Validate names every wrong setting; a zero value other than Shards is not

@@ -44,18 +44,10 @@ func Defaults() Options {
 
 func (o *Options) setDefaults() {
 	d := Defaults()
-	if o.MaxBodyBytes == 0 {
-		o.MaxBodyBytes = d.MaxBodyBytes
-	}
-	if o.MaxImportBytes == 0 {
-		o.MaxImportBytes = d.MaxImportBytes
-	}
-	if o.ImportBatch == 0 {
-		o.ImportBatch = d.ImportBatch
-	}
-	if o.ImportTimeout == 0 {
-		o.ImportTimeout = d.ImportTimeout
-	}
+	config.Default(&o.MaxBodyBytes, d.MaxBodyBytes)
+	config.Default(&o.MaxImportBytes, d.MaxImportBytes)
+	config.Default(&o.ImportBatch, d.ImportBatch)
+	config.Default(&o.ImportTimeout, d.ImportTimeout)
 }
 
 // Validate names every option that is wrong.

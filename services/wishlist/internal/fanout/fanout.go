@@ -55,12 +55,8 @@ func Defaults() Config {
 
 func (c *Config) setDefaults() {
 	d := Defaults()
-	if c.PageSize == 0 {
-		c.PageSize = d.PageSize
-	}
-	if c.InFlightPages == 0 {
-		c.InFlightPages = d.InFlightPages
-	}
+	config.Default(&c.PageSize, d.PageSize)
+	config.Default(&c.InFlightPages, d.InFlightPages)
 }
 
 // Validate names every field that is wrong.
