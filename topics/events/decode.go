@@ -77,7 +77,8 @@ func DecodeNotification(data []byte) (Notification, error) {
 
 // decodeStrict is stricter than encoding/json on purpose: exactly one JSON
 // value; keys matched exactly (encoding/json matches them case-insensitively);
-// no unknown keys at any depth; no nulls (an absent optional field is
+// no unknown keys at any depth; no key twice in one object (encoding/json
+// keeps the last); no nulls (an absent optional field is
 // omitted); every field whose tag has no omitempty/omitzero present, even
 // when its zero value would be valid (previous_quantity: 0 must be said, not
 // implied). Each problem names the JSON path of the field. Then Validate runs.
@@ -97,7 +98,8 @@ func decodeStrict[T Validator](typ string, data []byte, v *T) error {
 	return decodeSlow(typ, data, v)
 }
 
-// decodeSlow checks the shape with checkShape, which names each problem.
+// decodeSlow checks the keys with CheckKeys and the shape with checkShape,
+// which name each problem.
 func decodeSlow[T Validator](typ string, data []byte, v *T) error {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	var raw json.RawMessage
@@ -111,6 +113,16 @@ func decodeSlow[T Validator](typ string, data []byte, v *T) error {
 		return &ValidationError{Type: typ, Problems: []*FieldError{{Problem: "unexpected data after the JSON object"}}}
 	}
 	p := &problems{typ: typ}
+	for _, k := range CheckKeys(raw, reflect.TypeFor[T]()) {
+		switch {
+		case k.Duplicate:
+			p.add(k.Field(), "duplicate key")
+		case k.Want != "":
+			p.add(k.Field(), "unknown field (did you mean "+strconv.Quote(join(k.Path, k.Want))+"?)")
+		default:
+			p.add(k.Field(), "unknown field")
+		}
+	}
 	checkShape(p, "", raw, reflect.TypeFor[T]())
 	if err := p.err(); err != nil {
 		return err
@@ -126,7 +138,8 @@ func decodeSlow[T Validator](typ string, data []byte, v *T) error {
 
 var timeType = reflect.TypeFor[time.Time]()
 
-// checkShape checks raw against the Go type t, recording every problem.
+// checkShape checks raw against the Go type t, recording every problem but
+// the keys, which CheckKeys has checked (a map keeps one of duplicate keys).
 func checkShape(p *problems, path string, raw json.RawMessage, t reflect.Type) {
 	raw = bytes.TrimSpace(raw)
 	if string(raw) == "null" {
@@ -162,8 +175,7 @@ func checkShape(p *problems, path string, raw json.RawMessage, t reflect.Type) {
 		for _, k := range keys {
 			f, ok := info.byName[k]
 			if !ok {
-				p.add(join(path, k), "unknown field")
-				continue
+				continue // CheckKeys has reported it
 			}
 			if !f.required {
 				// An optional field is either there with a value or absent.
@@ -242,13 +254,28 @@ func fieldsOf(t reflect.Type) *structInfo {
 		return v.(*structInfo)
 	}
 	info := &structInfo{byName: map[string]fieldInfo{}, index: map[string]int{}}
+	var embedded []reflect.Type
 	for i := range t.NumField() {
 		sf := t.Field(i)
 		tag := sf.Tag.Get("json")
-		if !sf.IsExported() || tag == "-" {
+		if tag == "-" {
 			continue
 		}
 		name, opts, _ := strings.Cut(tag, ",")
+		if ft := sf.Type; sf.Anonymous && name == "" {
+			if ft.Kind() == reflect.Pointer {
+				ft = ft.Elem()
+			}
+			if ft.Kind() == reflect.Struct {
+				// encoding/json promotes an untagged embedded struct's
+				// fields; the outer struct's own names win.
+				embedded = append(embedded, ft)
+				continue
+			}
+		}
+		if !sf.IsExported() {
+			continue
+		}
 		if name == "" {
 			name = sf.Name
 		}
@@ -258,13 +285,24 @@ func fieldsOf(t reflect.Type) *structInfo {
 				f.required = false
 			}
 		}
-		if f.required && len(info.fields) < 64 {
-			info.requiredMask |= 1 << len(info.fields)
+		info.add(f)
+	}
+	for _, et := range embedded {
+		for _, f := range fieldsOf(et).fields {
+			if _, taken := info.byName[f.name]; !taken {
+				info.add(f)
+			}
 		}
-		info.index[name] = len(info.fields)
-		info.fields = append(info.fields, f)
-		info.byName[name] = f
 	}
 	v, _ := structInfos.LoadOrStore(t, info)
 	return v.(*structInfo)
+}
+
+func (info *structInfo) add(f fieldInfo) {
+	if f.required && len(info.fields) < 64 {
+		info.requiredMask |= 1 << len(info.fields)
+	}
+	info.index[f.name] = len(info.fields)
+	info.fields = append(info.fields, f)
+	info.byName[f.name] = f
 }

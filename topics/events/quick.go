@@ -6,9 +6,9 @@ import (
 )
 
 // quickShape reports whether data is one JSON object that matches the Go
-// type t as decodeStrict wants it: exact known keys, every required field
-// present, no nulls, no empty optional strings, integers without fraction or
-// exponent, and nothing after the object. It allocates nothing. A false
+// type t as decodeStrict wants it: exact known keys, none twice, every
+// required field present, no nulls, no empty optional strings, integers
+// without fraction or exponent, and nothing after the object. It allocates nothing. A false
 // answer only means "take the slow path", which explains the problem; a true
 // answer still leaves the syntax inside strings and the time formats to
 // encoding/json.
@@ -149,11 +149,23 @@ func (s *quickScanner) value(t reflect.Type) bool {
 			s.i++
 			return true
 		}
-		for {
+		// The keys seen, to refuse a duplicate without allocating: the maps
+		// of our events are small (a contact per channel); a bigger one, or
+		// an escaped key (which may equal an unescaped one), takes the slow
+		// path.
+		var keys [8][]byte
+		for n := 0; ; n++ {
 			s.ws()
-			if _, _, ok := s.str(); !ok || !s.expect(':') || !s.value(t.Elem()) {
+			key, escaped, ok := s.str()
+			if !ok || escaped || n == len(keys) || !s.expect(':') || !s.value(t.Elem()) {
 				return false
 			}
+			for _, k := range keys[:n] {
+				if string(k) == string(key) {
+					return false
+				}
+			}
+			keys[n] = key
 			if more, ok := s.next('}'); !more {
 				return ok
 			}
@@ -194,6 +206,9 @@ func (s *quickScanner) object(info *structInfo) bool {
 			idx, ok := info.index[string(key)]
 			if !ok {
 				return false
+			}
+			if seen&(1<<idx) != 0 {
+				return false // a duplicate key: the slow path names it
 			}
 			f := info.fields[idx]
 			s.ws()

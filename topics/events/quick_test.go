@@ -46,6 +46,9 @@ func FuzzDecodePathsAgree(f *testing.F) {
 		`{}`, `null`, `[]`, `{"user_id":null}`, `{"episode":1.0}`, `{"episode":1e2}`,
 		`{"notification_id":"a","NOTIFICATION_ID":"b"}`, `{"contact":""}`, `{"quiet_hours":{}}`,
 		string(good) + " ", " " + string(good), string(good) + "x", `{"title":"\u0000"}`,
+		strings.Replace(string(good), `"user_id":`, `"user_id":"x","user_id":`, 1),
+		strings.Replace(string(good), `"user_id":`, `"user_id":"x","\u0075ser_id":`, 1),
+		strings.Replace(string(good), `"url":`, `"URL":`, 1),
 	} {
 		f.Add([]byte(s))
 	}
@@ -83,6 +86,11 @@ func FuzzQuickNotificationAgrees(f *testing.F) {
 		strings.Replace(string(good), `"start":"22:00"`, `"start":"22:00","start":"23:00"`, 1),
 		strings.Replace(string(good), `"start":"22:00"`, `"start":null`, 1),
 		strings.Replace(string(plainData), `"created_at":"`, `"created_at":"x`, 1),
+		strings.Replace(string(plainData), `"user_id":`, `"user_id":"pn8other","user_id":`, 1),
+		strings.Replace(string(plainData), `"url":`, `"url":"https://evil.example/","url":`, 1),
+		strings.Replace(string(plainData), `"url":`, `"url":"https://evil.example/","\u0075rl":`, 1),
+		strings.Replace(string(plainData), `"url":`, `"Url":`, 1),
+		strings.Replace(string(good), `"end":"06:00"`, `"end":"06:00","end":"07:00"`, 1),
 	} {
 		f.Add([]byte(s))
 	}
