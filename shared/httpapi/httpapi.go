@@ -6,13 +6,17 @@
 package httpapi
 
 import (
+	"bytes"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"reflect"
 	"strings"
+
+	"backinstock/topics/events"
 )
 
 // Error is an API error: an HTTP status, a stable machine code and a message
@@ -58,16 +62,21 @@ func WriteError(w http.ResponseWriter, err error) {
 }
 
 // Decode reads exactly one JSON value of at most maxBytes into dst, rejecting
-// unknown fields, so a misspelled field is an error rather than a silent default.
+// unknown fields, keys in another case than the field's and duplicate keys
+// (events.CheckKeys), so a misspelled or repeated field is an error rather
+// than a silent default or a silent last-wins.
 func Decode(w http.ResponseWriter, r *http.Request, maxBytes int64, dst any) error {
 	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
 		return Errorf(http.StatusUnsupportedMediaType, "unsupported_media_type", "content-type must be application/json, got %q", ct)
 	}
 	body := http.MaxBytesReader(w, r.Body, maxBytes)
 	dec := json.NewDecoder(body)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(dst); err != nil {
+	var raw json.RawMessage
+	if err := dec.Decode(&raw); err != nil {
 		return decodeError(err, maxBytes)
+	}
+	if err := decodeValue(raw, dst); err != nil {
+		return err
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		var mbe *http.MaxBytesError
@@ -75,6 +84,24 @@ func Decode(w http.ResponseWriter, r *http.Request, maxBytes int64, dst any) err
 			return decodeError(err, maxBytes)
 		}
 		return BadRequest("body must hold a single JSON value")
+	}
+	return nil
+}
+
+// decodeValue decodes the value Decode has read; the key check needs it
+// whole, before encoding/json's last-wins and case-folding lose the evidence.
+func decodeValue(data []byte, dst any) error {
+	if keys := events.CheckKeys(data, reflect.TypeOf(dst)); len(keys) > 0 {
+		msgs := make([]string, len(keys))
+		for i, k := range keys {
+			msgs[i] = k.Error()
+		}
+		return BadRequest("%s", strings.Join(msgs, "; "))
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(dst); err != nil {
+		return decodeError(err, 0) // data is within the limit already
 	}
 	return nil
 }
