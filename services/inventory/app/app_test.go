@@ -167,6 +167,9 @@ func TestBadInput(t *testing.T) {
 		{"body over the limit", "PUT", path, token, big, nil, 413, "exceeds"},
 		{"malformed JSON", "PUT", path, token, `{"region":"us-east-1",`, nil, 400, "JSON"},
 		{"unknown field", "PUT", path, token, `{"region":"us-east-1","quantity":0,"qty":1}`, nil, 400, "qty"},
+		{"duplicate quantity", "PUT", path, token, `{"region":"us-east-1","quantity":0,"quantity":5}`, nil, 400, `duplicate key "quantity"`},
+		{"duplicate nested key", "PUT", path, token, `{"region":"us-east-1","quantity":0,"product":{"title":"a","title":"b"}}`, nil, 400, `duplicate key "product.title"`},
+		{"key in another case", "PUT", path, token, `{"Region":"us-east-1","quantity":0}`, nil, 400, `unknown key "Region" (did you mean "region"?)`},
 		{"non-integer quantity", "PUT", path, token, `{"region":"us-east-1","quantity":2.5}`, nil, 400, "quantity"},
 		{"string quantity", "PUT", path, token, `{"region":"us-east-1","quantity":"0"}`, nil, 400, "quantity"},
 		{"missing quantity", "PUT", path, token, `{"region":"us-east-1"}`, nil, 422, "quantity"},
@@ -181,6 +184,9 @@ func TestBadInput(t *testing.T) {
 		{"bad idempotency key", "PUT", path, token, `{"region":"us-east-1","quantity":0}`, []string{"Idempotency-Key", "has space"}, 422, "Idempotency-Key"},
 		{"empty bulk", "POST", "/v1/stock", token, `{"updates":[]}`, nil, 422, "updates"},
 		{"bulk unknown field", "POST", "/v1/stock", token, `{"updates":[{"sku":"a","region":"us-east-1","quantity":0,"x":1}]}`, nil, 400, "x"},
+		{"bulk duplicate key", "POST", "/v1/stock", token, `{"updates":[{"sku":"` + sku + `","region":"us-east-1","quantity":0,"quantity":5}]}`, nil, 400, `duplicate key "updates[0].quantity"`},
+		{"bulk key in another case", "POST", "/v1/stock", token, `{"updates":[{"sku":"` + sku + `","region":"us-east-1","Quantity":0}]}`, nil, 400, `unknown key "updates[0].Quantity" (did you mean "updates[0].quantity"?)`},
+		{"bulk duplicate updates", "POST", "/v1/stock", token, `{"updates":[],"updates":[{"sku":"` + sku + `","region":"us-east-1","quantity":0}]}`, nil, 400, `duplicate key "updates"`},
 		{"get unknown region", "GET", path + "?region=mars-1", token, "", nil, 422, "region"},
 	}
 	for _, tt := range tests {

@@ -597,6 +597,8 @@ func TestEdgeTokenEndpoint(t *testing.T) {
 		{"wrong token", "nope", `{"user_id":"alice"}`, 401},
 		{"bad user", "secret", `{"user_id":"a.b"}`, 422},
 		{"unknown field", "secret", `{"user_id":"alice","x":1}`, 400},
+		{"duplicate user", "secret", `{"user_id":"alice","user_id":"bob"}`, 400},
+		{"user key in another case", "secret", `{"User_ID":"alice"}`, 400},
 		{"ok", "secret", `{"user_id":"alice"}`, 200},
 	}
 	for _, tt := range tests {

@@ -84,6 +84,52 @@ func TestAPIBadInputChangesNothing(t *testing.T) {
 			}
 		})
 	}
+	// A duplicate key or one in another case is refused naming it, in every
+	// body: encoding/json would keep the last duplicate and fold the case
+	// ({"unsubscribed":true,"unsubscribed":false} left the user subscribed).
+	keyTests := []struct {
+		name, path, body, mention string
+	}{
+		{"entry duplicate region", entry, `{"region":"us-east-1","channels":["app"],"region":"eu-west-1"}`, `duplicate key "region"`},
+		{"entry duplicate channels", entry, `{"region":"us-east-1","channels":["app"],"channels":["sms"]}`, `duplicate key "channels"`},
+		{"entry key in another case", entry, `{"Region":"us-east-1","channels":["app"]}`, `unknown key "Region" (did you mean "region"?)`},
+		{"prefs duplicate unsubscribed", prefs, `{"unsubscribed":true,"unsubscribed":false}`, `duplicate key "unsubscribed"`},
+		{"prefs duplicate contact", prefs, `{"contacts":{"sms":"+14155550100","sms":"+14155550101"}}`, `duplicate key "contacts.sms"`},
+		{"prefs duplicate nested", prefs, `{"time_zone":"UTC","quiet_hours":{"start":"22:00","end":"07:00","end":"08:00"}}`, `duplicate key "quiet_hours.end"`},
+		{"prefs key in another case", prefs, `{"Unsubscribed":true}`, `unknown key "Unsubscribed" (did you mean "unsubscribed"?)`},
+	}
+	for _, tt := range keyTests {
+		t.Run(tt.name, func(t *testing.T) {
+			var body struct {
+				Error struct{ Code, Message string }
+			}
+			c.t = t
+			status := c.do("PUT", tt.path, token, "application/json", tt.body, &body)
+			if status != 400 || body.Error.Code != "bad_request" || !strings.Contains(body.Error.Message, tt.mention) {
+				t.Fatalf("got %d %q (%s), want 400 bad_request naming %q", status, body.Error.Code, body.Error.Message, tt.mention)
+			}
+		})
+	}
+	t.Run("import lines with duplicate or wrong-case keys", func(t *testing.T) {
+		c.t = t
+		lines := `{"user_id":"` + user + `","sku":"sku-1","region":"us-east-1","channels":["app"],"sku":"sku-2"}` + "\n" +
+			`{"user_id":"` + user + `","SKU":"sku-1","region":"us-east-1","channels":["app"]}` + "\n"
+		var res struct {
+			Imported, Rejected int64
+			Errors             []struct {
+				Line   int64
+				Reason string
+			}
+		}
+		if code := c.do("POST", "/v1/wishlists:import", token, "application/x-ndjson", lines, &res); code != 200 {
+			t.Fatalf("import: %d", code)
+		}
+		if res.Imported != 0 || res.Rejected != 2 || len(res.Errors) != 2 ||
+			!strings.Contains(res.Errors[0].Reason, `duplicate key "sku"`) ||
+			!strings.Contains(res.Errors[1].Reason, `unknown key "SKU" (did you mean "sku"?)`) {
+			t.Fatalf("import result = %+v", res)
+		}
+	})
 	if got := rdb.DBSize(ctx).Val(); got != keysBefore {
 		t.Errorf("redis keys: %d before, %d after the bad requests", keysBefore, got)
 	}

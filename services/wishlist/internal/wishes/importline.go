@@ -5,7 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"time"
+
+	"backinstock/topics/events"
 )
 
 // ImportLine is one NDJSON line of a bulk import. At is optional: it sets
@@ -19,9 +22,17 @@ type ImportLine struct {
 	At       *time.Time `json:"at,omitempty"`
 }
 
-// ParseImportLine decodes and checks one line strictly (unknown fields are
-// errors) and returns the entry it stands for.
+// ParseImportLine decodes and checks one line strictly (unknown fields, keys
+// in another case and duplicate keys are errors, as in every request body)
+// and returns the entry it stands for.
 func ParseImportLine(line []byte, regions []string, now time.Time) (Entry, error) {
+	var keyErrs []error
+	for _, k := range events.CheckKeys(line, reflect.TypeFor[ImportLine]()) {
+		keyErrs = append(keyErrs, k)
+	}
+	if len(keyErrs) > 0 {
+		return Entry{}, errors.Join(keyErrs...)
+	}
 	dec := json.NewDecoder(bytes.NewReader(line))
 	dec.DisallowUnknownFields()
 	var l ImportLine
