@@ -258,6 +258,16 @@ func TestReplayFromBeginningTwiceDeliversNothingNew(t *testing.T) {
 	rec, _ := notifiertest.Record(wrong)
 	rec.Topic = catalog.Notify(f.region, "app")
 	poison = append(poison, rec)
+	// Keyed other than by the user id (null included), or with a key twice
+	// in the value: encoding/json would deliver the last user_id.
+	nullKey, _ := notifiertest.Record(notifiertest.Notification(f.region, "app", "pn8", "sku-a", 1, time.Now()))
+	nullKey.Key = nil
+	misKeyed, _ := notifiertest.Record(notifiertest.Notification(f.region, "app", "pn8other", "sku-a", 1, time.Now()))
+	misKeyed.Key = sarama.StringEncoder("pn8")
+	dup, _ := notifiertest.Record(notifiertest.Notification(f.region, "app", "pn8", "sku-a", 1, time.Now()))
+	v, _ := dup.Value.Encode()
+	dup.Value = sarama.StringEncoder(strings.Replace(string(v), `"user_id":"pn8"`, `"user_id":"pn8","user_id":"pn8other"`, 1))
+	poison = append(poison, nullKey, misKeyed, dup)
 	if err := f.prod.SendAll(context.Background(), poison); err != nil {
 		t.Fatal(err)
 	}
@@ -268,8 +278,8 @@ func TestReplayFromBeginningTwiceDeliversNothingNew(t *testing.T) {
 	if got := metric(r.reg, "backinstock_notifier_sent_total"); got != n {
 		t.Fatalf("sent_total = %v, want %d", got, n)
 	}
-	if got := metric(r.reg, "backinstock_consumer_dead_letters_total"); got != 3 {
-		t.Fatalf("dead letters = %v, want 3", got)
+	if got := metric(r.reg, "backinstock_consumer_dead_letters_total"); got != 6 {
+		t.Fatalf("dead letters = %v, want 6", got)
 	}
 	if _, err := (func() (string, error) {
 		var out bytes.Buffer

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -40,7 +41,62 @@ var regions atomic.Int64
 // Each check gets a region (stream, subjects, Redis keys) of its own. Slow
 // is an app rate limit of one notification an hour.
 func TestPipelineKeepsTheHandlerContract(t *testing.T) {
-	handlertest.Run(t, func(tb testing.TB, o handlertest.Options) handlertest.Harness {
+	handlertest.Run(t, harness(func(_ testing.TB, topic, _ string) *sarama.ConsumerMessage {
+		return &sarama.ConsumerMessage{Topic: topic, Key: []byte("u0"), Value: []byte(`{"not":"a notification"}`)}
+	}))
+}
+
+// TestPipelineDeadLettersMisKeyedRecords: a notification record whose key is
+// not its user id (null included), or whose value repeats a key, is poison:
+// rejected, dead-lettered through a real Group, and the records around it
+// delivered. The reasons are checked in TestDecodeRefusesMisKeyedRecords.
+func TestPipelineDeadLettersMisKeyedRecords(t *testing.T) {
+	record := func(tb testing.TB, topic, region, key, user string, edit func(string) string) *sarama.ConsumerMessage {
+		v, err := events.Encode(notifiertest.Notification(region, events.ChannelApp, user, "sku-"+region, 1, time.Now().UTC()))
+		if err != nil {
+			tb.Fatal(err)
+		}
+		m := &sarama.ConsumerMessage{Topic: topic, Value: []byte(edit(string(v)))}
+		if key != "" {
+			m.Key = []byte(key)
+		}
+		return m
+	}
+	same := func(v string) string { return v }
+	tests := []struct {
+		name   string
+		poison func(tb testing.TB, topic, region string) *sarama.ConsumerMessage
+	}{
+		{"null key", func(tb testing.TB, topic, region string) *sarama.ConsumerMessage {
+			return record(tb, topic, region, "", "pn8", same)
+		}},
+		{"key of another user", func(tb testing.TB, topic, region string) *sarama.ConsumerMessage {
+			return record(tb, topic, region, "pn8", "pn8other", same)
+		}},
+		{"duplicate user_id", func(tb testing.TB, topic, region string) *sarama.ConsumerMessage {
+			return record(tb, topic, region, "pn8", "pn8", func(v string) string {
+				return strings.Replace(v, `"user_id":"pn8"`, `"user_id":"pn8","user_id":"pn8other"`, 1)
+			})
+		}},
+		{"duplicate url", func(tb testing.TB, topic, region string) *sarama.ConsumerMessage {
+			return record(tb, topic, region, "pn8", "pn8", func(v string) string {
+				return strings.Replace(v, `"url":`, `"url":"https://evil.example/","url":`, 1)
+			})
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := harness(tt.poison)
+			t.Run("RejectsPoison", func(t *testing.T) { handlertest.RejectsPoison(t, f) })
+			t.Run("DeadLetters", func(t *testing.T) { handlertest.DeadLetters(t, f) })
+		})
+	}
+}
+
+// harness builds the pipeline under the handler suite; poison makes the
+// record it must reject, for a topic and region of the harness's own.
+func harness(poison func(tb testing.TB, topic, region string) *sarama.ConsumerMessage) handlertest.Factory {
+	return func(tb testing.TB, o handlertest.Options) handlertest.Harness {
 		region := "hc-" + strconv.FormatInt(regions.Add(1), 10)
 		const channel = events.ChannelApp
 		rdb := redis.NewClient(&redis.Options{Addr: env.Redis(tb).Addr})
@@ -89,9 +145,7 @@ func TestPipelineKeepsTheHandlerContract(t *testing.T) {
 				}
 				return recs
 			},
-			Poison: func(testing.TB) *sarama.ConsumerMessage {
-				return &sarama.ConsumerMessage{Topic: topic, Key: []byte("u0"), Value: []byte(`{"not":"a notification"}`)}
-			},
+			Poison: func(tb testing.TB) *sarama.ConsumerMessage { return poison(tb, topic, region) },
 			Effects: func(tb testing.TB, recs []*sarama.ConsumerMessage) int {
 				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 				defer cancel()
@@ -111,5 +165,5 @@ func TestPipelineKeepsTheHandlerContract(t *testing.T) {
 			},
 			Want: func(recs []*sarama.ConsumerMessage) int { return len(recs) },
 		}
-	})
+	}
 }

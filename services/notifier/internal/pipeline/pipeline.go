@@ -1,7 +1,9 @@
 // Package pipeline is the notifier's delivery protocol for one region. Per
 // batch of notify records:
 //
-//  1. decode; poison records are rejected to the dead-letter topic;
+//  1. decode; poison records (undecodable, invalid, for another region or
+//     channel, keyed other than by their user id) are rejected to the
+//     dead-letter topic;
 //  2. drop stale notifications (the sku sold out again);
 //  3. look up the Redis sent markers and skip what was sent (layer 2);
 //  4. hold notifications inside the recipient's quiet hours in Redis;
@@ -145,6 +147,15 @@ func (p *Processor) decode(rec *sarama.ConsumerMessage, channel string) (cand, e
 	}
 	if n.Region != p.o.Region || n.Channel != channel {
 		return cand{}, fmt.Errorf("notification for %s/%s on topic of %s/%s", n.Region, n.Channel, p.o.Region, channel)
+	}
+	// The key is the user id (topics/README.md): it orders a user's
+	// notifications on one partition. A record keyed otherwise is a producer
+	// bug, dead-lettered like the fan-out's mis-keyed restock.
+	if rec.Key == nil {
+		return cand{}, fmt.Errorf("record key is null, not the notification's user_id %q", n.UserID)
+	}
+	if string(rec.Key) != n.UserID {
+		return cand{}, fmt.Errorf("record key %q is not the notification's user_id %q", rec.Key, n.UserID)
 	}
 	return cand{n: n, data: rec.Value}, nil
 }
