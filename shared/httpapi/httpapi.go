@@ -69,7 +69,10 @@ func Decode(w http.ResponseWriter, r *http.Request, maxBytes int64, dst any) err
 	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
 		return Errorf(http.StatusUnsupportedMediaType, "unsupported_media_type", "content-type must be application/json, got %q", ct)
 	}
-	body := http.MaxBytesReader(w, r.Body, maxBytes)
+	body, err := LimitBody(w, r, maxBytes)
+	if err != nil {
+		return err
+	}
 	dec := json.NewDecoder(body)
 	var raw json.RawMessage
 	if err := dec.Decode(&raw); err != nil {
@@ -106,6 +109,40 @@ func decodeValue(data []byte, dst any) error {
 	return nil
 }
 
+// TooLarge is the 413 for a body over maxBytes.
+func TooLarge(maxBytes int64) *Error {
+	return Errorf(http.StatusRequestEntityTooLarge, "too_large", "body exceeds %d bytes", maxBytes)
+}
+
+// LimitBody is r's body bounded to maxBytes (reading past it fails with an
+// *http.MaxBytesError). A declared Content-Length over the limit is the 413
+// at once, before a byte is read: a client that sent "Expect: 100-continue"
+// then gets the answer instead of "100 Continue" and never sends the body,
+// where answering after reading part of it made net/http close the
+// connection under the client's unsent body, which the client saw as a
+// reset more often than as the 413.
+func LimitBody(w http.ResponseWriter, r *http.Request, maxBytes int64) (io.Reader, error) {
+	if r.ContentLength > maxBytes {
+		return nil, TooLarge(maxBytes)
+	}
+	return http.MaxBytesReader(serverWriter(w), r.Body, maxBytes), nil
+}
+
+// serverWriter is the ResponseWriter net/http made, under wrappers such as
+// the router's status recorder. http.MaxBytesReader tells the server that a
+// body (one sent without a length) ran over the limit only through that
+// writer; told, the server closes the connection with a FIN and a pause
+// that let the client read the 413, not with an immediate reset.
+func serverWriter(w http.ResponseWriter) http.ResponseWriter {
+	for {
+		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			return w
+		}
+		w = u.Unwrap()
+	}
+}
+
 func decodeError(err error, maxBytes int64) error {
 	var (
 		mbe *http.MaxBytesError
@@ -114,7 +151,7 @@ func decodeError(err error, maxBytes int64) error {
 	)
 	switch {
 	case errors.As(err, &mbe):
-		return Errorf(http.StatusRequestEntityTooLarge, "too_large", "body exceeds %d bytes", maxBytes)
+		return TooLarge(maxBytes)
 	case errors.As(err, &syn):
 		return BadRequest("malformed JSON at byte %d: %v", syn.Offset, err)
 	case errors.As(err, &typ):

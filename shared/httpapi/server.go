@@ -20,7 +20,15 @@ import (
 
 // Check reports whether one dependency is ready; a non-nil error says why
 // not. An error wrapped by Degraded is reported without failing readiness.
+// It must return once ctx ends: /readyz waits for every check.
 type Check func(ctx context.Context) error
+
+// CheckTimeout is each readiness check's own deadline. The checks run
+// concurrently, so /readyz answers within about this long however many
+// there are, and a slow one (Kafka under load) reports its own timeout
+// instead of spending a shared deadline that made a healthy Redis report
+// "context deadline exceeded" after it.
+const CheckTimeout = 2 * time.Second
 
 type degraded struct{ err error }
 
@@ -70,23 +78,34 @@ func (s *Server) AddCheck(name string, c Check) {
 }
 
 func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-	defer cancel()
 	s.mu.Lock()
 	checks := make(map[string]Check, len(s.checks))
 	for k, v := range s.checks {
 		checks[k] = v
 	}
 	s.mu.Unlock()
-	status, body := http.StatusOK, map[string]string{}
+	type result struct {
+		name string
+		err  error
+	}
+	results := make(chan result, len(checks))
 	for name, c := range checks {
+		go func() {
+			ctx, cancel := context.WithTimeout(r.Context(), CheckTimeout)
+			defer cancel()
+			results <- result{name, c(ctx)}
+		}()
+	}
+	status, body := http.StatusOK, map[string]string{}
+	for range checks {
+		res := <-results
 		var d degraded
-		if err := c(ctx); errors.As(err, &d) {
-			body[name] = "degraded: " + err.Error()
-		} else if err != nil {
-			status, body[name] = http.StatusServiceUnavailable, err.Error()
+		if errors.As(res.err, &d) {
+			body[res.name] = "degraded: " + res.err.Error()
+		} else if res.err != nil {
+			status, body[res.name] = http.StatusServiceUnavailable, res.err.Error()
 		} else {
-			body[name] = "ok"
+			body[res.name] = "ok"
 		}
 	}
 	WriteJSON(w, status, body)

@@ -2,7 +2,9 @@
 // embedded nats-server with JetStream and websocket, and redis-server on a
 // free port (an embedded Go Redis only where no binary is installed). Each
 // listens on 127.0.0.1 only. A test package shares one of each (started on
-// first use) and keeps tests apart with Unique names.
+// first use) and keeps tests apart with Unique names. It also holds the
+// clients that send a request with "Expect: 100-continue" (SendGoClient,
+// SendRawTCP), which the services' body-limit tests share.
 package testenv
 
 import (

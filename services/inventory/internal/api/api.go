@@ -130,11 +130,15 @@ type BulkResponse struct {
 // readBody reads the whole body within limit, so it can be both hashed for
 // the idempotency record and decoded strictly.
 func readBody(w http.ResponseWriter, r *http.Request, limit int64, dst any) ([]byte, error) {
-	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	body, err := httpapi.LimitBody(w, r, limit)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := io.ReadAll(body)
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return nil, httpapi.Errorf(http.StatusRequestEntityTooLarge, "too_large", "body exceeds %d bytes", limit)
+			return nil, httpapi.TooLarge(limit)
 		}
 		return nil, httpapi.BadRequest("read body: %v", err)
 	}

@@ -301,7 +301,10 @@ func (a *API) importEntries(w http.ResponseWriter, r *http.Request) error {
 	rc := http.NewResponseController(w)
 	_ = rc.SetReadDeadline(time.Now().Add(a.o.ImportTimeout))
 	_ = rc.SetWriteDeadline(time.Now().Add(a.o.ImportTimeout + time.Minute))
-	body := http.MaxBytesReader(w, r.Body, a.o.MaxImportBytes)
+	body, err := httpapi.LimitBody(w, r, a.o.MaxImportBytes)
+	if err != nil {
+		return err
+	}
 	res, err := a.svc.Import(r.Context(), body, a.o.ImportBatch)
 	a.m.ImportLines.WithLabelValues("imported").Add(float64(res.Imported))
 	a.m.ImportLines.WithLabelValues("rejected").Add(float64(res.Rejected))
