@@ -111,6 +111,7 @@ func (p Program) Run(args []string, stdout, stderr io.Writer) int {
 	}
 	defer func() { _ = log.Sync() }()
 	logging.RouteSarama(log)
+	logging.RouteRedis(log)
 	ctx, stop := lifecycle.SignalContext(context.Background())
 	defer stop()
 	reg := prometheus.NewRegistry()

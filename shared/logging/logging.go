@@ -1,12 +1,14 @@
 // Package logging builds the one zap logger a process uses and routes
-// sarama's global logger into it.
+// sarama's and go-redis's global loggers into it.
 package logging
 
 import (
+	"context"
 	"fmt"
 	"strings"
 
 	"github.com/IBM/sarama"
+	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 )
@@ -38,3 +40,16 @@ func (l saramaLogger) Printf(format string, v ...any) {
 	l.s.Debug(strings.TrimSpace(fmt.Sprintf(format, v...)))
 }
 func (l saramaLogger) Println(v ...any) { l.s.Debug(strings.TrimSpace(fmt.Sprintln(v...))) }
+
+// RouteRedis sends go-redis's logs to log at warn level: go-redis logs only
+// trouble (dial failures, pool errors), which by default are raw lines on
+// stderr among the JSON. Its logger is global, so this is called once, in main.
+func RouteRedis(log *zap.Logger) {
+	redis.SetLogger(redisLogger{log.Named("redis").WithOptions(zap.AddCallerSkip(2)).Sugar()})
+}
+
+type redisLogger struct{ s *zap.SugaredLogger }
+
+func (l redisLogger) Printf(_ context.Context, format string, v ...any) {
+	l.s.Warn(strings.TrimSpace(fmt.Sprintf(format, v...)))
+}
