@@ -19,7 +19,6 @@ import (
 	wishlist "backinstock/services/wishlist/app"
 	"backinstock/shared/httpapi"
 	"backinstock/shared/kafka"
-	"backinstock/shared/lifecycle"
 	"backinstock/topics/events"
 )
 
@@ -44,14 +43,10 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger, out io.Writer) error 
 	if err != nil {
 		return err
 	}
-	parts := make([]lifecycle.Part, 0, len(svcs)+2)
-	for _, s := range svcs {
-		parts = append(parts, s.part(log))
-	}
 	svcCtx, stopSvcs := context.WithCancel(ctx)
 	defer stopSvcs()
 	done := make(chan error, 1)
-	go func() { done <- lifecycle.Run(svcCtx, log, parts...) }()
+	go func() { done <- runServices(svcCtx, log, svcs) }()
 
 	if err := waitReady(ctx, svcs, 90*time.Second); err != nil {
 		stopSvcs()

@@ -2,6 +2,7 @@ package stack
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"sync"
@@ -79,4 +80,37 @@ func waitReady(ctx context.Context, svcs []*service, timeout time.Duration) erro
 		}
 	}
 	return nil
+}
+
+// runServices runs every service until ctx ends or one of them returns, then
+// stops them all at once and waits. Deployed, each is its own process and
+// stops on its own; stopped one after another (lifecycle.Run's order, right
+// for the parts of one process) the nine of them took ~3.3 s, each spending
+// ~0.5 s closing its stock view.
+func runServices(ctx context.Context, log *zap.Logger, svcs []*service) error {
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	errs := make(chan error, len(svcs))
+	for _, s := range svcs {
+		go func() {
+			err := s.part(log).Run(ctx)
+			if err != nil && !errors.Is(err, context.Canceled) {
+				log.Error("service stopped with error", zap.String("service", s.name), zap.Error(err))
+				err = fmt.Errorf("%s: %w", s.name, err)
+			} else {
+				log.Info("service stopped", zap.String("service", s.name))
+				err = nil
+			}
+			// One service ending, failed or not, stops the stack.
+			stop()
+			errs <- err
+		}()
+	}
+	var first error
+	for range svcs {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
 }
