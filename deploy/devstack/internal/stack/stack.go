@@ -1,17 +1,20 @@
 // Package stack is the embedded local stack behind `make demo`: a kfake Kafka
 // cluster, an embedded nats-server with JetStream and websocket, and Redis
-// (redis-server from PATH, else an embedded Go Redis), with the topic
-// catalogue applied. Every address is written to <data-dir>/devstack.env so
-// scripts can source it.
+// (redis-server from PATH, supervised, else an embedded Go Redis), with the
+// topic catalogue applied. It starts only servers it owns: a port in use is
+// an error naming the flag that moves it. Every address is written to
+// <data-dir>/devstack.env so scripts can source it.
 package stack
 
 import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 
@@ -86,8 +89,19 @@ func (c Config) Validate() error {
 type Infra struct {
 	Kafka *testenv.Kafka
 	NATS  *testenv.NATS
-	Redis *testenv.Redis
+	redis interface{ Close() }
 	Env   Env
+}
+
+// checkPorts refuses to start when any infrastructure port is taken.
+func checkPorts(cfg Config, kafkaPorts []int) error {
+	var errs []error
+	for _, p := range kafkaPorts {
+		errs = append(errs, checkPortFree(p, "--kafka-ports"))
+	}
+	errs = append(errs, checkPortFree(cfg.NATSPort, "--nats-port"), checkPortFree(cfg.NATSWSPort, "--nats-ws-port"),
+		checkPortFree(cfg.RedisPort, "--redis-port"))
+	return errors.Join(errs...)
 }
 
 // Env is what devstack.env holds.
@@ -115,6 +129,9 @@ func StartInfra(ctx context.Context, cfg Config, log *zap.Logger) (*Infra, error
 	ports := make([]int, len(cfg.KafkaPorts))
 	for i, p := range cfg.KafkaPorts {
 		fmt.Sscanf(p, "%d", &ports[i])
+	}
+	if err := checkPorts(cfg, ports); err != nil {
+		return nil, err
 	}
 	in := &Infra{}
 	k, err := startKafka(filepath.Join(cfg.DataDir, "kafka"), ports)
@@ -145,22 +162,40 @@ func StartInfra(ctx context.Context, cfg Config, log *zap.Logger) (*Infra, error
 		return nil, err
 	}
 	in.NATS = n
-	r, err := testenv.StartRedis(testenv.RedisOptions{Dir: filepath.Join(cfg.DataDir, "redis"), AppendOnly: true, Port: cfg.RedisPort})
+	redisURL, err := in.startRedis(cfg, log)
 	if err != nil {
 		in.Close()
 		return nil, err
-	}
-	in.Redis = r
-	if r.Embedded() {
-		log.Warn("redis-server not found on PATH: using the embedded Go Redis (state is not persisted)")
 	}
 	if err := ApplyCatalog(ctx, kafka.Config{Brokers: k.Brokers}, len(ports), log); err != nil {
 		in.Close()
 		return nil, err
 	}
-	in.Env = Env{KafkaBrokers: k.BrokerList(), RedisURL: r.URL(), NATSURL: n.URL(), NATSWSURL: n.WSURL(), APIToken: token,
+	in.Env = Env{KafkaBrokers: k.BrokerList(), RedisURL: redisURL, NATSURL: n.URL(), NATSWSURL: n.WSURL(), APIToken: token,
 		NATSCreds: filepath.Join(edgeDir, edgeauth.FileServiceCreds), EdgeAccountSeedFile: filepath.Join(edgeDir, edgeauth.FileAppSeed)}
 	return in, nil
+}
+
+// startRedis starts the stack's supervised redis-server, or the embedded Go
+// Redis where none is installed (it lives and dies with this process).
+func (in *Infra) startRedis(cfg Config, log *zap.Logger) (string, error) {
+	dir := filepath.Join(cfg.DataDir, "redis")
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		log.Warn("redis-server not found on PATH: using the embedded Go Redis (state is not persisted)")
+		r, err := testenv.StartRedis(testenv.RedisOptions{Dir: dir, Port: cfg.RedisPort})
+		if err != nil {
+			return "", err
+		}
+		in.redis = r
+		return r.URL(), nil
+	}
+	r, err := startRedisServer(bin, cfg.RedisPort, dir, log.Named("redis-server"))
+	if err != nil {
+		return "", err
+	}
+	in.redis = r
+	return r.URL(), nil
 }
 
 func startKafka(dir string, ports []int) (*testenv.Kafka, error) {
@@ -217,8 +252,8 @@ func apiToken(cfg Config) (string, error) {
 
 // Close stops the infrastructure, last started first.
 func (in *Infra) Close() {
-	if in.Redis != nil {
-		in.Redis.Close()
+	if in.redis != nil {
+		in.redis.Close()
 	}
 	if in.NATS != nil {
 		in.NATS.Close()

@@ -3,6 +3,7 @@ package stack_test
 import (
 	"bytes"
 	"context"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -129,6 +130,45 @@ func TestConfigValidation(t *testing.T) {
 			tt.mod(&c)
 			if err := c.Validate(); err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("got %v, want %s", err, tt.want)
+			}
+		})
+	}
+}
+
+// A port in use is refused with the flag that moves it, before anything
+// starts: the stack runs only servers it owns.
+func TestPortInUseIsRefused(t *testing.T) {
+	tests := []struct {
+		flag string
+		take func(c *stack.Config) int // returns the port it takes
+	}{
+		{"--redis-port", func(c *stack.Config) int { return c.RedisPort }},
+		{"--nats-port", func(c *stack.Config) int { return c.NATSPort }},
+		{"--nats-ws-port", func(c *stack.Config) int { return c.NATSWSPort }},
+		{"--kafka-ports", func(c *stack.Config) int { p, _ := strconv.Atoi(c.KafkaPorts[1]); return p }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.flag, func(t *testing.T) {
+			p := freePorts(t, 6)
+			cfg := stack.Config{
+				DataDir:    t.TempDir(),
+				KafkaPorts: []string{strconv.Itoa(p[0]), strconv.Itoa(p[1]), strconv.Itoa(p[2])},
+				NATSPort:   p[3], NATSWSPort: p[4], RedisPort: p[5],
+				InfraOnly: true, Regions: catalog.DefaultRegions,
+			}
+			port := tt.take(&cfg)
+			l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.Close()
+			in, err := stack.StartInfra(context.Background(), cfg, zap.NewNop())
+			if err == nil {
+				in.Close()
+				t.Fatal("started on a port in use")
+			}
+			if !strings.Contains(err.Error(), tt.flag) || !strings.Contains(err.Error(), strconv.Itoa(port)) {
+				t.Fatalf("error %q does not name %s and port %d", err, tt.flag, port)
 			}
 		})
 	}
