@@ -178,12 +178,14 @@ func TestCtrlCStopsQuicklyWithJSONLogsOnly(t *testing.T) {
 	}
 	select {
 	case <-d.exited:
-	case <-time.After(10 * time.Second):
+	case <-time.After(stopBound + 5*time.Second):
 		t.Fatal("devstack did not stop")
 	}
-	if took := time.Since(began); took > 3*time.Second {
-		t.Errorf("stopping took %s, want under 3s", took)
+	took := time.Since(began)
+	if took > stopBound {
+		t.Errorf("stopping took %s, want under %s", took, stopBound)
 	}
+	t.Logf("Ctrl-C to exit: %s", took)
 	if code := d.cmd.ProcessState.ExitCode(); code != 0 {
 		t.Errorf("exit code %d", code)
 	}
