@@ -1,7 +1,6 @@
 package httpapi_test
 
 import (
-	"context"
 	"encoding/json"
 	"net/http"
 	"strings"
@@ -31,18 +30,7 @@ func TestRefusedBodyWithExpectContinue(t *testing.T) {
 		return nil
 	})
 	s := httpapi.NewServer("127.0.0.1:0", zap.NewNop(), nil, rt)
-	if err := s.Listen(); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	})
+	serve(t, s)
 	hdr := http.Header{"Authorization": {"Bearer s3cret"}, "Content-Type": {"application/json"}}
 	over := `{"region":"` + strings.Repeat("x", 1<<20) + `"}`
 	malformed := `{"region":` + strings.Repeat(" ", limit-100) + `]}`

@@ -95,18 +95,7 @@ func TestReadyzChecksRunConcurrentlyEachUnderItsOwnDeadline(t *testing.T) {
 	s.AddCheck("nats", slow)
 	s.AddCheck("fast", func(ctx context.Context) error { return ctx.Err() })
 	s.AddCheck("redis", func(ctx context.Context) error { return rdb.Ping(ctx).Err() })
-	if err := s.Listen(); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	})
+	serve(t, s)
 
 	start := time.Now()
 	code, body := get(t, "http://"+s.Addr()+"/readyz")
@@ -125,4 +114,21 @@ func TestReadyzChecksRunConcurrentlyEachUnderItsOwnDeadline(t *testing.T) {
 	if took < httpapi.CheckTimeout || took > httpapi.CheckTimeout*3/2 {
 		t.Fatalf("readyz took %s; want about one CheckTimeout (%s), not one per slow check", took, httpapi.CheckTimeout)
 	}
+}
+
+// serve runs s until the test ends, and fails the test if it stops badly.
+func serve(t *testing.T, s *httpapi.Server) {
+	t.Helper()
+	if err := s.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	})
 }

@@ -4,7 +4,10 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"testing"
+	"time"
 
+	"github.com/IBM/sarama"
 	"github.com/twmb/franz-go/pkg/kfake"
 )
 
@@ -59,4 +62,52 @@ func FreePort() (int, error) {
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// ReadTopic hands fn every record of topic, from each partition's oldest
+// offset to its end at the time of the call, failing tb if a partition does
+// not deliver that far within a minute.
+func ReadTopic(tb testing.TB, cl sarama.Client, topic string, fn func(m *sarama.ConsumerMessage)) {
+	tb.Helper()
+	cons, err := sarama.NewConsumerFromClient(cl)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer cons.Close()
+	parts, err := cl.Partitions(topic)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for _, p := range parts {
+		start, err := cl.GetOffset(topic, p, sarama.OffsetOldest)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		end, err := cl.GetOffset(topic, p, sarama.OffsetNewest)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		if end <= start {
+			continue
+		}
+		pc, err := cons.ConsumePartition(topic, p, start)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		timeout := time.After(time.Minute)
+	read:
+		for {
+			select {
+			case m := <-pc.Messages():
+				fn(m)
+				if m.Offset+1 >= end {
+					break read
+				}
+			case <-timeout:
+				pc.AsyncClose()
+				tb.Fatalf("read %s/%d: timed out before offset %d", topic, p, end)
+			}
+		}
+		pc.AsyncClose()
+	}
 }

@@ -150,7 +150,7 @@ func TestFanoutResumesAfterSIGKILL(t *testing.T) {
 	counts := make(map[string]int, len(want))
 	for _, topic := range topics {
 		ch := strings.Split(topic, ".")[2]
-		readAll(t, cl, topic, func(m *sarama.ConsumerMessage) {
+		testenv.ReadTopic(t, cl, topic, func(m *sarama.ConsumerMessage) {
 			counts[string(m.Key)+"/"+ch]++
 		})
 	}

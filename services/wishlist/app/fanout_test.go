@@ -58,7 +58,7 @@ func collect(t *testing.T, cl sarama.Client, sku string, regions ...string) map[
 	for _, r := range regions {
 		for _, c := range events.ChannelNames() {
 			topic := catalog.Notify(r, c)
-			readAll(t, cl, topic, func(m *sarama.ConsumerMessage) {
+			testenv.ReadTopic(t, cl, topic, func(m *sarama.ConsumerMessage) {
 				n, err := events.DecodeNotification(m.Value)
 				if err != nil {
 					t.Fatalf("%s offset %d: %v", topic, m.Offset, err)
@@ -133,7 +133,7 @@ func TestThreeRegionGroupsEachNotifyTheirOwn(t *testing.T) {
 		t.Fatalf("notifications (region/user/channel → count):\n got %v\nwant %v", sortedKeys(got), sortedKeys(want))
 	}
 	// The preferences travel on the notification.
-	readAll(t, cl, catalog.Notify("eu-west-1", "email"), func(m *sarama.ConsumerMessage) {
+	testenv.ReadTopic(t, cl, catalog.Notify("eu-west-1", "email"), func(m *sarama.ConsumerMessage) {
 		n, _ := events.DecodeNotification(m.Value)
 		if n.UserID == u(5) && (n.Contact != "five@example.com" || n.Locale != "de-DE" || n.QuietHours == nil ||
 			n.NotificationID != events.NotificationID(u(5), sku, "eu-west-1", 1, "email")) {
@@ -221,7 +221,7 @@ func TestStockAwareWaves(t *testing.T) {
 	topic := catalog.Notify(region, "app")
 	users := func() []string {
 		var out []string
-		readAll(t, cl, topic, func(m *sarama.ConsumerMessage) {
+		testenv.ReadTopic(t, cl, topic, func(m *sarama.ConsumerMessage) {
 			if n, _ := events.DecodeNotification(m.Value); n.SKU == sku {
 				out = append(out, n.UserID)
 			}
@@ -281,7 +281,7 @@ func TestPoisonRestocksAreDeadLettered(t *testing.T) {
 	cl := newClient(t, kcfg)
 	var reasons []string
 	testenv.Eventually(t, 30*time.Second, func() bool { return endOffsets(t, cl, catalog.DeadLetter) >= 3 }, "dead letters")
-	readAll(t, cl, catalog.DeadLetter, func(m *sarama.ConsumerMessage) {
+	testenv.ReadTopic(t, cl, catalog.DeadLetter, func(m *sarama.ConsumerMessage) {
 		h := map[string]string{}
 		for _, rh := range m.Headers {
 			h[string(rh.Key)] = string(rh.Value)

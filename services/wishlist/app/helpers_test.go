@@ -247,48 +247,6 @@ func endOffsets(t *testing.T, cl sarama.Client, topics ...string) int64 {
 	return n
 }
 
-// readAll calls fn with every record of topic, from every partition's
-// oldest offset to its end at the time of the call.
-func readAll(t *testing.T, cl sarama.Client, topic string, fn func(m *sarama.ConsumerMessage)) {
-	t.Helper()
-	cons, err := sarama.NewConsumerFromClient(cl)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cons.Close()
-	parts, err := cl.Partitions(topic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range parts {
-		end, err := cl.GetOffset(topic, p, sarama.OffsetNewest)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if end == 0 {
-			continue
-		}
-		pc, err := cons.ConsumePartition(topic, p, sarama.OffsetOldest)
-		if err != nil {
-			t.Fatal(err)
-		}
-		timeout := time.After(60 * time.Second)
-	read:
-		for {
-			select {
-			case m := <-pc.Messages():
-				fn(m)
-				if m.Offset+1 >= end {
-					break read
-				}
-			case <-timeout:
-				t.Fatalf("read %s/%d: timed out before offset %d", topic, p, end)
-			}
-		}
-		pc.AsyncClose()
-	}
-}
-
 func newClient(t *testing.T, kcfg kafka.Config) sarama.Client {
 	t.Helper()
 	cl, err := kafka.NewClient(kcfg)

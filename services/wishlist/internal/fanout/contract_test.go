@@ -138,7 +138,7 @@ func TestFanoutKeepsTheHandlerContract(t *testing.T) {
 					skus[string(r.Key)] = true
 				}
 				n := 0
-				readAll(tb, cl, catalog.Notify(region, events.ChannelApp), func(m *sarama.ConsumerMessage) {
+				testenv.ReadTopic(tb, cl, catalog.Notify(region, events.ChannelApp), func(m *sarama.ConsumerMessage) {
 					if nt, err := events.DecodeNotification(m.Value); err == nil && skus[nt.SKU] {
 						n++
 					}
@@ -148,50 +148,4 @@ func TestFanoutKeepsTheHandlerContract(t *testing.T) {
 			Want: func(recs []*sarama.ConsumerMessage) int { return wishlisters * len(recs) },
 		}
 	})
-}
-
-// readAll hands fn every record of topic up to its current end.
-func readAll(tb testing.TB, cl sarama.Client, topic string, fn func(m *sarama.ConsumerMessage)) {
-	tb.Helper()
-	cons, err := sarama.NewConsumerFromClient(cl)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer cons.Close()
-	parts, err := cl.Partitions(topic)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	for _, p := range parts {
-		start, err := cl.GetOffset(topic, p, sarama.OffsetOldest)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		end, err := cl.GetOffset(topic, p, sarama.OffsetNewest)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		if end <= start {
-			continue
-		}
-		pc, err := cons.ConsumePartition(topic, p, start)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		timeout := time.After(30 * time.Second)
-	read:
-		for {
-			select {
-			case m := <-pc.Messages():
-				fn(m)
-				if m.Offset+1 >= end {
-					break read
-				}
-			case <-timeout:
-				pc.AsyncClose()
-				tb.Fatalf("read %s/%d: timed out before offset %d", topic, p, end)
-			}
-		}
-		pc.AsyncClose()
-	}
 }
