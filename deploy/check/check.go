@@ -6,7 +6,7 @@
 // environment variables set anywhere must be ones the services document, the
 // KEDA replica bounds must fit the topic catalogue's partitions, and the
 // dashboard's and alert rules' queries must parse and name metrics the code
-// declares.
+// declares, and every service's OpenAPI document must load and validate.
 package check
 
 import (
@@ -101,6 +101,7 @@ func Run(opts Options) ([]Problem, error) {
 	c.checkDockerfile()
 	c.checkMonitoring()
 	c.checkCodeMap()
+	c.checkOpenAPI()
 	sort.SliceStable(c.problems, func(i, j int) bool { return c.problems[i].File < c.problems[j].File })
 	// The same ConfigMap key is reached through every container loading it.
 	seen := map[Problem]bool{}

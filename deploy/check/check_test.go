@@ -62,6 +62,20 @@ func scratchRepo(t *testing.T) string {
 	if err := os.WriteFile(filepath.Join(tmp, "topics", "catalog.yaml"), data, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	docs, _ := filepath.Glob(filepath.Join(root, "services", "*", "openapi.yaml"))
+	for _, d := range docs {
+		rel, _ := filepath.Rel(root, d)
+		data, err := os.ReadFile(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(tmp, rel)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(tmp, rel), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	return tmp
 }
 
@@ -137,6 +151,12 @@ func TestBrokenFilesFail(t *testing.T) {
 			[]string{"alerts.yaml", "rulez"}},
 		{"PromQL syntax error", "deploy/grafana/alerts.yaml", "expr: max(backinstock_inventory_outbox_oldest_age_seconds) > 60", "expr: max(backinstock_inventory_outbox_oldest_age_seconds > 60",
 			[]string{"alerts.yaml", "PromQL"}},
+		// The wishlist document shipped with this line unquoted until
+		// deploycheck read the OpenAPI documents.
+		{"OpenAPI document that is not YAML", "services/wishlist/openapi.yaml", `description: "Wishlist time of a new entry (default: the import time)"`, `description: Wishlist time of a new entry (default: the import time)`,
+			[]string{"services/wishlist/openapi.yaml", "does not load"}},
+		{"OpenAPI dangling $ref", "services/inventory/openapi.yaml", `$ref: "#/components/schemas/`, `$ref: "#/components/schemas/Nope`,
+			[]string{"services/inventory/openapi.yaml", "Nope"}},
 		{"Dockerfile running as root", "deploy/docker/Dockerfile", "USER 65532:65532", "USER root",
 			[]string{"Dockerfile", "USER"}},
 	}

@@ -1,4 +1,4 @@
-// Command deploycheck validates the deployment files offline (kustomize
+// Command deploycheck validates the deployment files and the OpenAPI documents offline (kustomize
 // overlays decoded strictly into the Kubernetes API types, the compose file,
 // the Dockerfile, the dashboard and alert rules) and prints every problem
 // with its file and field. It exits 1 when there is any problem, so `make
@@ -48,6 +48,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "deploycheck: %d problem(s)\n", len(problems))
 		return 1
 	}
-	fmt.Fprintln(stdout, "deploycheck: k8s overlays, compose, Dockerfile, dashboard and alerts OK")
+	fmt.Fprintln(stdout, "deploycheck: k8s overlays, compose, Dockerfile, dashboard, alerts and OpenAPI documents OK")
 	return 0
 }
