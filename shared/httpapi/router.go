@@ -54,8 +54,8 @@ type RouterOptions struct {
 
 // Router is an API's mux, so every service applies authentication and
 // instrumentation the same way: a route needs the token unless it is added
-// with Public, and the unknown-route 404 needs it too, so an unauthenticated
-// caller learns nothing about which paths exist.
+// with Public, and the unknown-route 404 and the wrong-method 405 need it
+// too, so an unauthenticated caller learns nothing about which paths exist.
 type Router struct {
 	mux *http.ServeMux
 	o   RouterOptions
@@ -68,7 +68,9 @@ func NewRouter(o RouterOptions) *Router {
 	}
 	rt := &Router{mux: http.NewServeMux(), o: o}
 	rt.mux.Handle("/", BearerAuth(o.Token, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		WriteError(w, Errorf(http.StatusNotFound, "not_found", "no route %s %s", r.Method, r.URL.Path))
+		if !methodNotAllowed(rt.mux, w, r) {
+			WriteError(w, Errorf(http.StatusNotFound, "not_found", "no route %s %s", r.Method, r.URL.Path))
+		}
 	})))
 	return rt
 }

@@ -64,9 +64,17 @@ func NewServer(addr string, log *zap.Logger, gatherer prometheus.Gatherer, app h
 	if gatherer != nil {
 		s.mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
 	}
-	if app != nil {
-		s.mux.Handle("/", app)
-	}
+	// Every other path goes to app, but a wrong method on a built-in path
+	// gets the same JSON 405 the routers give.
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case methodNotAllowed(s.mux, w, r):
+		case app != nil:
+			app.ServeHTTP(w, r)
+		default:
+			WriteError(w, Errorf(http.StatusNotFound, "not_found", "no route %s %s", r.Method, r.URL.Path))
+		}
+	})
 	return s
 }
 
