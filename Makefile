@@ -68,7 +68,7 @@ bench-e2e: ## end to end: 1,000,000-wishlister restock API → edge, and first-d
 	$(GO) run backinstock/scripts/cmd/e2ebench
 
 .PHONY: lint
-lint: $(STATICCHECK) ## gofmt check, each module built and vetted alone, go vet, staticcheck over every module; deploy manifests checked strictly
+lint: $(STATICCHECK) ## gofmt check, each module built and vetted alone, go vet, staticcheck over every module; deploy manifests checked strictly; OpenAPI and AsyncAPI documents validated
 	@out=$$(gofmt -l $$($(GO) list -m -f '{{.Dir}}')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 # Each module must also build without go.work (GOWORK=off), as a consumer of
 # it or a Docker build sees it: its go.mod and go.sum complete on their own.
@@ -79,6 +79,11 @@ lint: $(STATICCHECK) ## gofmt check, each module built and vetted alone, go vet,
 	$(GO) vet -tags e2e $(PKGS)
 	$(STATICCHECK) -tags e2e $(PKGS)
 	$(GO) run backinstock/deploy/check/cmd/deploycheck
+# The AsyncAPI document is checked by the official parser, which is Node's.
+	@if command -v node >/dev/null; then \
+		[ -d scripts/asyncapi/node_modules ] || (cd scripts/asyncapi && npm ci --no-audit --no-fund --loglevel=error); \
+		node scripts/asyncapi/validate.mjs topics/asyncapi.yaml; \
+	else echo "lint: node not found, topics/asyncapi.yaml not validated (.ci/run installs Node.js)"; fi
 
 $(STATICCHECK):
 	GOBIN=$(BIN)/tools $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
