@@ -151,7 +151,9 @@ func (s *service) Stop(t testing.TB) {
 	s.done = nil
 }
 
-var client = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 100}}
+// client holds every request and answer of these tests to the OpenAPI
+// document (testenv.Contract): the document and the code cannot drift.
+var client = &http.Client{Timeout: 30 * time.Second, Transport: &testenv.Contract{Doc: "../openapi.yaml", Next: &http.Transport{MaxIdleConnsPerHost: 100}}}
 
 // do sends a request and returns the status, the body and the headers.
 func do(t testing.TB, method, url, tok string, body any, hdr ...string) (int, []byte, http.Header) {

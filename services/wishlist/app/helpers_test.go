@@ -160,6 +160,10 @@ type client struct {
 	base string
 }
 
+// contract holds every request and answer of these tests to the OpenAPI
+// document (testenv.Contract): the document and the code cannot drift.
+var contract = &http.Client{Transport: &testenv.Contract{Doc: "../openapi.yaml"}}
+
 // do sends a request and decodes a JSON answer into out (when not nil).
 func (c client) do(method, path, tok, contentType, body string, out any) int {
 	c.t.Helper()
@@ -173,7 +177,7 @@ func (c client) do(method, path, tok, contentType, body string, out any) int {
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := contract.Do(req)
 	if err != nil {
 		c.t.Fatalf("%s %s: %v", method, path, err)
 	}
