@@ -59,9 +59,10 @@ type Config struct {
 	EdgeWSURL           string
 	EdgeTokenTTL        time.Duration
 
-	// CrashAt and CrashAfterN are a TEST-ONLY hook: at the CrashAfterN-th
-	// time the protocol reaches step CrashAt (after-reserve, after-publish,
-	// after-puback, after-mark) the process SIGKILLs itself. Off when empty.
+	// CrashAt and CrashAfterN are a TEST-ONLY hook, in builds with
+	// -tags crashhook only: at the CrashAfterN-th time the protocol reaches
+	// step CrashAt (after-reserve, after-publish, after-puback, after-mark)
+	// the process SIGKILLs itself. Off when empty.
 	CrashAt     string
 	CrashAfterN int
 
@@ -131,8 +132,7 @@ func (c *Config) Bind(s *config.Set) {
 	s.String(&c.EdgeAccountSeedFile, "edge-account-seed-file", "EDGE_ACCOUNT_SEED_FILE", "", "NATS account seed that signs browser tokens (enables POST /v1/edge/token)")
 	s.String(&c.EdgeWSURL, "edge-ws-url", "NATS_WS_URL", "", "websocket URL handed to browsers with their token")
 	s.Duration(&c.EdgeTokenTTL, "edge-token-ttl", "EDGE_TOKEN_TTL", d.EdgeTokenTTL, "lifetime of a browser edge token")
-	s.String(&c.CrashAt, "crash-at", "NOTIFIER_CRASH_AT", "", "TEST ONLY: SIGKILL self at this protocol step (after-reserve|after-publish|after-puback|after-mark)")
-	s.Int(&c.CrashAfterN, "crash-after-n", "NOTIFIER_CRASH_AFTER_N", d.CrashAfterN, "TEST ONLY: crash the N-th time the step is reached")
+	c.bindCrash(s, d)
 }
 
 // setDefaults fills the fields an in-process caller left zero (the local
@@ -205,7 +205,9 @@ func (c Config) Validate() error {
 	config.Positive(&p, "NOTIFIER_CRASH_AFTER_N", c.CrashAfterN)
 	config.NotNegative(&p, "NOTIFIER_LINGER", c.Linger)
 	config.NotNegative(&p, "EDGE_REPLICAS", c.StreamReplicas)
-	if c.CrashAt != "" && !slices.Contains(pipeline.CrashPoints, c.CrashAt) {
+	if c.CrashAt != "" && !crashHooks {
+		p.Addf("NOTIFIER_CRASH_AT", "this build has no crash hook (the crash tests build with -tags crashhook)")
+	} else if c.CrashAt != "" && !slices.Contains(pipeline.CrashPoints, c.CrashAt) {
 		p.Addf("NOTIFIER_CRASH_AT", "%q is not one of %v", c.CrashAt, pipeline.CrashPoints)
 	}
 	return p.Err()

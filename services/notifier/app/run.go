@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"sync"
-	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -143,35 +141,6 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger, reg *prometheus.Regis
 		}},
 	)
 	return lifecycle.Run(ctx, log, all...)
-}
-
-// crashHook is the test-only SIGKILL at a protocol step.
-func crashHook(point string, afterN int, pub *edge.Publisher, log *zap.Logger) func(string) {
-	if point == "" {
-		return nil
-	}
-	var mu sync.Mutex
-	hits := 0
-	return func(p string) {
-		if p != point {
-			return
-		}
-		mu.Lock()
-		defer mu.Unlock()
-		hits++
-		if hits < afterN {
-			return
-		}
-		if p == pipeline.AfterPublish {
-			// Make sure the server has the messages: the point is "published,
-			// not yet acknowledged to us".
-			_ = pub.Flush()
-		}
-		log.Warn("NOTIFIER_CRASH_AT reached; killing this process", zap.String("point", p), zap.Int("hit", hits))
-		_ = log.Sync()
-		_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
-		select {} // never returns
-	}
 }
 
 type tokenRequest struct {
