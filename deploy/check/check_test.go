@@ -157,6 +157,18 @@ func TestBrokenFilesFail(t *testing.T) {
 			[]string{"services/wishlist/openapi.yaml", "does not load"}},
 		{"OpenAPI dangling $ref", "services/inventory/openapi.yaml", `$ref: "#/components/schemas/`, `$ref: "#/components/schemas/Nope`,
 			[]string{"services/inventory/openapi.yaml", "Nope"}},
+		// The compose file shipped this id until deploycheck read it as
+		// kafka-storage format does.
+		{"Kafka cluster id that is not a UUID", "deploy/compose/compose.yaml", "CLUSTER_ID: eAtmPVwhSPqWhfHVUk292Q", "CLUSTER_ID: bk-compose-cluster-0001",
+			[]string{"services.kafka-1", "environment.CLUSTER_ID", "base64url-encoded UUID"}},
+		{"quorum voter on the wrong port", "deploy/compose/compose.yaml", "2@kafka-2:9093", "2@kafka-2:9092",
+			[]string{"services.kafka-1", "KAFKA_CONTROLLER_QUORUM_VOTERS", "voter 2", "no controller listener on port 9092"}},
+		{"advertised controller listener", "deploy/compose/compose.yaml", "KAFKA_ADVERTISED_LISTENERS: INTERNAL://kafka-3:9092,", "KAFKA_ADVERTISED_LISTENERS: CONTROLLER://kafka-3:9093,INTERNAL://kafka-3:9092,",
+			[]string{"services.kafka-3", "must not advertise the controller listener"}},
+		{"Kafka data off its volume", "deploy/compose/compose.yaml", "kafka-2-data:/var/lib/kafka/data", "kafka-2-data:/srv/kafka",
+			[]string{"services.kafka-2", "volumes", "no named volume at /var/lib/kafka/data"}},
+		{"Redis data off its volume", "deploy/compose/compose.yaml", "redis-data:/data", "redis-data:/srv/redis",
+			[]string{"services.redis", "volumes", "no named volume at /data"}},
 		{"Dockerfile running as root", "deploy/docker/Dockerfile", "USER 65532:65532", "USER root",
 			[]string{"Dockerfile", "USER"}},
 	}

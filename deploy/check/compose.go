@@ -43,7 +43,7 @@ func (c *checker) checkCompose() {
 		return
 	}
 	fanout, notifier := map[string]bool{}, map[string]bool{}
-	kraftVoters := 0
+	brokers := map[string]types.ServiceConfig{}
 	for name, s := range p.Services {
 		obj := "services." + name
 		if s.Image == "" {
@@ -67,13 +67,15 @@ func (c *checker) checkCompose() {
 			if v := envOf(s, "KAFKA_PROCESS_ROLES"); !strings.Contains(v, "controller") {
 				c.add(rel, obj, "environment.KAFKA_PROCESS_ROLES", "%q: KRaft needs the controller role", v)
 			}
-			kraftVoters++
+			brokers[name] = s
 		case strings.HasPrefix(s.Image, "redis:"):
 			if !containsSeq(s.Command, "--appendonly", "yes") {
 				c.add(rel, obj, "command", "Redis must run with --appendonly yes (the outbox and the wishlist store)")
 			}
+			c.requireVolume(rel, obj, s, "/data")
 		case strings.HasPrefix(s.Image, "nats:"):
 			c.checkNATSConf(rel, obj, s)
+			c.requireVolume(rel, obj, s, "/data")
 		}
 		if svc == "" {
 			continue
@@ -108,9 +110,10 @@ func (c *checker) checkCompose() {
 			}
 		}
 	}
-	if kraftVoters != 3 {
-		c.add(rel, "services", "", "%d Kafka brokers, want 3 (KRaft)", kraftVoters)
+	if len(brokers) != 3 {
+		c.add(rel, "services", "", "%d Kafka brokers, want 3 (KRaft)", len(brokers))
 	}
+	c.checkKRaft(rel, brokers)
 	for _, r := range catalog.DefaultRegions {
 		if !fanout[r] {
 			c.add(rel, "services", "", "no `wishlist fanout` with REGION=%s", r)
