@@ -147,6 +147,10 @@ func TestBrokenFilesFail(t *testing.T) {
 			[]string{"services.redis", "image", "not pinned"}},
 		{"dashboard metric that no service exports", "deploy/grafana/dashboard.json", "backinstock_inventory_restocks_total", "inventory_restock_total",
 			[]string{"dashboard.json", "inventory_restock_total", "not declared"}},
+		// The outbox backlog (a count) was plotted in seconds until
+		// deploycheck read the units.
+		{"a count plotted in seconds", "deploy/grafana/dashboard.json", `"value": "short"`, `"value": "s"`,
+			[]string{"dashboard.json", "Outbox: oldest unpublished entry", "targets.B", "returns a number", "unit \"s\""}},
 		{"alert rule field typo", "deploy/grafana/alerts.yaml", "    rules:\n", "    rulez:\n",
 			[]string{"alerts.yaml", "rulez"}},
 		{"PromQL syntax error", "deploy/grafana/alerts.yaml", "expr: max(backinstock_inventory_outbox_oldest_age_seconds) > 60", "expr: max(backinstock_inventory_outbox_oldest_age_seconds > 60",
