@@ -13,6 +13,9 @@ CMDS        := backinstock/services/inventory/cmd/... backinstock/services/wishl
 # Tool versions are pinned here and installed into bin/tools on first use.
 STATICCHECK := $(BIN)/tools/staticcheck
 STATICCHECK_VERSION := v0.8.2
+# promtool from the Prometheus version deploy/check parses rules with.
+PROMTOOL := $(BIN)/tools/promtool
+PROMTOOL_VERSION := v0.316.0
 
 .PHONY: help
 help: ## list the targets
@@ -68,7 +71,7 @@ bench-e2e: ## end to end: 1,000,000-wishlister restock API → edge, and first-d
 	$(GO) run backinstock/scripts/cmd/e2ebench
 
 .PHONY: lint
-lint: $(STATICCHECK) ## gofmt check, each module built and vetted alone, go vet, staticcheck over every module; deploy manifests checked strictly; OpenAPI and AsyncAPI documents validated
+lint: $(STATICCHECK) $(PROMTOOL) ## gofmt check, each module built and vetted alone, go vet, staticcheck over every module; deploy manifests checked strictly; OpenAPI and AsyncAPI documents validated; promtool's alert rule tests
 	@out=$$(gofmt -l $$($(GO) list -m -f '{{.Dir}}')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 # Each module must also build without go.work (GOWORK=off), as a consumer of
 # it or a Docker build sees it: its go.mod and go.sum complete on their own.
@@ -79,6 +82,7 @@ lint: $(STATICCHECK) ## gofmt check, each module built and vetted alone, go vet,
 	$(GO) vet -tags e2e $(PKGS)
 	$(STATICCHECK) -tags e2e $(PKGS)
 	$(GO) run backinstock/deploy/check/cmd/deploycheck
+	$(PROMTOOL) test rules deploy/grafana/alerts_test.yaml
 # The AsyncAPI document is checked by the official parser, which is Node's.
 	@if command -v node >/dev/null; then \
 		[ -d scripts/asyncapi/node_modules ] || (cd scripts/asyncapi && npm ci --no-audit --no-fund --loglevel=error); \
@@ -87,6 +91,9 @@ lint: $(STATICCHECK) ## gofmt check, each module built and vetted alone, go vet,
 
 $(STATICCHECK):
 	GOBIN=$(BIN)/tools $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+$(PROMTOOL):
+	GOBIN=$(BIN)/tools $(GO) install github.com/prometheus/prometheus/cmd/promtool@$(PROMTOOL_VERSION)
 
 .PHONY: clean
 clean: ## remove built binaries and the local stack's state

@@ -101,6 +101,7 @@ func Run(opts Options) ([]Problem, error) {
 	c.checkDockerfile()
 	c.checkMonitoring()
 	c.checkDashboardUnits()
+	c.checkRunbooks()
 	c.checkCodeMap()
 	c.checkOpenAPI()
 	sort.SliceStable(c.problems, func(i, j int) bool { return c.problems[i].File < c.problems[j].File })

@@ -49,7 +49,7 @@ func scratchRepo(t *testing.T) string {
 	t.Helper()
 	root := repoRoot(t)
 	tmp := t.TempDir()
-	for _, dir := range []string{"deploy/k8s", "deploy/compose", "deploy/docker", "deploy/grafana"} {
+	for _, dir := range []string{"deploy/k8s", "deploy/compose", "deploy/docker", "deploy/grafana", "docs"} {
 		copyTree(t, filepath.Join(root, dir), filepath.Join(tmp, dir))
 	}
 	if err := os.MkdirAll(filepath.Join(tmp, "topics"), 0o755); err != nil {
@@ -151,6 +151,10 @@ func TestBrokenFilesFail(t *testing.T) {
 		// deploycheck read the units.
 		{"a count plotted in seconds", "deploy/grafana/dashboard.json", `"value": "short"`, `"value": "s"`,
 			[]string{"dashboard.json", "Outbox: oldest unpublished entry", "targets.B", "returns a number", "unit \"s\""}},
+		{"alert without its runbook", "deploy/grafana/alerts.yaml", "          runbook_url: \"docs/runbooks.md#backinstockdeadletters\"\n", "",
+			[]string{"alerts.yaml", "BackinstockDeadLetters", "annotations.runbook_url", "missing"}},
+		{"runbook section missing", "docs/runbooks.md", "## backinstockrelayerrors\n", "## relay\n",
+			[]string{"docs/runbooks.md", "backinstockrelayerrors"}},
 		{"alert rule field typo", "deploy/grafana/alerts.yaml", "    rules:\n", "    rulez:\n",
 			[]string{"alerts.yaml", "rulez"}},
 		{"PromQL syntax error", "deploy/grafana/alerts.yaml", "expr: max(backinstock_inventory_outbox_oldest_age_seconds) > 60", "expr: max(backinstock_inventory_outbox_oldest_age_seconds > 60",

@@ -201,7 +201,7 @@ var seriesSuffixes = []string{"_bucket", "_sum", "_count"}
 // Exported tells whether a series name is exported under the given metric
 // names (a histogram h exports h_bucket, h_sum and h_count).
 func Exported(name string, metrics map[string]bool) bool {
-	if metrics[name] {
+	if metrics[name] || prometheusSeries[name] {
 		return true
 	}
 	for _, s := range seriesSuffixes {
@@ -211,6 +211,10 @@ func Exported(name string, metrics map[string]bool) bool {
 	}
 	return false
 }
+
+// prometheusSeries are the series Prometheus writes itself for every
+// target (the down and not-scraped alerts read them).
+var prometheusSeries = map[string]bool{"up": true, "scrape_duration_seconds": true, "scrape_samples_scraped": true}
 
 // MonitoringFiles are the dashboard and rule file, relative to the root.
 var MonitoringFiles = struct{ Dashboard, Alerts string }{
