@@ -31,7 +31,7 @@ func TestConfigDefaultsAreWrittenOnce(t *testing.T) {
 	if zero.MarkerTTL != flagged.MarkerTTL || zero.DuplicateWindow != flagged.DuplicateWindow || zero.StreamMaxAge != flagged.StreamMaxAge ||
 		zero.MaxBatch != flagged.MaxBatch || zero.PublishTimeout != flagged.PublishTimeout || zero.MaxPending != flagged.MaxPending ||
 		zero.ReleaseInterval != flagged.ReleaseInterval || zero.DeadLetterTopic != flagged.DeadLetterTopic ||
-		zero.StockReadyTimeout != flagged.StockReadyTimeout || zero.EdgeTokenTTL != flagged.EdgeTokenTTL ||
+		zero.StockReadyTimeout != flagged.StockReadyTimeout || zero.EdgeTokenTTL != flagged.EdgeTokenTTL || zero.EdgeMaxConnsPerUser != flagged.EdgeMaxConnsPerUser ||
 		zero.CrashAfterN != flagged.CrashAfterN || zero.Group != flagged.Group || strings.Join(zero.Channels, ",") != strings.Join(flagged.Channels, ",") {
 		t.Fatalf("zero-field defaults differ from flag defaults:\n%+v\n%+v", zero, flagged)
 	}
@@ -51,6 +51,10 @@ func TestConfigRefusesBadValuesByName(t *testing.T) {
 		{[]string{"--crash-after-n", "-2"}, "NOTIFIER_CRASH_AFTER_N"},
 		{[]string{"--linger", "-1ms"}, "NOTIFIER_LINGER"},
 		{[]string{"--stream-replicas", "-1"}, "EDGE_REPLICAS"},
+		{[]string{"--edge-max-conns-per-user", "0"}, "EDGE_MAX_CONNS_PER_USER"},
+		{[]string{"--edge-max-conns-per-user", "-3"}, "EDGE_MAX_CONNS_PER_USER"},
+		{[]string{"--edge-system-creds", "sys.creds"}, "EDGE_ACCOUNT_SEED_FILE"},
+		{[]string{"--edge-operator-seed-file", "op.nk"}, "EDGE_SYSTEM_CREDS"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {

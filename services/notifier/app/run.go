@@ -1,7 +1,9 @@
 package app
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -10,11 +12,13 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nkeys"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"backinstock/services/notifier/edgeauth"
 	"backinstock/services/notifier/internal/edge"
+	"backinstock/services/notifier/internal/edgeguard"
 	"backinstock/services/notifier/internal/pipeline"
 	"backinstock/services/notifier/internal/ratelimit"
 	"backinstock/services/notifier/internal/store"
@@ -113,10 +117,38 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger, reg *prometheus.Regis
 		return err
 	}
 
-	handler, err := tokenHandler(cfg, httpapi.NewRouteMetrics(reg, "notifier"), log)
+	issuer, err := edgeIssuer(cfg)
 	if err != nil {
 		return err
 	}
+	var revoker *edgeguard.Revoker
+	if cfg.EdgeSystemCreds != "" {
+		sysnc, err := connectSystem(cfg, log)
+		if err != nil {
+			return err
+		}
+		defer sysnc.Close() // it publishes nothing that needs a drain
+		gm := edgeguard.NewMetrics(reg)
+		guard, err := edgeguard.New(sysnc, edgeguard.Options{
+			Account: issuer.Account(), MaxConnsPerUser: cfg.EdgeMaxConnsPerUser, Metrics: gm, Log: log.Named("edge-guard"),
+		})
+		if err != nil {
+			return err
+		}
+		parts = append(parts, lifecycle.Part{Name: "edge-guard", Run: guard.Run})
+		if cfg.EdgeOperatorSeedFile != "" {
+			signer, err := readSeed("EDGE_OPERATOR_SEED_FILE", cfg.EdgeOperatorSeedFile)
+			if err != nil {
+				return err
+			}
+			if revoker, err = edgeguard.NewRevoker(sysnc, edgeguard.RevokerOptions{
+				Issuer: issuer, Signer: signer, TokenTTL: cfg.EdgeTokenTTL, Metrics: gm,
+			}); err != nil {
+				return err
+			}
+		}
+	}
+	handler := edgeHandler(cfg, issuer, revoker, httpapi.NewRouteMetrics(reg, "notifier"), log)
 	srv := httpapi.NewServer(cfg.HTTPAddr, log, reg, handler)
 	srv.AddCheck("redis", func(ctx context.Context) error { return rdb.Ping(ctx).Err() })
 	srv.AddCheck("nats", func(context.Context) error {
@@ -185,16 +217,16 @@ type tokenResponse struct {
 	ExpiresAt time.Time `json:"expires_at"`
 }
 
-// tokenHandler serves POST /v1/edge/token. Without an account seed the
-// route is public and answers 503: there is nothing to protect, and a
-// client learns why it gets no token.
-func tokenHandler(cfg Config, m *httpapi.RouteMetrics, log *zap.Logger) (http.Handler, error) {
-	rt := httpapi.NewRouter(httpapi.RouterOptions{Token: cfg.APIToken, Metrics: m, Log: log})
+type revocationResponse struct {
+	UserID        string    `json:"user_id"`
+	UserKey       string    `json:"user_key"`
+	RevokedBefore time.Time `json:"revoked_before"`
+}
+
+// edgeIssuer reads EDGE_ACCOUNT_SEED_FILE (nil when unset).
+func edgeIssuer(cfg Config) (*edgeauth.Issuer, error) {
 	if cfg.EdgeAccountSeedFile == "" {
-		rt.Public("POST /v1/edge/token", "edge_token", func(http.ResponseWriter, *http.Request) error {
-			return httpapi.Errorf(http.StatusServiceUnavailable, "edge_auth_disabled", "this notifier has no EDGE_ACCOUNT_SEED_FILE")
-		})
-		return rt, nil
+		return nil, nil
 	}
 	seed, err := os.ReadFile(cfg.EdgeAccountSeedFile)
 	if err != nil {
@@ -204,20 +236,88 @@ func tokenHandler(cfg Config, m *httpapi.RouteMetrics, log *zap.Logger) (http.Ha
 	if err != nil {
 		return nil, fmt.Errorf("EDGE_ACCOUNT_SEED_FILE: %w", err)
 	}
-	rt.Handle("POST /v1/edge/token", "edge_token", func(w http.ResponseWriter, r *http.Request) error {
-		var req tokenRequest
-		if err := httpapi.Decode(w, r, 4<<10, &req); err != nil {
+	return issuer, nil
+}
+
+func readSeed(name, path string) (nkeys.KeyPair, error) {
+	seed, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	kp, err := nkeys.FromSeed(bytes.TrimSpace(seed))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return kp, nil
+}
+
+// connectSystem connects the system-account user of the edge guard and the
+// revocations: a connection of its own, since the service user may not
+// read $SYS subjects.
+func connectSystem(cfg Config, log *zap.Logger) (*nats.Conn, error) {
+	nc, _, err := natsconn.Connect(cfg.NATSURL, natsconn.Options{Name: "notifier-" + cfg.Region + "-edge-guard", CredsFile: cfg.EdgeSystemCreds}, log.Named("edge-guard"))
+	if err != nil {
+		return nil, fmt.Errorf("EDGE_SYSTEM_CREDS: %w", err)
+	}
+	return nc, nil
+}
+
+// edgeHandler serves POST /v1/edge/token and POST /v1/edge/revocations.
+// A route whose keys this notifier lacks is public and answers 503: there
+// is nothing to protect, and a client learns why.
+func edgeHandler(cfg Config, issuer *edgeauth.Issuer, revoker *edgeguard.Revoker, m *httpapi.RouteMetrics, log *zap.Logger) http.Handler {
+	rt := httpapi.NewRouter(httpapi.RouterOptions{Token: cfg.APIToken, Metrics: m, Log: log})
+	if issuer == nil {
+		rt.Public("POST /v1/edge/token", "edge_token", func(http.ResponseWriter, *http.Request) error {
+			return httpapi.Errorf(http.StatusServiceUnavailable, "edge_auth_disabled", "this notifier has no EDGE_ACCOUNT_SEED_FILE")
+		})
+	} else {
+		rt.Handle("POST /v1/edge/token", "edge_token", func(w http.ResponseWriter, r *http.Request) error {
+			userID, err := decodeUserID(w, r)
+			if err != nil {
+				return err
+			}
+			tok, err := issuer.IssueUser(userID, cfg.EdgeTokenTTL, time.Now())
+			if err != nil {
+				return fmt.Errorf("issue edge token: %w", err)
+			}
+			httpapi.WriteJSON(w, http.StatusOK, tokenResponse{JWT: tok.JWT, WSURL: cfg.EdgeWSURL, Subject: tok.Subject, ExpiresAt: tok.Expires.UTC()})
+			return nil
+		})
+	}
+	if revoker == nil {
+		rt.Public("POST /v1/edge/revocations", "edge_revocation", func(http.ResponseWriter, *http.Request) error {
+			return httpapi.Errorf(http.StatusServiceUnavailable, "edge_revocation_disabled", "this notifier has no EDGE_SYSTEM_CREDS and EDGE_OPERATOR_SEED_FILE")
+		})
+		return rt
+	}
+	rt.Handle("POST /v1/edge/revocations", "edge_revocation", func(w http.ResponseWriter, r *http.Request) error {
+		userID, err := decodeUserID(w, r)
+		if err != nil {
 			return err
 		}
-		if !events.ValidID(req.UserID) {
-			return httpapi.Invalid("user_id: must match %s", events.IDPattern)
+		rev, err := revoker.Revoke(r.Context(), userID)
+		if errors.Is(err, edgeguard.ErrUnavailable) {
+			log.Warn("edge revocation failed", zap.String("user_id", userID), zap.Error(err))
+			return httpapi.Errorf(http.StatusServiceUnavailable, "edge_unavailable", "the edge did not take the revocation; retry (revoking twice is harmless)")
 		}
-		tok, err := issuer.IssueUser(req.UserID, cfg.EdgeTokenTTL, time.Now())
 		if err != nil {
-			return fmt.Errorf("issue edge token: %w", err)
+			return fmt.Errorf("revoke %s: %w", userID, err)
 		}
-		httpapi.WriteJSON(w, http.StatusOK, tokenResponse{JWT: tok.JWT, WSURL: cfg.EdgeWSURL, Subject: tok.Subject, ExpiresAt: tok.Expires.UTC()})
+		log.Info("edge tokens revoked", zap.String("user_id", userID), zap.Time("before", rev.Before))
+		httpapi.WriteJSON(w, http.StatusOK, revocationResponse{UserID: rev.UserID, UserKey: rev.UserKey, RevokedBefore: rev.Before})
 		return nil
 	})
-	return rt, nil
+	return rt
+}
+
+func decodeUserID(w http.ResponseWriter, r *http.Request) (string, error) {
+	var req tokenRequest
+	if err := httpapi.Decode(w, r, 4<<10, &req); err != nil {
+		return "", err
+	}
+	if !events.ValidID(req.UserID) {
+		return "", httpapi.Invalid("user_id: must match %s", events.IDPattern)
+	}
+	return req.UserID, nil
 }
