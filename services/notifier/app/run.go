@@ -141,8 +141,14 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger, reg *prometheus.Regis
 			if err != nil {
 				return err
 			}
+			lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			locks, err := edgeguard.EnsureLockBucket(lctx, js, cfg.StreamReplicas)
+			cancel()
+			if err != nil {
+				return err
+			}
 			if revoker, err = edgeguard.NewRevoker(sysnc, edgeguard.RevokerOptions{
-				Issuer: issuer, Signer: signer, TokenTTL: cfg.EdgeTokenTTL, Metrics: gm,
+				Issuer: issuer, Signer: signer, TokenTTL: cfg.EdgeTokenTTL, Locks: locks, Metrics: gm,
 			}); err != nil {
 				return err
 			}

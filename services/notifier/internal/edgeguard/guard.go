@@ -293,11 +293,12 @@ func (g *Guard) handle(m *nats.Msg, decide bool, kickReplies string) {
 	if !ev.Client.Tags.Contains(edgeauth.EdgeUserTag) || ev.Client.User == "" {
 		return // a service's connection: not limited
 	}
-	c := connlimit.Conn{Server: ev.Server.ID, CID: ev.Client.ID, User: ev.Client.User, Start: ev.Client.Start, UserID: userID(ev.Client.JWT)}
+	c := connlimit.Conn{Server: ev.Server.ID, CID: ev.Client.ID, User: ev.Client.User, Start: ev.Client.Start}
 	if strings.HasSuffix(m.Subject, ".DISCONNECT") {
 		g.tr.Disconnect(c.User, c.ID())
 		return
 	}
+	c.UserID = userID(ev.Client.JWT)
 	if !decide {
 		g.tr.Apply(c)
 		return

@@ -5,12 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/rand/v2"
-	"sync"
 	"time"
 
 	"github.com/nats-io/jwt/v2"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nkeys"
 
 	"backinstock/services/notifier/edgeauth"
@@ -32,6 +31,9 @@ type RevokerOptions struct {
 	// TokenTTL is the longest lifetime of a browser token: revocations older
 	// than that match no live token and are dropped from the account.
 	TokenTTL time.Duration
+	// Locks is the lease bucket (EnsureLockBucket) that makes revocations
+	// take turns.
+	Locks jetstream.KeyValue
 	// Timeout bounds each request to the servers.
 	Timeout time.Duration
 	Metrics *Metrics
@@ -59,20 +61,23 @@ func (o RevokerOptions) Validate() error {
 	} else if pub, err := o.Signer.PublicKey(); err != nil || !nkeys.IsValidPublicOperatorKey(pub) {
 		p.Addf("EDGE_OPERATOR_SEED_FILE", "not an operator seed")
 	}
+	if o.Locks == nil {
+		p.Addf("Locks", "required: the revocation lease bucket")
+	}
 	config.Positive(&p, "EDGE_TOKEN_TTL", o.TokenTTL)
 	config.Positive(&p, "Timeout", o.Timeout)
 	return p.Err()
 }
 
 // Revoker adds revocations to the app account through the system account:
-// it reads the account JWT the servers hold (the full resolver answers
-// lookups), adds the user's key, re-signs it and pushes it as a claims
-// update. Every server then closes the connections of tokens issued up to
-// that moment, and refuses those tokens from then on.
+// under the account's lease (lock.go) it reads the account JWT the servers
+// hold (the full resolver answers lookups), adds the user's key, re-signs it
+// and pushes it as a claims update, then reads it back. Every server then
+// closes the connections of tokens issued up to that moment, and refuses
+// those tokens from then on.
 type Revoker struct {
 	nc *nats.Conn
 	o  RevokerOptions
-	mu sync.Mutex // one read-modify-write at a time in this process
 }
 
 // NewRevoker returns a revoker on nc, a connection of a system-account user.
@@ -97,12 +102,10 @@ type Revocation struct {
 // update refused): the caller may retry.
 var ErrUnavailable = errors.New("edge revocation unavailable")
 
-// attempts bounds the retries of a lost update: two notifiers revoking in
-// the same moment both read the same account, and the later push wins, so
-// each checks its entry is there and adds it again if not, after a random
-// pause that lets the contenders take turns (six at once settled within a
-// few tries here).
-const attempts = 10
+// attempts bounds the pushes of one revocation: under the lease the first
+// one holds; the read-back catches a server that answered a lookup before
+// the update reached it, or a lease that expired under a stalled holder.
+const attempts = 3
 
 // Revoke revokes every token of userID issued up to now and returns once the
 // servers hold the update.
@@ -111,18 +114,16 @@ func (r *Revoker) Revoke(ctx context.Context, userID string) (Revocation, error)
 	if err != nil {
 		return Revocation{}, err
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	lctx, cancel := context.WithTimeout(ctx, lockTTL)
+	release, err := acquire(lctx, r.o.Locks, r.o.Issuer.Account())
+	cancel()
+	if err != nil {
+		return Revocation{}, err
+	}
+	defer release()
 	now := r.o.Now()
 	rev := Revocation{UserID: userID, UserKey: key, Before: time.Unix(now.Unix(), 0).UTC()}
-	for i := range attempts {
-		if i > 0 {
-			select {
-			case <-ctx.Done():
-				return rev, ctx.Err()
-			case <-time.After(rand.N(time.Duration(i) * 20 * time.Millisecond)):
-			}
-		}
+	for range attempts {
 		current, err := r.lookup(ctx)
 		if err != nil {
 			return rev, err
@@ -139,7 +140,7 @@ func (r *Revoker) Revoke(ctx context.Context, userID string) (Revocation, error)
 			return rev, err
 		}
 	}
-	return rev, fmt.Errorf("%w: the revocation of %s was overwritten %d times by concurrent updates", ErrUnavailable, userID, attempts)
+	return rev, fmt.Errorf("%w: the servers still lack the revocation of %s after %d updates", ErrUnavailable, userID, attempts)
 }
 
 // revokedSince says whether the account JWT revokes key's tokens issued at
