@@ -181,7 +181,7 @@ func (g *Guard) watch(ctx context.Context) error {
 		subs = append(subs, s)
 	}
 	gone := make(chan connlimit.ID, 1024)
-	kickReplies := g.nc.NewRespInbox()
+	kickReplies := g.nc.NewInbox()
 	s, err := g.nc.Subscribe(kickReplies+".>", func(m *nats.Msg) { g.kickReply(m, kickReplies, gone) })
 	if err != nil {
 		return fmt.Errorf("subscribe kick replies: %w", err)
@@ -391,7 +391,7 @@ const listPage = 1024
 // list gathers the open browser connections of the account from every
 // server that answers within ListWait, page by page.
 func (g *Guard) list(ctx context.Context) ([]connlimit.Conn, error) {
-	inbox := g.nc.NewRespInbox()
+	inbox := g.nc.NewInbox()
 	sub, err := g.nc.SubscribeSync(inbox)
 	if err != nil {
 		return nil, fmt.Errorf("connection list: %w", err)
