@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nkeys"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
@@ -117,45 +118,44 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger, reg *prometheus.Regis
 		return err
 	}
 
-	issuer, err := edgeIssuer(cfg)
-	if err != nil {
-		return err
-	}
-	var revoker *edgeguard.Revoker
-	if cfg.EdgeSystemCreds != "" {
-		sysnc, err := connectSystem(cfg, log)
+	// The edge routes: each answers 503, public, where this notifier lacks
+	// its keys (there is nothing to protect, and a client learns why).
+	routes := httpapi.NewRouter(httpapi.RouterOptions{Token: cfg.APIToken, Metrics: httpapi.NewRouteMetrics(reg, "notifier"), Log: log})
+	if cfg.EdgeAccountSeedFile == "" {
+		disabledRoute(routes, "POST /v1/edge/token", "edge_token", "edge_auth_disabled", "this notifier has no EDGE_ACCOUNT_SEED_FILE")
+	} else {
+		issuer, err := edgeIssuer(cfg.EdgeAccountSeedFile)
 		if err != nil {
 			return err
 		}
-		defer sysnc.Close() // it publishes nothing that needs a drain
-		gm := edgeguard.NewMetrics(reg)
-		guard, err := edgeguard.New(sysnc, edgeguard.Options{
-			Account: issuer.Account(), MaxConnsPerUser: cfg.EdgeMaxConnsPerUser, Metrics: gm, Log: log.Named("edge-guard"),
-		})
-		if err != nil {
-			return err
-		}
-		parts = append(parts, lifecycle.Part{Name: "edge-guard", Run: guard.Run})
-		if cfg.EdgeOperatorSeedFile != "" {
-			signer, err := readSeed("EDGE_OPERATOR_SEED_FILE", cfg.EdgeOperatorSeedFile)
+		tokenRoute(routes, cfg, issuer)
+		if cfg.EdgeSystemCreds != "" { // Validate: only with the seed
+			sysnc, err := connectSystem(cfg, log)
 			if err != nil {
 				return err
 			}
-			lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-			locks, err := edgeguard.EnsureLockBucket(lctx, js, cfg.StreamReplicas)
-			cancel()
+			defer sysnc.Close() // it publishes nothing that needs a drain
+			gm := edgeguard.NewMetrics(reg)
+			guard, err := edgeguard.New(sysnc, edgeguard.Options{
+				Account: issuer.Account(), MaxConnsPerUser: cfg.EdgeMaxConnsPerUser, Metrics: gm, Log: log.Named("edge-guard"),
+			})
 			if err != nil {
 				return err
 			}
-			if revoker, err = edgeguard.NewRevoker(sysnc, edgeguard.RevokerOptions{
-				Issuer: issuer, Signer: signer, TokenTTL: cfg.EdgeTokenTTL, Locks: locks, Metrics: gm,
-			}); err != nil {
-				return err
+			parts = append(parts, lifecycle.Part{Name: "edge-guard", Run: guard.Run})
+			if cfg.EdgeOperatorSeedFile != "" {
+				revoker, err := newRevoker(ctx, cfg, js, sysnc, issuer, gm)
+				if err != nil {
+					return err
+				}
+				revocationRoute(routes, revoker, log)
 			}
 		}
 	}
-	handler := edgeHandler(cfg, issuer, revoker, httpapi.NewRouteMetrics(reg, "notifier"), log)
-	srv := httpapi.NewServer(cfg.HTTPAddr, log, reg, handler)
+	if cfg.EdgeOperatorSeedFile == "" {
+		disabledRoute(routes, "POST /v1/edge/revocations", "edge_revocation", "edge_revocation_disabled", "this notifier has no EDGE_SYSTEM_CREDS and EDGE_OPERATOR_SEED_FILE")
+	}
+	srv := httpapi.NewServer(cfg.HTTPAddr, log, reg, routes)
 	srv.AddCheck("redis", func(ctx context.Context) error { return rdb.Ping(ctx).Err() })
 	srv.AddCheck("nats", func(context.Context) error {
 		if nc.Status() != nats.CONNECTED {
@@ -229,12 +229,9 @@ type revocationResponse struct {
 	RevokedBefore time.Time `json:"revoked_before"`
 }
 
-// edgeIssuer reads EDGE_ACCOUNT_SEED_FILE (nil when unset).
-func edgeIssuer(cfg Config) (*edgeauth.Issuer, error) {
-	if cfg.EdgeAccountSeedFile == "" {
-		return nil, nil
-	}
-	seed, err := os.ReadFile(cfg.EdgeAccountSeedFile)
+// edgeIssuer reads EDGE_ACCOUNT_SEED_FILE.
+func edgeIssuer(path string) (*edgeauth.Issuer, error) {
+	seed, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("EDGE_ACCOUNT_SEED_FILE: %w", err)
 	}
@@ -245,16 +242,26 @@ func edgeIssuer(cfg Config) (*edgeauth.Issuer, error) {
 	return issuer, nil
 }
 
-func readSeed(name, path string) (nkeys.KeyPair, error) {
-	seed, err := os.ReadFile(path)
+// newRevoker reads EDGE_OPERATOR_SEED_FILE and ensures the revocation lease
+// bucket.
+func newRevoker(ctx context.Context, cfg Config, js jetstream.JetStream, sysnc *nats.Conn, issuer *edgeauth.Issuer, m *edgeguard.Metrics) (*edgeguard.Revoker, error) {
+	seed, err := os.ReadFile(cfg.EdgeOperatorSeedFile)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
+		return nil, fmt.Errorf("EDGE_OPERATOR_SEED_FILE: %w", err)
 	}
-	kp, err := nkeys.FromSeed(bytes.TrimSpace(seed))
+	signer, err := nkeys.FromSeed(bytes.TrimSpace(seed))
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
+		return nil, fmt.Errorf("EDGE_OPERATOR_SEED_FILE: %w", err)
 	}
-	return kp, nil
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	locks, err := edgeguard.EnsureLockBucket(ctx, js, cfg.StreamReplicas)
+	if err != nil {
+		return nil, err
+	}
+	return edgeguard.NewRevoker(sysnc, edgeguard.RevokerOptions{
+		Issuer: issuer, Signer: signer, TokenTTL: cfg.EdgeTokenTTL, Locks: locks, Metrics: m,
+	})
 }
 
 // connectSystem connects the system-account user of the edge guard and the
@@ -268,35 +275,31 @@ func connectSystem(cfg Config, log *zap.Logger) (*nats.Conn, error) {
 	return nc, nil
 }
 
-// edgeHandler serves POST /v1/edge/token and POST /v1/edge/revocations.
-// A route whose keys this notifier lacks is public and answers 503: there
-// is nothing to protect, and a client learns why.
-func edgeHandler(cfg Config, issuer *edgeauth.Issuer, revoker *edgeguard.Revoker, m *httpapi.RouteMetrics, log *zap.Logger) http.Handler {
-	rt := httpapi.NewRouter(httpapi.RouterOptions{Token: cfg.APIToken, Metrics: m, Log: log})
-	if issuer == nil {
-		rt.Public("POST /v1/edge/token", "edge_token", func(http.ResponseWriter, *http.Request) error {
-			return httpapi.Errorf(http.StatusServiceUnavailable, "edge_auth_disabled", "this notifier has no EDGE_ACCOUNT_SEED_FILE")
-		})
-	} else {
-		rt.Handle("POST /v1/edge/token", "edge_token", func(w http.ResponseWriter, r *http.Request) error {
-			userID, err := decodeUserID(w, r)
-			if err != nil {
-				return err
-			}
-			tok, err := issuer.IssueUser(userID, cfg.EdgeTokenTTL, time.Now())
-			if err != nil {
-				return fmt.Errorf("issue edge token: %w", err)
-			}
-			httpapi.WriteJSON(w, http.StatusOK, tokenResponse{JWT: tok.JWT, WSURL: cfg.EdgeWSURL, Subject: tok.Subject, ExpiresAt: tok.Expires.UTC()})
-			return nil
-		})
-	}
-	if revoker == nil {
-		rt.Public("POST /v1/edge/revocations", "edge_revocation", func(http.ResponseWriter, *http.Request) error {
-			return httpapi.Errorf(http.StatusServiceUnavailable, "edge_revocation_disabled", "this notifier has no EDGE_SYSTEM_CREDS and EDGE_OPERATOR_SEED_FILE")
-		})
-		return rt
-	}
+// disabledRoute answers 503 with code.
+func disabledRoute(rt *httpapi.Router, pattern, route, code, msg string) {
+	rt.Public(pattern, route, func(http.ResponseWriter, *http.Request) error {
+		return httpapi.Errorf(http.StatusServiceUnavailable, code, "%s", msg)
+	})
+}
+
+// tokenRoute serves POST /v1/edge/token.
+func tokenRoute(rt *httpapi.Router, cfg Config, issuer *edgeauth.Issuer) {
+	rt.Handle("POST /v1/edge/token", "edge_token", func(w http.ResponseWriter, r *http.Request) error {
+		userID, err := decodeUserID(w, r)
+		if err != nil {
+			return err
+		}
+		tok, err := issuer.IssueUser(userID, cfg.EdgeTokenTTL, time.Now())
+		if err != nil {
+			return fmt.Errorf("issue edge token: %w", err)
+		}
+		httpapi.WriteJSON(w, http.StatusOK, tokenResponse{JWT: tok.JWT, WSURL: cfg.EdgeWSURL, Subject: tok.Subject, ExpiresAt: tok.Expires.UTC()})
+		return nil
+	})
+}
+
+// revocationRoute serves POST /v1/edge/revocations.
+func revocationRoute(rt *httpapi.Router, revoker *edgeguard.Revoker, log *zap.Logger) {
 	rt.Handle("POST /v1/edge/revocations", "edge_revocation", func(w http.ResponseWriter, r *http.Request) error {
 		userID, err := decodeUserID(w, r)
 		if err != nil {
@@ -314,7 +317,6 @@ func edgeHandler(cfg Config, issuer *edgeauth.Issuer, revoker *edgeguard.Revoker
 		httpapi.WriteJSON(w, http.StatusOK, revocationResponse{UserID: rev.UserID, UserKey: rev.UserKey, RevokedBefore: rev.Before})
 		return nil
 	})
-	return rt
 }
 
 func decodeUserID(w http.ResponseWriter, r *http.Request) (string, error) {
