@@ -174,7 +174,7 @@ func (s *Stack) start(ctx context.Context) error {
 	if err := os.WriteFile(s.ClientCreds, creds, 0o600); err != nil {
 		return err
 	}
-	configure, err := edgeserver.Configure(s.Edge)
+	configure, err := edgeserver.Configure(s.Edge, filepath.Join(o.Dir, "nats", "accounts"))
 	if err != nil {
 		return err
 	}

@@ -23,6 +23,7 @@ import (
 
 	"backinstock/services/notifier/app"
 	"backinstock/services/notifier/edgeauth"
+	"backinstock/services/notifier/edgeauth/edgeserver"
 	"backinstock/services/notifier/internal/notifiertest"
 	"backinstock/shared/kafka"
 	"backinstock/shared/logging"
@@ -51,7 +52,9 @@ type fixture struct {
 	chans  []string
 }
 
-func newFixture(t *testing.T, chans []string, n *testenv.NATS) *fixture {
+// newFixture prepares a region's topics; opts are the test's own NATS
+// connection's options (credentials on a secured server).
+func newFixture(t *testing.T, chans []string, n *testenv.NATS, opts ...nats.Option) *fixture {
 	t.Helper()
 	k := env.Kafka(t)
 	if n == nil {
@@ -79,7 +82,7 @@ func newFixture(t *testing.T, chans []string, n *testenv.NATS) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = f.adm.Close() })
-	if f.nc, err = nats.Connect(n.URL(), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond)); err != nil {
+	if f.nc, err = nats.Connect(n.URL(), append([]nats.Option{nats.MaxReconnects(-1), nats.ReconnectWait(100 * time.Millisecond)}, opts...)...); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(f.nc.Close)
@@ -585,21 +588,6 @@ func TestEdgeTokenEndpoint(t *testing.T) {
 	cfg.EdgeAccountSeedFile = filepath.Join(dir, edgeauth.FileAppSeed)
 	cfg.EdgeWSURL = "ws://127.0.0.1:9999"
 	r := f.start(t, cfg)
-	post := func(token, body string) (*http.Response, map[string]any) {
-		req, _ := http.NewRequest(http.MethodPost, "http://"+r.addr+"/v1/edge/token", strings.NewReader(body))
-		if token != "" {
-			req.Header.Set("Authorization", "Bearer "+token)
-		}
-		// Held to the OpenAPI document: the document and the code cannot drift.
-		resp, err := (&http.Client{Transport: &testenv.Contract{Doc: "../openapi.yaml"}}).Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var m map[string]any
-		_ = json.NewDecoder(resp.Body).Decode(&m)
-		return resp, m
-	}
 	tests := []struct {
 		name, token, body string
 		status            int
@@ -614,7 +602,7 @@ func TestEdgeTokenEndpoint(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			resp, m := post(tt.token, tt.body)
+			resp, m := postTo(t, r.addr, "/v1/edge/token", tt.token, tt.body)
 			if resp.StatusCode != tt.status {
 				t.Fatalf("status %d, want %d (%v)", resp.StatusCode, tt.status, m)
 			}
@@ -622,6 +610,153 @@ func TestEdgeTokenEndpoint(t *testing.T) {
 				t.Fatalf("body %v", m)
 			}
 		})
+	}
+	// Without the system creds and the operator key there is no revoking.
+	resp, m := postTo(t, r.addr, "/v1/edge/revocations", "", `{"user_id":"alice"}`)
+	if resp.StatusCode != http.StatusServiceUnavailable || m["error"].(map[string]any)["code"] != "edge_revocation_disabled" {
+		t.Fatalf("revocations without keys: %d %v", resp.StatusCode, m)
+	}
+}
+
+func postTo(t *testing.T, addr, path, token, body string) (*http.Response, map[string]any) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, "http://"+addr+path, strings.NewReader(body))
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	// Held to the OpenAPI document: the document and the code cannot drift.
+	resp, err := (&http.Client{Transport: &testenv.Contract{Doc: "../openapi.yaml"}}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var m map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&m)
+	return resp, m
+}
+
+// TestEdgeLimitsAndRevocations: `notifier run` with the system creds and the
+// operator signing key closes a user's connections beyond
+// EDGE_MAX_CONNS_PER_USER and revokes a user's tokens through
+// POST /v1/edge/revocations, over real websocket connections to an
+// operator-mode nats-server. (The bounds are internal/edgeguard's tests';
+// this one checks the wiring.)
+func TestEdgeLimitsAndRevocations(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	auth := filepath.Join(dir, "auth")
+	setup, err := edgeauth.LoadOrCreate(auth)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf, err := edgeserver.Configure(setup, filepath.Join(dir, "accounts"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := testenv.StartNATS(testenv.NATSOptions{StoreDir: filepath.Join(dir, "js"), Configure: conf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(n.Close)
+	creds := filepath.Join(auth, edgeauth.FileServiceCreds)
+	f := newFixture(t, []string{"app"}, n, nats.UserCredentials(creds))
+	cfg := f.config()
+	cfg.NATSCreds = creds
+	cfg.APIToken = "secret"
+	cfg.EdgeWSURL = n.WSURL()
+	cfg.EdgeAccountSeedFile = filepath.Join(auth, edgeauth.FileAppSeed)
+	cfg.EdgeSystemCreds = filepath.Join(auth, edgeauth.FileSystemCreds)
+	cfg.EdgeOperatorSeedFile = filepath.Join(auth, edgeauth.FileOperatorSigningSeed)
+	cfg.EdgeMaxConnsPerUser = 3
+	r := f.start(t, cfg)
+
+	token := func(user string) string {
+		resp, m := postTo(t, r.addr, "/v1/edge/token", "secret", fmt.Sprintf(`{"user_id":%q}`, user))
+		if resp.StatusCode != 200 {
+			t.Fatalf("token: %d %v", resp.StatusCode, m)
+		}
+		return m["jwt"].(string)
+	}
+	type conn struct {
+		nc     *nats.Conn
+		closed chan struct{}
+	}
+	dial := func(jwt string) (conn, error) {
+		c := conn{closed: make(chan struct{})}
+		nc, err := nats.Connect(cfg.EdgeWSURL, nats.UserJWT(func() (string, error) { return jwt, nil }, func([]byte) ([]byte, error) { return nil, nil }),
+			nats.NoReconnect(), nats.ClosedHandler(func(*nats.Conn) { close(c.closed) }),
+			nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {}))
+		if err != nil {
+			return c, err
+		}
+		t.Cleanup(nc.Close)
+		c.nc = nc
+		return c, nil
+	}
+	connect := func(jwt string) conn {
+		c, err := dial(jwt)
+		if err != nil {
+			t.Fatalf("connect: %v", err)
+		}
+		return c
+	}
+	waitClosed := func(c conn, what string) {
+		select {
+		case <-c.closed:
+		case <-time.After(15 * time.Second):
+			t.Fatalf("%s still open", what)
+		}
+	}
+
+	alice := token("alice")
+	var open []conn
+	for range 3 {
+		open = append(open, connect(alice))
+	}
+	// Closed once connected, or even before the handshake's answer (then
+	// the connect fails on the closed socket).
+	if c, err := dial(alice); err == nil {
+		waitClosed(c, "alice's 4th connection")
+	} else if errors.Is(err, nats.ErrAuthorization) {
+		t.Fatalf("alice's 4th connection: %v", err)
+	}
+	bob := connect(token("bob"))
+	for _, c := range append(open, bob) {
+		if !c.nc.IsConnected() {
+			t.Fatal("a connection within the limit was closed")
+		}
+	}
+
+	tests := []struct {
+		name, token, body string
+		status            int
+	}{
+		{"no token", "", `{"user_id":"alice"}`, 401},
+		{"bad user", "secret", `{"user_id":"a b"}`, 422},
+		{"unknown field", "secret", `{"user_id":"alice","all":true}`, 400},
+		{"ok", "secret", `{"user_id":"alice"}`, 200},
+		{"again", "secret", `{"user_id":"alice"}`, 200},
+	}
+	for _, tt := range tests {
+		resp, m := postTo(t, r.addr, "/v1/edge/revocations", tt.token, tt.body)
+		if resp.StatusCode != tt.status {
+			t.Fatalf("%s: status %d, want %d (%v)", tt.name, resp.StatusCode, tt.status, m)
+		}
+		if tt.status == 200 && (m["user_id"] != "alice" || m["user_key"] == "" || m["revoked_before"] == "") {
+			t.Fatalf("%s: body %v", tt.name, m)
+		}
+	}
+	for i, c := range open {
+		waitClosed(c, fmt.Sprintf("alice's revoked connection %d", i+1))
+	}
+	if !bob.nc.IsConnected() {
+		t.Fatal("bob was closed by alice's revocation")
+	}
+	if got := metric(r.reg, "backinstock_notifier_edge_kicked_total"); got < 1 {
+		t.Fatalf("edge_kicked_total = %v", got)
+	}
+	if got := metric(r.reg, "backinstock_notifier_edge_revocations_total"); got != 2 {
+		t.Fatalf("edge_revocations_total = %v, want 2", got)
 	}
 }
 

@@ -59,6 +59,14 @@ type Config struct {
 	EdgeWSURL           string
 	EdgeTokenTTL        time.Duration
 
+	// EdgeSystemCreds is a .creds file of a system-account user: with it the
+	// notifier enforces EdgeMaxConnsPerUser (internal/edgeguard) on the
+	// edge's browser users. EdgeOperatorSeedFile (an operator signing key)
+	// adds POST /v1/edge/revocations.
+	EdgeSystemCreds      string
+	EdgeOperatorSeedFile string
+	EdgeMaxConnsPerUser  int
+
 	// CrashAt and CrashAfterN are a TEST-ONLY hook, in builds with
 	// -tags crashhook only: at the CrashAfterN-th time the protocol reaches
 	// step CrashAt (after-reserve, after-publish, after-puback, after-mark)
@@ -98,7 +106,10 @@ func defaults() Config {
 		StaleDrop:         true,
 		StockReadyTimeout: stockview.DefaultCatchUpTimeout,
 		EdgeTokenTTL:      15 * time.Minute,
-		CrashAfterN:       1,
+		// A browser opens one connection per tab; 16 tabs is generous for a
+		// person and small against the 300 one token opened unchecked.
+		EdgeMaxConnsPerUser: 16,
+		CrashAfterN:         1,
 	}
 }
 
@@ -132,6 +143,9 @@ func (c *Config) Bind(s *config.Set) {
 	s.String(&c.EdgeAccountSeedFile, "edge-account-seed-file", "EDGE_ACCOUNT_SEED_FILE", "", "NATS account seed that signs browser tokens (enables POST /v1/edge/token)")
 	s.String(&c.EdgeWSURL, "edge-ws-url", "NATS_WS_URL", "", "websocket URL handed to browsers with their token")
 	s.Duration(&c.EdgeTokenTTL, "edge-token-ttl", "EDGE_TOKEN_TTL", d.EdgeTokenTTL, "lifetime of a browser edge token")
+	s.String(&c.EdgeSystemCreds, "edge-system-creds", "EDGE_SYSTEM_CREDS", "", "NATS system-account .creds file: enables the per-user connection limit (and, with --edge-operator-seed-file, revocations)")
+	s.String(&c.EdgeOperatorSeedFile, "edge-operator-seed-file", "EDGE_OPERATOR_SEED_FILE", "", "operator signing key seed that re-signs the edge account with revocations (enables POST /v1/edge/revocations)")
+	s.Int(&c.EdgeMaxConnsPerUser, "edge-max-conns-per-user", "EDGE_MAX_CONNS_PER_USER", d.EdgeMaxConnsPerUser, "most edge connections one user_id keeps open (the newest beyond are closed)")
 	c.bindCrash(s, d)
 }
 
@@ -154,6 +168,7 @@ func (c *Config) setDefaults() {
 	config.Default(&c.ReleaseInterval, d.ReleaseInterval)
 	config.Default(&c.StockReadyTimeout, d.StockReadyTimeout)
 	config.Default(&c.EdgeTokenTTL, d.EdgeTokenTTL)
+	config.Default(&c.EdgeMaxConnsPerUser, d.EdgeMaxConnsPerUser)
 	config.Default(&c.MaxBatch, d.MaxBatch)
 	config.Default(&c.MaxPending, d.MaxPending)
 	config.Default(&c.CrashAfterN, d.CrashAfterN)
@@ -193,6 +208,12 @@ func (c Config) Validate() error {
 	if c.EdgeAccountSeedFile != "" && c.APIToken == "" {
 		p.Addf("API_TOKEN", "required when EDGE_ACCOUNT_SEED_FILE enables the token endpoint")
 	}
+	if c.EdgeSystemCreds != "" && c.EdgeAccountSeedFile == "" {
+		p.Addf("EDGE_ACCOUNT_SEED_FILE", "required with EDGE_SYSTEM_CREDS: the guard counts that account's users")
+	}
+	if c.EdgeOperatorSeedFile != "" && c.EdgeSystemCreds == "" {
+		p.Addf("EDGE_SYSTEM_CREDS", "required with EDGE_OPERATOR_SEED_FILE: revocations are pushed through the system account")
+	}
 	config.Positive(&p, "NOTIFIER_MARKER_TTL", c.MarkerTTL)
 	config.Positive(&p, "EDGE_DUPLICATE_WINDOW", c.DuplicateWindow)
 	config.Positive(&p, "EDGE_MAX_AGE", c.StreamMaxAge)
@@ -200,6 +221,7 @@ func (c Config) Validate() error {
 	config.Positive(&p, "NOTIFIER_RELEASE_INTERVAL", c.ReleaseInterval)
 	config.Positive(&p, "NOTIFIER_STOCK_READY_TIMEOUT", c.StockReadyTimeout)
 	config.Positive(&p, "EDGE_TOKEN_TTL", c.EdgeTokenTTL)
+	config.Positive(&p, "EDGE_MAX_CONNS_PER_USER", c.EdgeMaxConnsPerUser)
 	config.Positive(&p, "NOTIFIER_MAX_BATCH", c.MaxBatch)
 	config.Positive(&p, "NOTIFIER_MAX_PENDING", c.MaxPending)
 	config.Positive(&p, "NOTIFIER_CRASH_AFTER_N", c.CrashAfterN)

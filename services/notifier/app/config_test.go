@@ -31,7 +31,7 @@ func TestConfigDefaultsAreWrittenOnce(t *testing.T) {
 	if zero.MarkerTTL != flagged.MarkerTTL || zero.DuplicateWindow != flagged.DuplicateWindow || zero.StreamMaxAge != flagged.StreamMaxAge ||
 		zero.MaxBatch != flagged.MaxBatch || zero.PublishTimeout != flagged.PublishTimeout || zero.MaxPending != flagged.MaxPending ||
 		zero.ReleaseInterval != flagged.ReleaseInterval || zero.DeadLetterTopic != flagged.DeadLetterTopic ||
-		zero.StockReadyTimeout != flagged.StockReadyTimeout || zero.EdgeTokenTTL != flagged.EdgeTokenTTL ||
+		zero.StockReadyTimeout != flagged.StockReadyTimeout || zero.EdgeTokenTTL != flagged.EdgeTokenTTL || zero.EdgeMaxConnsPerUser != flagged.EdgeMaxConnsPerUser ||
 		zero.CrashAfterN != flagged.CrashAfterN || zero.Group != flagged.Group || strings.Join(zero.Channels, ",") != strings.Join(flagged.Channels, ",") {
 		t.Fatalf("zero-field defaults differ from flag defaults:\n%+v\n%+v", zero, flagged)
 	}
@@ -48,9 +48,18 @@ func TestConfigRefusesBadValuesByName(t *testing.T) {
 		{[]string{"--publish-timeout", "-1s"}, "NOTIFIER_PUBLISH_TIMEOUT"},
 		{[]string{"--release-interval", "0s"}, "NOTIFIER_RELEASE_INTERVAL"},
 		{[]string{"--edge-token-ttl", "-1m"}, "EDGE_TOKEN_TTL"},
-		{[]string{"--crash-after-n", "-2"}, "NOTIFIER_CRASH_AFTER_N"},
 		{[]string{"--linger", "-1ms"}, "NOTIFIER_LINGER"},
 		{[]string{"--stream-replicas", "-1"}, "EDGE_REPLICAS"},
+		{[]string{"--edge-max-conns-per-user", "0"}, "EDGE_MAX_CONNS_PER_USER"},
+		{[]string{"--edge-max-conns-per-user", "-3"}, "EDGE_MAX_CONNS_PER_USER"},
+		{[]string{"--edge-system-creds", "sys.creds"}, "EDGE_ACCOUNT_SEED_FILE"},
+		{[]string{"--edge-operator-seed-file", "op.nk"}, "EDGE_SYSTEM_CREDS"},
+	}
+	if crashHooks { // the flag exists in crash-test builds only
+		tests = append(tests, struct {
+			args []string
+			want string
+		}{[]string{"--crash-after-n", "-2"}, "NOTIFIER_CRASH_AFTER_N"})
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
@@ -70,5 +79,18 @@ func TestConfigRefusesBadValuesByName(t *testing.T) {
 				t.Fatalf("after setDefaults Validate() = %v, want an error naming %s", err, tt.want)
 			}
 		})
+	}
+}
+
+// A build without the crash hook refuses CrashAt set in-process rather than
+// silently never crashing (the crash tests would pass vacuously).
+func TestCrashAtNeedsTheCrashHookBuild(t *testing.T) {
+	if crashHooks {
+		t.Skip("this build has the crash hook")
+	}
+	c := Config{Region: "eu-west-1", CrashAt: "after-mark"}
+	c.setDefaults()
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "NOTIFIER_CRASH_AT") {
+		t.Fatalf("Validate() = %v, want an error naming NOTIFIER_CRASH_AT", err)
 	}
 }

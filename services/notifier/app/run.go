@@ -1,18 +1,23 @@
 package app
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nkeys"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"backinstock/services/notifier/edgeauth"
 	"backinstock/services/notifier/internal/edge"
+	"backinstock/services/notifier/internal/edgeguard"
 	"backinstock/services/notifier/internal/pipeline"
 	"backinstock/services/notifier/internal/ratelimit"
 	"backinstock/services/notifier/internal/store"
@@ -111,11 +116,44 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger, reg *prometheus.Regis
 		return err
 	}
 
-	handler, err := tokenHandler(cfg, httpapi.NewRouteMetrics(reg, "notifier"), log)
-	if err != nil {
-		return err
+	// The edge routes: each answers 503, public, where this notifier lacks
+	// its keys (there is nothing to protect, and a client learns why).
+	routes := httpapi.NewRouter(httpapi.RouterOptions{Token: cfg.APIToken, Metrics: httpapi.NewRouteMetrics(reg, "notifier"), Log: log})
+	if cfg.EdgeAccountSeedFile == "" {
+		disabledRoute(routes, "POST /v1/edge/token", "edge_token", "edge_auth_disabled", "this notifier has no EDGE_ACCOUNT_SEED_FILE")
+	} else {
+		issuer, err := edgeIssuer(cfg.EdgeAccountSeedFile)
+		if err != nil {
+			return err
+		}
+		tokenRoute(routes, cfg, issuer)
+		if cfg.EdgeSystemCreds != "" { // Validate: only with the seed
+			sysnc, err := connectSystem(cfg, log)
+			if err != nil {
+				return err
+			}
+			defer sysnc.Close() // it publishes nothing that needs a drain
+			gm := edgeguard.NewMetrics(reg)
+			guard, err := edgeguard.New(sysnc, edgeguard.Options{
+				Account: issuer.Account(), MaxConnsPerUser: cfg.EdgeMaxConnsPerUser, Metrics: gm, Log: log.Named("edge-guard"),
+			})
+			if err != nil {
+				return err
+			}
+			parts = append(parts, lifecycle.Part{Name: "edge-guard", Run: guard.Run})
+			if cfg.EdgeOperatorSeedFile != "" {
+				revoker, err := newRevoker(ctx, cfg, js, sysnc, issuer, gm)
+				if err != nil {
+					return err
+				}
+				revocationRoute(routes, revoker, log)
+			}
+		}
 	}
-	srv := httpapi.NewServer(cfg.HTTPAddr, log, reg, handler)
+	if cfg.EdgeOperatorSeedFile == "" {
+		disabledRoute(routes, "POST /v1/edge/revocations", "edge_revocation", "edge_revocation_disabled", "this notifier has no EDGE_SYSTEM_CREDS and EDGE_OPERATOR_SEED_FILE")
+	}
+	srv := httpapi.NewServer(cfg.HTTPAddr, log, reg, routes)
 	srv.AddCheck("redis", func(ctx context.Context) error { return rdb.Ping(ctx).Err() })
 	srv.AddCheck("nats", func(context.Context) error {
 		if nc.Status() != nats.CONNECTED {
@@ -154,18 +192,15 @@ type tokenResponse struct {
 	ExpiresAt time.Time `json:"expires_at"`
 }
 
-// tokenHandler serves POST /v1/edge/token. Without an account seed the
-// route is public and answers 503: there is nothing to protect, and a
-// client learns why it gets no token.
-func tokenHandler(cfg Config, m *httpapi.RouteMetrics, log *zap.Logger) (http.Handler, error) {
-	rt := httpapi.NewRouter(httpapi.RouterOptions{Token: cfg.APIToken, Metrics: m, Log: log})
-	if cfg.EdgeAccountSeedFile == "" {
-		rt.Public("POST /v1/edge/token", "edge_token", func(http.ResponseWriter, *http.Request) error {
-			return httpapi.Errorf(http.StatusServiceUnavailable, "edge_auth_disabled", "this notifier has no EDGE_ACCOUNT_SEED_FILE")
-		})
-		return rt, nil
-	}
-	seed, err := os.ReadFile(cfg.EdgeAccountSeedFile)
+type revocationResponse struct {
+	UserID        string    `json:"user_id"`
+	UserKey       string    `json:"user_key"`
+	RevokedBefore time.Time `json:"revoked_before"`
+}
+
+// edgeIssuer reads EDGE_ACCOUNT_SEED_FILE.
+func edgeIssuer(path string) (*edgeauth.Issuer, error) {
+	seed, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("EDGE_ACCOUNT_SEED_FILE: %w", err)
 	}
@@ -173,20 +208,93 @@ func tokenHandler(cfg Config, m *httpapi.RouteMetrics, log *zap.Logger) (http.Ha
 	if err != nil {
 		return nil, fmt.Errorf("EDGE_ACCOUNT_SEED_FILE: %w", err)
 	}
+	return issuer, nil
+}
+
+// newRevoker reads EDGE_OPERATOR_SEED_FILE and ensures the revocation lease
+// bucket.
+func newRevoker(ctx context.Context, cfg Config, js jetstream.JetStream, sysnc *nats.Conn, issuer *edgeauth.Issuer, m *edgeguard.Metrics) (*edgeguard.Revoker, error) {
+	seed, err := os.ReadFile(cfg.EdgeOperatorSeedFile)
+	if err != nil {
+		return nil, fmt.Errorf("EDGE_OPERATOR_SEED_FILE: %w", err)
+	}
+	signer, err := nkeys.FromSeed(bytes.TrimSpace(seed))
+	if err != nil {
+		return nil, fmt.Errorf("EDGE_OPERATOR_SEED_FILE: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	locks, err := edgeguard.EnsureLockBucket(ctx, js, cfg.StreamReplicas)
+	if err != nil {
+		return nil, err
+	}
+	return edgeguard.NewRevoker(sysnc, edgeguard.RevokerOptions{
+		Issuer: issuer, Signer: signer, TokenTTL: cfg.EdgeTokenTTL, Locks: locks, Metrics: m,
+	})
+}
+
+// connectSystem connects the system-account user of the edge guard and the
+// revocations: a connection of its own, since the service user may not
+// read $SYS subjects.
+func connectSystem(cfg Config, log *zap.Logger) (*nats.Conn, error) {
+	nc, _, err := natsconn.Connect(cfg.NATSURL, natsconn.Options{Name: "notifier-" + cfg.Region + "-edge-guard", CredsFile: cfg.EdgeSystemCreds}, log.Named("edge-guard"))
+	if err != nil {
+		return nil, fmt.Errorf("EDGE_SYSTEM_CREDS: %w", err)
+	}
+	return nc, nil
+}
+
+// disabledRoute answers 503 with code.
+func disabledRoute(rt *httpapi.Router, pattern, route, code, msg string) {
+	rt.Public(pattern, route, func(http.ResponseWriter, *http.Request) error {
+		return httpapi.Errorf(http.StatusServiceUnavailable, code, "%s", msg)
+	})
+}
+
+// tokenRoute serves POST /v1/edge/token.
+func tokenRoute(rt *httpapi.Router, cfg Config, issuer *edgeauth.Issuer) {
 	rt.Handle("POST /v1/edge/token", "edge_token", func(w http.ResponseWriter, r *http.Request) error {
-		var req tokenRequest
-		if err := httpapi.Decode(w, r, 4<<10, &req); err != nil {
+		userID, err := decodeUserID(w, r)
+		if err != nil {
 			return err
 		}
-		if !events.ValidID(req.UserID) {
-			return httpapi.Invalid("user_id: must match %s", events.IDPattern)
-		}
-		tok, err := issuer.IssueUser(req.UserID, cfg.EdgeTokenTTL, time.Now())
+		tok, err := issuer.IssueUser(userID, cfg.EdgeTokenTTL, time.Now())
 		if err != nil {
 			return fmt.Errorf("issue edge token: %w", err)
 		}
 		httpapi.WriteJSON(w, http.StatusOK, tokenResponse{JWT: tok.JWT, WSURL: cfg.EdgeWSURL, Subject: tok.Subject, ExpiresAt: tok.Expires.UTC()})
 		return nil
 	})
-	return rt, nil
+}
+
+// revocationRoute serves POST /v1/edge/revocations.
+func revocationRoute(rt *httpapi.Router, revoker *edgeguard.Revoker, log *zap.Logger) {
+	rt.Handle("POST /v1/edge/revocations", "edge_revocation", func(w http.ResponseWriter, r *http.Request) error {
+		userID, err := decodeUserID(w, r)
+		if err != nil {
+			return err
+		}
+		rev, err := revoker.Revoke(r.Context(), userID)
+		if errors.Is(err, edgeguard.ErrUnavailable) {
+			log.Warn("edge revocation failed", zap.String("user_id", userID), zap.Error(err))
+			return httpapi.Errorf(http.StatusServiceUnavailable, "edge_unavailable", "the edge did not take the revocation; retry (revoking twice is harmless)")
+		}
+		if err != nil {
+			return fmt.Errorf("revoke %s: %w", userID, err)
+		}
+		log.Info("edge tokens revoked", zap.String("user_id", userID), zap.Time("before", rev.Before))
+		httpapi.WriteJSON(w, http.StatusOK, revocationResponse{UserID: rev.UserID, UserKey: rev.UserKey, RevokedBefore: rev.Before})
+		return nil
+	})
+}
+
+func decodeUserID(w http.ResponseWriter, r *http.Request) (string, error) {
+	var req tokenRequest
+	if err := httpapi.Decode(w, r, 4<<10, &req); err != nil {
+		return "", err
+	}
+	if !events.ValidID(req.UserID) {
+		return "", httpapi.Invalid("user_id: must match %s", events.IDPattern)
+	}
+	return req.UserID, nil
 }

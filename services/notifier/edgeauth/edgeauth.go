@@ -3,8 +3,13 @@
 // account that holds the edge streams), the app account signs users. The
 // notifier gets a service user that may publish; a browser or app gets a
 // short-lived bearer user JWT that may only subscribe to its own subjects
-// edge.*.*.<user_id> and may publish nothing, so it can read neither another
-// shopper's notifications nor the JetStream API.
+// edge.*.*.<user_id>, publish nothing and connect over websocket only, so it
+// can read neither another shopper's notifications nor the JetStream API.
+//
+// Every token of one user_id carries the same user public key (derived from
+// the account seed), so one entry in the app account's revocation list
+// (RevokeUser) ends all of that user's tokens issued up to a moment, and the
+// connection guard can count a user's connections by that key.
 //
 // The package has no dependency on nats-server, so the notifier binary can
 // issue tokens without linking the server; edgeauth/edgeserver configures an
@@ -12,6 +17,8 @@
 package edgeauth
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"os"
@@ -30,23 +37,38 @@ import (
 const (
 	FileOperatorJWT  = "operator.jwt"
 	FileOperatorSeed = "operator.nk"
-	FileSystemJWT    = "sys.jwt"
-	FileSystemSeed   = "sys.nk"
-	FileAppJWT       = "app.jwt"
-	FileAppSeed      = "app.nk" // what the notifier's token endpoint needs (EDGE_ACCOUNT_SEED_FILE)
-	FileServiceCreds = "notifier.creds"
+	// FileOperatorSigningSeed is the operator signing key that re-signs the
+	// app account with its revocations (EDGE_OPERATOR_SEED_FILE): a key the
+	// operator can rotate, unlike its identity key.
+	FileOperatorSigningSeed = "operator-signing.nk"
+	FileSystemJWT           = "sys.jwt"
+	FileSystemSeed          = "sys.nk"
+	FileAppJWT              = "app.jwt"
+	FileAppSeed             = "app.nk" // what the notifier's token endpoint needs (EDGE_ACCOUNT_SEED_FILE)
+	FileServiceCreds        = "notifier.creds"
+	// FileSystemCreds is a system-account user (EDGE_SYSTEM_CREDS): the
+	// connection guard reads connect events and kicks with it, and the
+	// revocation path pushes the account update.
+	FileSystemCreds = "system.creds"
 )
+
+// EdgeUserTag marks browser tokens (JWT tags are lower case): the connection
+// guard counts only connections that carry it, not the services' own.
+const EdgeUserTag = "backinstock-edge-user"
 
 // Setup is one operator with its system and app accounts.
 type Setup struct {
 	OperatorJWT string
 	OperatorKP  nkeys.KeyPair
-	SystemJWT   string
-	SystemPub   string
-	SystemKP    nkeys.KeyPair
-	AppJWT      string
-	AppPub      string
-	AppKP       nkeys.KeyPair
+	// OperatorSigningKP is listed in the operator JWT's signing keys: it
+	// signs account updates (revocations).
+	OperatorSigningKP nkeys.KeyPair
+	SystemJWT         string
+	SystemPub         string
+	SystemKP          nkeys.KeyPair
+	AppJWT            string
+	AppPub            string
+	AppKP             nkeys.KeyPair
 }
 
 // Generate creates a fresh development setup. The app account has JetStream
@@ -60,6 +82,11 @@ func Generate() (*Setup, error) {
 	oc := jwt.NewOperatorClaims(opub)
 	oc.Name = "backinstock"
 	s := &Setup{OperatorKP: okp}
+	if s.OperatorSigningKP, err = nkeys.CreateOperator(); err != nil {
+		return nil, fmt.Errorf("operator signing key: %w", err)
+	}
+	spk, _ := s.OperatorSigningKP.PublicKey()
+	oc.SigningKeys.Add(spk)
 
 	skp, err := nkeys.CreateAccount()
 	if err != nil {
@@ -94,10 +121,11 @@ func Generate() (*Setup, error) {
 
 // LoadOrCreate reads the setup in dir, generating and writing one (seeds with
 // mode 0600) when the directory holds none, so a local stack keeps the same
-// keys across restarts.
+// keys across restarts. A setup written before the operator signing key and
+// the system creds existed gets them added.
 func LoadOrCreate(dir string) (*Setup, error) {
 	if _, err := os.Stat(filepath.Join(dir, FileOperatorJWT)); err == nil {
-		return Load(dir)
+		return upgrade(dir)
 	}
 	s, err := Generate()
 	if err != nil {
@@ -115,25 +143,37 @@ func (s *Setup) Write(dir string) error {
 		return fmt.Errorf("edge auth dir: %w", err)
 	}
 	oseed, _ := s.OperatorKP.Seed()
+	osseed, _ := s.OperatorSigningKP.Seed()
 	sseed, _ := s.SystemKP.Seed()
 	aseed, _ := s.AppKP.Seed()
 	creds, err := s.ServiceCreds("notifier")
 	if err != nil {
 		return err
 	}
-	files := []struct {
-		name string
-		data []byte
-		mode os.FileMode
-	}{
+	sysCreds, err := s.SystemCreds("edge-guard")
+	if err != nil {
+		return err
+	}
+	return writeFiles(dir, []file{
 		{FileOperatorJWT, []byte(s.OperatorJWT), 0o644},
 		{FileOperatorSeed, oseed, 0o600},
+		{FileOperatorSigningSeed, osseed, 0o600},
 		{FileSystemJWT, []byte(s.SystemJWT), 0o644},
 		{FileSystemSeed, sseed, 0o600},
 		{FileAppJWT, []byte(s.AppJWT), 0o644},
 		{FileAppSeed, aseed, 0o600},
 		{FileServiceCreds, creds, 0o600},
-	}
+		{FileSystemCreds, sysCreds, 0o600},
+	})
+}
+
+type file struct {
+	name string
+	data []byte
+	mode os.FileMode
+}
+
+func writeFiles(dir string, files []file) error {
 	for _, f := range files {
 		if err := os.WriteFile(filepath.Join(dir, f.name), f.data, f.mode); err != nil {
 			return fmt.Errorf("write %s: %w", f.name, err)
@@ -142,8 +182,54 @@ func (s *Setup) Write(dir string) error {
 	return nil
 }
 
+// upgrade loads dir and adds what an older setup lacks: the operator signing
+// key (the operator JWT is re-signed to list it) and the system creds.
+func upgrade(dir string) (*Setup, error) {
+	_, err := os.Stat(filepath.Join(dir, FileOperatorSigningSeed))
+	if errors.Is(err, os.ErrNotExist) {
+		s, err := load(dir, false)
+		if err != nil {
+			return nil, err
+		}
+		if s.OperatorSigningKP, err = nkeys.CreateOperator(); err != nil {
+			return nil, fmt.Errorf("operator signing key: %w", err)
+		}
+		oc, err := jwt.DecodeOperatorClaims(s.OperatorJWT)
+		if err != nil {
+			return nil, fmt.Errorf("edge auth %s: %w", FileOperatorJWT, err)
+		}
+		spk, _ := s.OperatorSigningKP.PublicKey()
+		oc.SigningKeys.Add(spk)
+		if s.OperatorJWT, err = oc.Encode(s.OperatorKP); err != nil {
+			return nil, fmt.Errorf("encode operator: %w", err)
+		}
+		seed, _ := s.OperatorSigningKP.Seed()
+		// The seed first: a crash between the two leaves a key the operator
+		// JWT does not list yet, which the next start adds again.
+		if err := writeFiles(dir, []file{{FileOperatorSigningSeed, seed, 0o600}, {FileOperatorJWT, []byte(s.OperatorJWT), 0o644}}); err != nil {
+			return nil, err
+		}
+	}
+	s, err := Load(dir)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(filepath.Join(dir, FileSystemCreds)); errors.Is(err, os.ErrNotExist) {
+		creds, err := s.SystemCreds("edge-guard")
+		if err != nil {
+			return nil, err
+		}
+		if err := writeFiles(dir, []file{{FileSystemCreds, creds, 0o600}}); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
 // Load reads a setup written by Write.
-func Load(dir string) (*Setup, error) {
+func Load(dir string) (*Setup, error) { return load(dir, true) }
+
+func load(dir string, signingKey bool) (*Setup, error) {
 	read := func(name string) (string, error) {
 		b, err := os.ReadFile(filepath.Join(dir, name))
 		if err != nil {
@@ -177,6 +263,10 @@ func Load(dir string) (*Setup, error) {
 	errs = append(errs, err)
 	s.AppKP, err = kp(FileAppSeed)
 	errs = append(errs, err)
+	if signingKey {
+		s.OperatorSigningKP, err = kp(FileOperatorSigningSeed)
+		errs = append(errs, err)
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
@@ -187,19 +277,30 @@ func Load(dir string) (*Setup, error) {
 
 // ServiceCreds issues a creds file (user JWT and seed) for a backend service
 // in the app account with full permissions: the notifier publishes to the
-// edge and manages its streams.
+// edge and manages its streams. It connects on the plain NATS port only.
 func (s *Setup) ServiceCreds(name string) ([]byte, error) {
+	return userCreds(name, s.AppKP)
+}
+
+// SystemCreds issues a creds file for a user of the system account: it sees
+// connect events, connection lists and account lookups, kicks connections
+// and pushes account updates, all on the plain NATS port.
+func (s *Setup) SystemCreds(name string) ([]byte, error) {
+	return userCreds(name, s.SystemKP)
+}
+
+func userCreds(name string, account nkeys.KeyPair) ([]byte, error) {
 	ukp, err := nkeys.CreateUser()
 	if err != nil {
-		return nil, fmt.Errorf("service user key: %w", err)
+		return nil, fmt.Errorf("user key %s: %w", name, err)
 	}
 	upub, _ := ukp.PublicKey()
 	uc := jwt.NewUserClaims(upub)
 	uc.Name = name
-	uc.IssuerAccount = s.AppPub
-	tok, err := uc.Encode(s.AppKP)
+	uc.AllowedConnectionTypes.Add(jwt.ConnectionTypeStandard)
+	tok, err := uc.Encode(account)
 	if err != nil {
-		return nil, fmt.Errorf("encode service user: %w", err)
+		return nil, fmt.Errorf("encode user %s: %w", name, err)
 	}
 	seed, _ := ukp.Seed()
 	return jwt.FormatUserConfig(tok, seed)
@@ -209,6 +310,7 @@ func (s *Setup) ServiceCreds(name string) ([]byte, error) {
 type Issuer struct {
 	account nkeys.KeyPair
 	pub     string
+	seed    []byte // keys the per-user key derivation
 }
 
 // NewIssuer builds an issuer from the app account seed.
@@ -221,12 +323,35 @@ func NewIssuer(accountSeed []byte) (*Issuer, error) {
 	if err != nil || !nkeys.IsValidPublicAccountKey(pub) {
 		return nil, errors.New("edge account seed: not an account seed")
 	}
-	return &Issuer{account: kp, pub: pub}, nil
+	seed, _ := kp.Seed()
+	return &Issuer{account: kp, pub: pub, seed: seed}, nil
 }
 
 // Issuer is the setup's token issuer.
 func (s *Setup) Issuer() *Issuer {
-	return &Issuer{account: s.AppKP, pub: s.AppPub}
+	seed, _ := s.AppKP.Seed()
+	return &Issuer{account: s.AppKP, pub: s.AppPub, seed: seed}
+}
+
+// Account is the public key of the account the issuer signs for.
+func (i *Issuer) Account() string { return i.pub }
+
+// UserKey is the public key every token of userID carries: an HMAC of the
+// user id under the account seed, so every notifier replica holding the
+// seed derives the same key and nobody without it can. Its seed signs
+// nothing (the tokens are bearer tokens); the key exists to be revoked and
+// counted.
+func (i *Issuer) UserKey(userID string) (string, error) {
+	if !events.ValidID(userID) {
+		return "", fmt.Errorf("user_id must match %s", events.IDPattern)
+	}
+	mac := hmac.New(sha256.New, i.seed)
+	mac.Write([]byte("backinstock edge user\x00" + userID))
+	kp, err := nkeys.FromRawSeed(nkeys.PrefixByteUser, mac.Sum(nil))
+	if err != nil {
+		return "", fmt.Errorf("user key %s: %w", userID, err)
+	}
+	return kp.PublicKey()
 }
 
 // Token is an issued browser credential.
@@ -238,32 +363,69 @@ type Token struct {
 
 // IssueUser returns a bearer user JWT for userID, valid for ttl: subscribe to
 // edge.*.*.<user_id> only, publish nothing (not even replies), at most 16
-// subscriptions. Bearer means the client presents the JWT alone (no nonce
+// subscriptions, websocket connections only (the plain NATS port is for the
+// services). Bearer means the client presents the JWT alone (no nonce
 // signature), as a browser that holds no NKey seed must.
 func (i *Issuer) IssueUser(userID string, ttl time.Duration, now time.Time) (Token, error) {
-	if !events.ValidID(userID) {
-		return Token{}, fmt.Errorf("user_id must match %s", events.IDPattern)
-	}
-	ukp, err := nkeys.CreateUser()
+	upub, err := i.UserKey(userID)
 	if err != nil {
-		return Token{}, fmt.Errorf("user key: %w", err)
+		return Token{}, err
 	}
-	upub, _ := ukp.PublicKey()
 	uc := jwt.NewUserClaims(upub)
-	uc.Name = "edge-" + userID
+	uc.Name = userNamePrefix + userID
+	uc.Tags.Add(EdgeUserTag)
 	uc.BearerToken = true
 	uc.IssuerAccount = i.pub
-	uc.IssuedAt = now.Unix()
+	// The issue time (iat) is the clock's at signing (jwt sets it in
+	// Encode): revocations compare against it.
 	exp := now.Add(ttl)
 	uc.Expires = exp.Unix()
 	sub := edge.UserFilter(userID)
 	uc.Sub.Allow.Add(sub)
 	uc.Pub.Deny.Add(">")
 	uc.Limits.Subs = 16
-	uc.AllowedConnectionTypes.Add(jwt.ConnectionTypeWebsocket, jwt.ConnectionTypeStandard)
+	uc.AllowedConnectionTypes.Add(jwt.ConnectionTypeWebsocket)
 	tok, err := uc.Encode(i.account)
 	if err != nil {
 		return Token{}, fmt.Errorf("encode user %s: %w", userID, err)
 	}
 	return Token{JWT: tok, Subject: sub, Expires: exp}, nil
+}
+
+// userNamePrefix starts the name of every browser user JWT.
+const userNamePrefix = "edge-"
+
+// UserIDFromName is the user id of a browser token's name ("edge-<user_id>"),
+// as connect events and connection lists report it (name_tag).
+func UserIDFromName(name string) (string, bool) {
+	id, ok := strings.CutPrefix(name, userNamePrefix)
+	return id, ok && events.ValidID(id)
+}
+
+// RevokeUser returns accountJWT re-signed by signer (the operator or one of
+// its signing keys) with every token of userKey issued at or before at
+// revoked. Revocations older than forgetBefore are dropped: pass now minus
+// the longest token lifetime, since a token issued before such an entry
+// has expired, so the list stays as small as the revocations of one token
+// lifetime. Everything else in the account (limits, JetStream, signing
+// keys) is kept as it is.
+func RevokeUser(accountJWT string, signer nkeys.KeyPair, userKey string, at, forgetBefore time.Time) (string, error) {
+	if !nkeys.IsValidPublicUserKey(userKey) {
+		return "", fmt.Errorf("revoke: %q is not a user public key", userKey)
+	}
+	ac, err := jwt.DecodeAccountClaims(accountJWT)
+	if err != nil {
+		return "", fmt.Errorf("revoke: decode account: %w", err)
+	}
+	for k, ts := range ac.Revocations {
+		if k != jwt.All && ts < forgetBefore.Unix() {
+			delete(ac.Revocations, k)
+		}
+	}
+	ac.RevokeAt(userKey, at)
+	out, err := ac.Encode(signer)
+	if err != nil {
+		return "", fmt.Errorf("revoke: encode account %s: %w", ac.Subject, err)
+	}
+	return out, nil
 }

@@ -2,12 +2,14 @@ package edgeauth_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/nats-io/jwt/v2"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -29,7 +31,7 @@ func startSecured(t *testing.T) (*testenv.NATS, *edgeauth.Setup, string) {
 	if err != nil || again.AppPub != setup.AppPub {
 		t.Fatalf("reload setup: %v (app %s vs %s)", err, again.AppPub, setup.AppPub)
 	}
-	conf, err := edgeserver.Configure(setup)
+	conf, err := edgeserver.Configure(setup, filepath.Join(dir, "accounts"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,4 +181,169 @@ func TestIssuerFromSeedFile(t *testing.T) {
 		t.Fatal("garbage seed accepted")
 	}
 	_ = setup
+}
+
+// TestUserTokenOnlyOverWebsocket: a browser token is refused on the plain
+// NATS port (the services' port); the same token connects over websocket.
+func TestUserTokenOnlyOverWebsocket(t *testing.T) {
+	n, setup, _ := startSecured(t)
+	tok, err := setup.Issuer().IssueUser("alice", time.Minute, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	jwtOpt := nats.UserJWT(func() (string, error) { return tok.JWT, nil }, func([]byte) ([]byte, error) { return nil, nil })
+	nc, err := nats.Connect(n.URL(), jwtOpt, nats.NoReconnect())
+	if err == nil {
+		nc.Close()
+		t.Fatal("a browser token connected on the plain NATS port")
+	}
+	if !errors.Is(err, nats.ErrAuthorization) {
+		t.Fatalf("plain port: %v, want an authorization violation", err)
+	}
+	nc, err = nats.Connect(n.WSURL(), jwtOpt, nats.NoReconnect())
+	if err != nil {
+		t.Fatalf("websocket: %v", err)
+	}
+	nc.Close()
+}
+
+// TestUserKeyIsStablePerUser: every token of a user carries one key, known
+// only to holders of the account seed; other users and accounts differ.
+func TestUserKeyIsStablePerUser(t *testing.T) {
+	a, err := edgeauth.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := edgeauth.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seed, _ := a.AppKP.Seed()
+	fromSeed, err := edgeauth.NewIssuer(seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := func(is *edgeauth.Issuer, u string) string {
+		k, err := is.UserKey(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	alice := key(a.Issuer(), "alice")
+	if key(fromSeed, "alice") != alice {
+		t.Fatal("two issuers of one account derive different keys")
+	}
+	if key(a.Issuer(), "bob") == alice || key(b.Issuer(), "alice") == alice {
+		t.Fatal("the key is not per user and account")
+	}
+	for range 2 {
+		tok, err := a.Issuer().IssueUser("alice", time.Minute, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		uc, err := jwt.DecodeUserClaims(tok.JWT)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if uc.Subject != alice || !uc.Tags.Contains(edgeauth.EdgeUserTag) || !uc.BearerToken ||
+			len(uc.AllowedConnectionTypes) != 1 || uc.AllowedConnectionTypes[0] != jwt.ConnectionTypeWebsocket {
+			t.Fatalf("token claims %+v", uc)
+		}
+		if id, ok := edgeauth.UserIDFromName(uc.Name); !ok || id != "alice" {
+			t.Fatalf("name %q", uc.Name)
+		}
+	}
+}
+
+func TestRevokeUser(t *testing.T) {
+	s, err := edgeauth.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	alice, _ := s.Issuer().UserKey("alice")
+	bob, _ := s.Issuer().UserKey("bob")
+	carol, _ := s.Issuer().UserKey("carol")
+	ac, _ := jwt.DecodeAccountClaims(s.AppJWT)
+	ac.RevokeAt(bob, now.Add(-time.Hour))        // older than a token lifetime
+	ac.RevokeAt(carol, now.Add(-10*time.Minute)) // within it
+	ac.RevokeAt(jwt.All, now.Add(-48*time.Hour)) // an operator's own: kept
+	start, err := ac.Encode(s.OperatorKP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := edgeauth.RevokeUser(start, s.OperatorSigningKP, alice, now, now.Add(-15*time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := jwt.DecodeAccountClaims(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spk, _ := s.OperatorSigningKP.PublicKey()
+	if got.Issuer != spk || got.Subject != s.AppPub {
+		t.Fatalf("issuer %s subject %s", got.Issuer, got.Subject)
+	}
+	if got.Revocations[alice] != now.Unix() {
+		t.Fatalf("alice: %v", got.Revocations)
+	}
+	if _, ok := got.Revocations[bob]; ok {
+		t.Fatal("an expired revocation was kept")
+	}
+	if _, ok := got.Revocations[carol]; !ok {
+		t.Fatal("a live revocation was dropped")
+	}
+	if _, ok := got.Revocations[jwt.All]; !ok {
+		t.Fatal("the revocation of all was dropped")
+	}
+	if got.Limits.JetStreamLimits.DiskStorage != -1 || got.Name != "APP" {
+		t.Fatalf("the rest of the account changed: %+v", got)
+	}
+	if _, err := edgeauth.RevokeUser(start, s.OperatorSigningKP, s.AppPub, now, now); err == nil {
+		t.Fatal("an account key accepted as a user key")
+	}
+}
+
+// TestLoadOrCreateUpgradesAnOlderSetup: a setup written before the operator
+// signing key and the system creds gets both, and keeps its keys.
+func TestLoadOrCreateUpgradesAnOlderSetup(t *testing.T) {
+	dir := t.TempDir()
+	s, err := edgeauth.LoadOrCreate(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// What an older setup lacked: the signing key (and its listing) and the system creds.
+	oc, _ := jwt.DecodeOperatorClaims(s.OperatorJWT)
+	oc.SigningKeys = nil
+	old, _ := oc.Encode(s.OperatorKP)
+	if err := os.WriteFile(filepath.Join(dir, edgeauth.FileOperatorJWT), []byte(old), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{edgeauth.FileOperatorSigningSeed, edgeauth.FileSystemCreds} {
+		if err := os.Remove(filepath.Join(dir, f)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	up, err := edgeauth.LoadOrCreate(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if up.AppPub != s.AppPub || up.SystemPub != s.SystemPub {
+		t.Fatal("keys changed")
+	}
+	oc, err = jwt.DecodeOperatorClaims(up.OperatorJWT)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spk, _ := up.OperatorSigningKP.PublicKey()
+	if !oc.SigningKeys.Contains(spk) {
+		t.Fatal("the new signing key is not listed in the operator JWT")
+	}
+	if _, err := os.Stat(filepath.Join(dir, edgeauth.FileSystemCreds)); err != nil {
+		t.Fatal(err)
+	}
+	if again, err := edgeauth.LoadOrCreate(dir); err != nil || again.OperatorJWT != up.OperatorJWT {
+		t.Fatalf("a second load changed the setup: %v", err)
+	}
 }

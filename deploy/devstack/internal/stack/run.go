@@ -146,6 +146,7 @@ func services(cfg Config, e Env) ([]*service, error) {
 	}
 	nt.Kafka, nt.RedisURL, nt.NATSURL, nt.NATSCreds, nt.APIToken = kc, e.RedisURL, e.NATSURL, e.NATSCreds, e.APIToken
 	nt.EdgeAccountSeedFile, nt.EdgeWSURL = e.EdgeAccountSeedFile, e.NATSWSURL
+	nt.EdgeSystemCreds, nt.EdgeOperatorSeedFile = e.EdgeSystemCreds, e.EdgeOperatorSeedFile
 	for i, region := range cfg.Regions {
 		svcs = append(svcs, &service{name: "notifier." + region, run: func(ctx context.Context, log *zap.Logger, reg *prometheus.Registry, on func(string)) error {
 			c := nt

@@ -114,7 +114,12 @@ type Env struct {
 	// NATSCreds is the service user's creds file; EdgeAccountSeedFile signs browser tokens.
 	NATSCreds           string
 	EdgeAccountSeedFile string
-	Extra               [][2]string // service URLs, added as they start
+	// EdgeSystemCreds (a system-account user) and EdgeOperatorSeedFile (the
+	// operator signing key) let the notifiers limit each user's connections
+	// and revoke tokens.
+	EdgeSystemCreds      string
+	EdgeOperatorSeedFile string
+	Extra                [][2]string // service URLs, added as they start
 }
 
 // StartInfra brings up Kafka, NATS and Redis under cfg.DataDir and applies the catalogue.
@@ -151,7 +156,7 @@ func StartInfra(ctx context.Context, cfg Config, log *zap.Logger) (*Infra, error
 		in.Close()
 		return nil, err
 	}
-	configure, err := edgeserver.Configure(trust)
+	configure, err := edgeserver.Configure(trust, filepath.Join(cfg.DataDir, "nats", "accounts"))
 	if err != nil {
 		in.Close()
 		return nil, err
@@ -172,7 +177,8 @@ func StartInfra(ctx context.Context, cfg Config, log *zap.Logger) (*Infra, error
 		return nil, err
 	}
 	in.Env = Env{KafkaBrokers: k.BrokerList(), RedisURL: redisURL, NATSURL: n.URL(), NATSWSURL: n.WSURL(), APIToken: token,
-		NATSCreds: filepath.Join(edgeDir, edgeauth.FileServiceCreds), EdgeAccountSeedFile: filepath.Join(edgeDir, edgeauth.FileAppSeed)}
+		NATSCreds: filepath.Join(edgeDir, edgeauth.FileServiceCreds), EdgeAccountSeedFile: filepath.Join(edgeDir, edgeauth.FileAppSeed),
+		EdgeSystemCreds: filepath.Join(edgeDir, edgeauth.FileSystemCreds), EdgeOperatorSeedFile: filepath.Join(edgeDir, edgeauth.FileOperatorSigningSeed)}
 	return in, nil
 }
 
@@ -273,6 +279,8 @@ func (e Env) Lines() []string {
 		"API_TOKEN=" + e.APIToken,
 		"NATS_CREDS=" + e.NATSCreds,
 		"EDGE_ACCOUNT_SEED_FILE=" + e.EdgeAccountSeedFile,
+		"EDGE_SYSTEM_CREDS=" + e.EdgeSystemCreds,
+		"EDGE_OPERATOR_SEED_FILE=" + e.EdgeOperatorSeedFile,
 	}
 	for _, kv := range e.Extra {
 		lines = append(lines, kv[0]+"="+kv[1])
