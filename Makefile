@@ -95,6 +95,10 @@ $(STATICCHECK):
 $(PROMTOOL):
 	GOBIN=$(BIN)/tools $(GO) install github.com/prometheus/prometheus/cmd/promtool@$(PROMTOOL_VERSION)
 
+.PHONY: rules
+rules: ## regenerate the Prometheus Operator's PrometheusRule from deploy/grafana/alerts.yaml
+	$(GO) run backinstock/deploy/check/cmd/deploycheck --write-rules
+
 .PHONY: clean
 clean: ## remove built binaries and the local stack's state
 	rm -rf $(BIN) $(DATA_DIR)

@@ -102,6 +102,7 @@ func Run(opts Options) ([]Problem, error) {
 	c.checkMonitoring()
 	c.checkDashboardUnits()
 	c.checkRunbooks()
+	c.checkOperatorComponent()
 	c.checkCodeMap()
 	c.checkOpenAPI()
 	sort.SliceStable(c.problems, func(i, j int) bool { return c.problems[i].File < c.problems[j].File })

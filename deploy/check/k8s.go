@@ -46,6 +46,8 @@ var k8sTypes = map[string]func() any{
 	"rbac.authorization.k8s.io/v1/RoleBinding": func() any { return &rbacv1.RoleBinding{} },
 	"keda.sh/v1alpha1/ScaledObject":            func() any { return &ScaledObject{} },
 	"keda.sh/v1alpha1/TriggerAuthentication":   func() any { return &TriggerAuthentication{} },
+	"monitoring.coreos.com/v1/PodMonitor":      func() any { return &PodMonitor{} },
+	"monitoring.coreos.com/v1/PrometheusRule":  func() any { return &PrometheusRule{} },
 }
 
 // Rendered is one overlay's output, decoded.
@@ -58,6 +60,9 @@ type Rendered struct {
 	PDBs          []*policyv1.PodDisruptionBudget
 	Jobs          []*batchv1.Job
 	ScaledObjects []*ScaledObject
+	// Only with the prometheus-operator component.
+	PodMonitors     []*PodMonitor
+	PrometheusRules []*PrometheusRule
 }
 
 // consumerGroups maps a Deployment to the prefix of its consumer group
@@ -174,6 +179,10 @@ func (c *checker) buildOverlay(dir string) *Rendered {
 			r.Jobs = append(r.Jobs, t)
 		case *ScaledObject:
 			r.ScaledObjects = append(r.ScaledObjects, t)
+		case *PodMonitor:
+			r.PodMonitors = append(r.PodMonitors, t)
+		case *PrometheusRule:
+			r.PrometheusRules = append(r.PrometheusRules, t)
 		}
 	}
 	return r

@@ -212,6 +212,10 @@ func Exported(name string, metrics map[string]bool) bool {
 	return false
 }
 
+// PrometheusSeries reports whether Prometheus writes name itself for every
+// target (no service exports it).
+func PrometheusSeries(name string) bool { return prometheusSeries[name] }
+
 // prometheusSeries are the series Prometheus writes itself for every
 // target (the down and not-scraped alerts read them).
 var prometheusSeries = map[string]bool{"up": true, "scrape_duration_seconds": true, "scrape_samples_scraped": true}

@@ -26,6 +26,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("deploycheck", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	root := fs.String("root", ".", "repository root (the directory holding deploy/)")
+	writeRules := fs.Bool("write-rules", false, "regenerate "+check.PrometheusRuleFile+" from "+check.MonitoringFiles.Alerts+" and exit")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -35,6 +36,21 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if _, err := os.Stat(filepath.Join(*root, "deploy")); err != nil {
 		fmt.Fprintf(stderr, "deploycheck: %s is not the repository root (no deploy/); run from the root or pass --root\n", *root)
 		return 2
+	}
+	if *writeRules {
+		alerts, err := os.ReadFile(filepath.Join(*root, check.MonitoringFiles.Alerts))
+		if err == nil {
+			var out []byte
+			if out, err = check.PrometheusRuleYAML(alerts); err == nil {
+				err = os.WriteFile(filepath.Join(*root, check.PrometheusRuleFile), out, 0o644)
+			}
+		}
+		if err != nil {
+			fmt.Fprintln(stderr, "deploycheck:", err)
+			return 1
+		}
+		fmt.Fprintln(stdout, "wrote", check.PrometheusRuleFile)
+		return 0
 	}
 	problems, err := check.Run(check.Options{Root: *root})
 	if err != nil {
