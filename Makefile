@@ -48,8 +48,12 @@ e2e: ## end-to-end: real binaries as processes against Kafka, NATS and Redis, wi
 	$(GO) test -tags e2e -count=1 -v -timeout 20m backinstock/scripts/e2e/...
 
 .PHONY: browser-test
-browser-test: build ## drive the demo page in headless Chromium (needs chromium and node; .ci/run installs them)
+browser-test: build ## drive the demo page in headless Chromium on ports of its own (needs chromium and node; .ci/run installs them)
 	scripts/browser/run.sh
+
+.PHONY: screenshot
+screenshot: build ## browser-test, and save the page as docs/demo.png
+	SCREENSHOT=$(CURDIR)/docs/demo.png scripts/browser/run.sh
 
 .PHONY: bench
 bench: bench-inventory bench-wishlist bench-notifier bench-e2e ## every benchmark below; figures in docs/benchmarks.md

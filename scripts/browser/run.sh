@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # Starts the local stack in a temporary data dir, runs the browser test against
 # its demo page, and stops the stack. Used by `make browser-test` and CI.
+# SCREENSHOT=<path> also saves the page (`make screenshot` refreshes
+# docs/demo.png); without it nothing tracked is written.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 data="$(mktemp -d)"
 log="$data/devstack.log"
-"$root/bin/devstack" --data-dir "$data" >"$log" 2>&1 &
+# Ports of its own, so it runs while `make demo` holds the default ones.
+"$root/bin/devstack" --data-dir "$data" --kafka-ports 29092,29093,29094 --nats-port 24222 \
+  --nats-ws-port 24280 --redis-port 26379 --http-port-base 28080 >"$log" 2>&1 &
 pid=$!
 cleanup() { kill -INT "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$data"; }
 trap cleanup EXIT
