@@ -259,13 +259,16 @@ func (a *API) write(w http.ResponseWriter, r *http.Request, raw []byte, updates 
 	}
 	now := a.now()
 	deadline := now.Add(a.o.RequestTimeout)
-	ctx, cancel := context.WithDeadline(r.Context(), deadline.Add(-finishing(a.o.RequestTimeout)))
+	// The claim lasts as long as this attempt may send scripts (work), so a
+	// retry after its 503 never meets it.
+	work := deadline.Add(-finishing(a.o.RequestTimeout))
+	ctx, cancel := context.WithDeadline(r.Context(), work)
 	defer cancel()
 	fctx, fcancel := context.WithDeadline(context.WithoutCancel(r.Context()), deadline)
 	defer fcancel()
 	var claim store.Claim
 	if key != "" {
-		claim, err = a.st.Begin(ctx, now, deadline, key, RequestHash(r.Method, r.URL.Path, raw))
+		claim, err = a.st.Begin(ctx, now, work, key, RequestHash(r.Method, r.URL.Path, raw))
 		if err != nil {
 			return unconfirmed(err)
 		}
