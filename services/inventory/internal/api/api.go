@@ -93,7 +93,7 @@ func New(st *store.Store, o Options, log *zap.Logger, m *Metrics) (*API, error) 
 	a.router = httpapi.NewRouter(httpapi.RouterOptions{Token: o.Token, Metrics: m.HTTP, Log: log})
 	a.router.Handle("PUT /v1/stock/{sku}", "put", a.put)
 	a.router.Handle("POST /v1/stock", "bulk", a.bulk)
-	a.router.Handle("GET /v1/stock/{sku}", "get", a.get)
+	a.router.Handle("GET /v1/stock/{sku}", "get", httpapi.Bounded(o.RequestTimeout, a.get))
 	return a, nil
 }
 
@@ -368,9 +368,7 @@ func (a *API) get(w http.ResponseWriter, r *http.Request) error {
 	if err := a.o.Rules.Check("", stock.Update{SKU: sku, Region: region}); err != nil {
 		return httpapi.Invalid("%s", err.Error())
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), a.o.RequestTimeout)
-	defer cancel()
-	lvl, err := a.st.Get(ctx, sku, region)
+	lvl, err := a.st.Get(r.Context(), sku, region)
 	if errors.Is(err, store.ErrNotFound) {
 		return httpapi.Errorf(http.StatusNotFound, "not_found", "sku %q has no stock level in region %q", sku, region)
 	}
