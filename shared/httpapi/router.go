@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"strconv"
@@ -86,6 +87,19 @@ func (rt *Router) Public(pattern, route string, h HandlerFunc) {
 }
 
 func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) { rt.mux.ServeHTTP(w, r) }
+
+// Bounded returns h with its request's context ending after d, so the
+// store and log calls it makes give up in time (shared/redisconn puts a
+// context's deadline on the socket) and the caller gets an answer, a 503
+// through the service's Classify, instead of waiting on a stalled
+// dependency.
+func Bounded(d time.Duration, h HandlerFunc) HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		ctx, cancel := context.WithTimeout(r.Context(), d)
+		defer cancel()
+		return h(w, r.WithContext(ctx))
+	}
+}
 
 // statusWriter remembers the status for the metrics.
 type statusWriter struct {

@@ -2,6 +2,27 @@
 // (redis:// or rediss:// for TLS, with user:password for AUTH/ACL) or a
 // Redis Cluster (the same URL with more nodes as ?addr=host:port parameters,
 // or REDIS_CLUSTER=true).
+//
+// Every client it returns fails fast and runs each command at most once:
+//
+//   - ContextTimeoutEnabled: the caller's context deadline is the socket
+//     deadline (and bounds the wait for a pooled connection), so an HTTP
+//     write with a 4 s budget gives up after 4 s, not after go-redis' own
+//     read timeout multiplied by its retries (30-35 s were seen with a
+//     stalled redis-server).
+//   - MaxRetries off: go-redis re-sends a command after a read timeout, but a
+//     timeout does not mean the command was not run: a stalled server runs
+//     both copies once it resumes, and a non-idempotent script (the
+//     inventory's apply.lua) then applies twice. Callers retry whole units
+//     of work instead, where they know what is safe to repeat (the API with
+//     an Idempotency-Key, the relays and consumer groups with their own loops).
+//   - CommandTimeout bounds a command whose context has no earlier deadline
+//     (the relays' and workers' loops), so a stalled server is noticed.
+//
+// The cluster client keeps one retry of its own on a timeout (to the same
+// node, after a backoff that waits on the context): with a context deadline
+// shorter than CommandTimeout, as every HTTP write has, that retry finds the
+// context ended and sends nothing.
 package redisconn
 
 import (
@@ -12,9 +33,16 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"backinstock/shared/config"
 )
 
-// Options beyond the URL.
+// DefaultCommandTimeout is Options.CommandTimeout's default: go-redis' own
+// read timeout, long enough for the largest pipelines here (a fan-out page,
+// an import batch) on a loaded machine.
+const DefaultCommandTimeout = 5 * time.Second
+
+// Options beyond the URL; zero values take the defaults.
 type Options struct {
 	// Cluster forces the cluster client even for a single seed address.
 	Cluster bool
@@ -22,6 +50,22 @@ type Options struct {
 	PoolSize int
 	// TLSSkipVerify skips certificate checks for rediss:// (testing only).
 	TLSSkipVerify bool
+	// CommandTimeout bounds each socket read and write of a command whose
+	// context has no earlier deadline. A read_timeout or write_timeout in
+	// the URL takes precedence.
+	CommandTimeout time.Duration
+}
+
+func (o *Options) setDefaults() {
+	config.Default(&o.CommandTimeout, DefaultCommandTimeout)
+}
+
+// Validate names every wrong setting.
+func (o Options) Validate() error {
+	var p config.Problems
+	config.NotNegative(&p, "PoolSize", o.PoolSize)
+	config.NotNegative(&p, "CommandTimeout", o.CommandTimeout)
+	return p.Err()
 }
 
 // New parses rawURL and returns a client after a PING, so a wrong address or
@@ -42,12 +86,19 @@ func New(ctx context.Context, rawURL string, o Options) (redis.UniversalClient, 
 
 // Parse builds the client without connecting.
 func Parse(rawURL string, o Options) (redis.UniversalClient, error) {
+	if err := o.Validate(); err != nil {
+		return nil, fmt.Errorf("redis options: %w", err)
+	}
+	o.setDefaults()
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		return nil, fmt.Errorf("REDIS_URL: %w", err)
 	}
 	if u.Scheme != "redis" && u.Scheme != "rediss" {
 		return nil, fmt.Errorf("REDIS_URL: scheme must be redis:// or rediss://, got %q", u.Scheme)
+	}
+	if v := u.Query().Get("max_retries"); v != "" && v != "-1" && v != "0" {
+		return nil, fmt.Errorf("REDIS_URL: max_retries=%s: retries stay off (a command retried after a timeout may run twice); the services retry whole operations themselves", v)
 	}
 	if o.Cluster || u.Query().Has("addr") {
 		co, err := redis.ParseClusterURL(rawURL)
@@ -61,6 +112,10 @@ func Parse(rawURL string, o Options) (redis.UniversalClient, error) {
 			co.TLSConfig.InsecureSkipVerify = o.TLSSkipVerify //nolint:gosec // opt-in
 			co.TLSConfig.MinVersion = tls.VersionTLS12
 		}
+		co.MaxRetries = -1
+		co.ContextTimeoutEnabled = true
+		config.Default(&co.ReadTimeout, o.CommandTimeout)
+		config.Default(&co.WriteTimeout, o.CommandTimeout)
 		return redis.NewClusterClient(co), nil
 	}
 	so, err := redis.ParseURL(rawURL)
@@ -74,6 +129,10 @@ func Parse(rawURL string, o Options) (redis.UniversalClient, error) {
 		so.TLSConfig.InsecureSkipVerify = o.TLSSkipVerify //nolint:gosec // opt-in
 		so.TLSConfig.MinVersion = tls.VersionTLS12
 	}
+	so.MaxRetries = -1
+	so.ContextTimeoutEnabled = true
+	config.Default(&so.ReadTimeout, o.CommandTimeout)
+	config.Default(&so.WriteTimeout, o.CommandTimeout)
 	return redis.NewClient(so), nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
@@ -144,3 +145,29 @@ func (r *Redis) Flush(ctx context.Context) error {
 
 // Close stops the server.
 func (r *Redis) Close() { r.Stop() }
+
+// ErrEmbedded is returned by Pause and Resume on the Go stand-in, which
+// cannot be stopped the way a process can.
+var ErrEmbedded = errors.New("embedded redis stand-in: no process to signal (install redis-server)")
+
+// Pause stops the redis-server process (SIGSTOP) without closing anything:
+// the kernel still accepts connections and buffers what clients send, and
+// the server runs all of it when resumed. This is the stall a frozen VM, a
+// long fork or a swap storm causes, which a restart does not reproduce.
+func (r *Redis) Pause() error { return r.signal(syscall.SIGSTOP) }
+
+// Resume continues a paused redis-server (SIGCONT).
+func (r *Redis) Resume() error { return r.signal(syscall.SIGCONT) }
+
+func (r *Redis) signal(sig syscall.Signal) error {
+	if r.mini != nil {
+		return ErrEmbedded
+	}
+	if r.cmd == nil {
+		return errors.New("redis-server is not running")
+	}
+	if err := r.cmd.Process.Signal(sig); err != nil {
+		return fmt.Errorf("signal redis-server %s: %w", sig, err)
+	}
+	return nil
+}

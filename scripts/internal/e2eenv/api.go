@@ -97,6 +97,41 @@ func (c *Client) doJSON(ctx context.Context, method, u string, in, out any) erro
 	return c.do(ctx, method, u, "application/json", body, out)
 }
 
+// Send sends one request and returns its status and answer whatever the
+// status, for scenarios that judge each answer (a 503, a 404) themselves.
+// hdr holds header name, value pairs (an Idempotency-Key).
+func (c *Client) Send(ctx context.Context, method, u string, in any, hdr ...string) (int, []byte, error) {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return 0, nil, err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, body)
+	if err != nil {
+		return 0, nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.Token)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := c.HTTP.Do(req)
+	if err != nil {
+		return 0, nil, fmt.Errorf("%s %s: %w", method, u, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, nil, fmt.Errorf("%s %s: read answer: %w", method, u, err)
+	}
+	return resp.StatusCode, bytes.TrimSpace(b), nil
+}
+
 // SetStock is PUT /v1/stock/{sku}.
 func (c *Client) SetStock(ctx context.Context, sku string, u StockUpdate) (StockResult, error) {
 	var res StockResult

@@ -3,6 +3,7 @@ package e2eenv
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -172,6 +173,25 @@ func (p *Proc) WaitReady(ctx context.Context, timeout time.Duration) error {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// Ready asks GET /readyz once and returns the status and the body (each
+// check's result by name).
+func (p *Proc) Ready(ctx context.Context) (int, map[string]string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+p.Addr+"/readyz", nil)
+	if err != nil {
+		return 0, nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, nil, fmt.Errorf("%s /readyz: %w", p.Name, err)
+	}
+	defer resp.Body.Close()
+	var checks map[string]string
+	if err := json.NewDecoder(resp.Body).Decode(&checks); err != nil {
+		return resp.StatusCode, nil, fmt.Errorf("%s /readyz: %w", p.Name, err)
+	}
+	return resp.StatusCode, checks, nil
 }
 
 // PID is the running process's id, 0 when it is not running.

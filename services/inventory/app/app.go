@@ -43,8 +43,9 @@ type Config struct {
 	BulkMaxBytes   int64
 	BulkMaxItems   int
 	IdempotencyTTL time.Duration
-	// IdempotencyLease: how long an in-flight request holds its key.
-	IdempotencyLease time.Duration
+	// RequestTimeout bounds every API request; an Idempotency-Key is held
+	// by an attempt for as long, no longer.
+	RequestTimeout time.Duration
 
 	// RelayEnabled runs the outbox relay in this process. Off, the API only
 	// fills the outbox (another replica, or a later start, publishes it).
@@ -72,7 +73,7 @@ func (c *Config) Bind(s *config.Set) {
 	s.Int64(&c.BulkMaxBytes, "bulk-max-bytes", "BULK_MAX_BYTES", api.DefaultBulkMaxBytes, "largest bulk POST body")
 	s.Int(&c.BulkMaxItems, "bulk-max-items", "BULK_MAX_ITEMS", api.DefaultBulkMaxItems, "most updates in one bulk POST")
 	s.Duration(&c.IdempotencyTTL, "idempotency-ttl", "IDEMPOTENCY_TTL", store.DefaultIdempotencyTTL, "how long Idempotency-Key results are kept")
-	s.Duration(&c.IdempotencyLease, "idempotency-lease", "IDEMPOTENCY_LEASE", store.DefaultLease, "how long an in-flight request holds its Idempotency-Key (retries meanwhile get 409)")
+	s.Duration(&c.RequestTimeout, "request-timeout", "REQUEST_TIMEOUT", api.DefaultRequestTimeout, "longest an API request takes to answer; a write Redis did not confirm by then is a 503 (retry it with the same Idempotency-Key)")
 	s.Bool(&c.RelayEnabled, "relay", "RELAY_ENABLED", true, "run the outbox relay to Kafka in this process")
 	s.Int(&c.RelayBatch, "relay-batch", "RELAY_BATCH", relay.DefaultBatch, "most outbox entries published at once per shard")
 	s.Duration(&c.RelayDrainTimeout, "relay-drain-timeout", "RELAY_DRAIN_TIMEOUT", relay.DefaultDrainTimeout, "how long shutdown keeps publishing the outbox")
@@ -121,8 +122,8 @@ func (c Config) Validate() error {
 	if c.IdempotencyTTL < time.Minute {
 		p.Addf("IDEMPOTENCY_TTL", "must be at least 1m, got %s", c.IdempotencyTTL)
 	}
-	if c.IdempotencyLease < time.Second || c.IdempotencyLease > c.IdempotencyTTL {
-		p.Addf("IDEMPOTENCY_LEASE", "must be between 1s and IDEMPOTENCY_TTL, got %s", c.IdempotencyLease)
+	if c.RequestTimeout < 100*time.Millisecond || c.RequestTimeout > time.Minute {
+		p.Addf("REQUEST_TIMEOUT", "must be between 100ms and 1m, got %s", c.RequestTimeout)
 	}
 	if c.RelayBatch < 1 {
 		p.Addf("RELAY_BATCH", "must be at least 1, got %d", c.RelayBatch)
@@ -155,7 +156,7 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger, reg *prometheus.Regis
 	defer rdb.Close()
 	st, err := store.New(rdb, store.Options{
 		Shards: cfg.OutboxShards, MinQuantity: cfg.RestockMinQuantity,
-		IdempotencyTTL: cfg.IdempotencyTTL, Lease: cfg.IdempotencyLease,
+		IdempotencyTTL: cfg.IdempotencyTTL,
 	})
 	if err != nil {
 		return err
@@ -167,6 +168,7 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger, reg *prometheus.Regis
 		Token:        cfg.APIToken,
 		Rules:        stock.Rules{Regions: cfg.Regions},
 		MaxBodyBytes: cfg.MaxBodyBytes, BulkMaxBytes: cfg.BulkMaxBytes, BulkMaxItems: cfg.BulkMaxItems,
+		RequestTimeout: cfg.RequestTimeout,
 	}, log.Named("api"), api.NewMetrics(reg))
 	if err != nil {
 		return err

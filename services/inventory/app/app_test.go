@@ -126,12 +126,22 @@ func TestIdempotencyKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	raw, _ := json.Marshal(body)
-	state, _, err := st.Begin(context.Background(), time.Now(), api.KeyID("key-2"), api.RequestHash("PUT", "/v1/stock/"+sku, raw))
-	if err != nil || state != store.Proceed {
-		t.Fatalf("claim: %v %v", state, err)
+	now := time.Now()
+	claim, err := st.Begin(context.Background(), now, now.Add(time.Minute), api.KeyID("key-2"), api.RequestHash("PUT", "/v1/stock/"+sku, raw))
+	if err != nil || claim.State != store.Proceed {
+		t.Fatalf("claim: %v %v", claim.State, err)
 	}
-	if c, b, _ := do(t, "PUT", svc.URL+"/v1/stock/"+sku, token, raw, "Idempotency-Key", "key-2"); c != 409 {
+	if c, b, _ := do(t, "PUT", svc.URL+"/v1/stock/"+sku, token, raw, "Idempotency-Key", "key-2"); c != 409 || !strings.Contains(string(b), "in_flight") {
 		t.Fatalf("in flight: %d %s", c, b)
+	}
+	// An attempt that died holding its claim: the claim ended with that
+	// attempt's deadline, so the retry proceeds at once.
+	claim, err = st.Begin(context.Background(), now.Add(-time.Minute), now.Add(-time.Second), api.KeyID("key-3"), api.RequestHash("PUT", "/v1/stock/"+sku, raw))
+	if err != nil || claim.State != store.Proceed {
+		t.Fatalf("claim: %v %v", claim.State, err)
+	}
+	if c, b, _ := do(t, "PUT", svc.URL+"/v1/stock/"+sku, token, raw, "Idempotency-Key", "key-3"); c != 200 {
+		t.Fatalf("after a dead attempt: %d %s", c, b)
 	}
 	// Bulk: a retry answers the same per-item results.
 	bulk := map[string]any{"updates": []map[string]any{{"sku": sku, "region": "eu-west-1", "quantity": 3}, {"sku": sku, "region": "mars", "quantity": 1}}}

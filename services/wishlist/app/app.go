@@ -47,6 +47,7 @@ type Config struct {
 	MaxBodyBytes   int64
 	MaxImportBytes int64
 	ImportBatch    int
+	RequestTimeout time.Duration
 
 	// fanout
 	Region        string
@@ -87,6 +88,7 @@ func defaults() Config {
 		MaxBodyBytes:   lim.MaxBodyBytes,
 		MaxImportBytes: lim.MaxImportBytes,
 		ImportBatch:    lim.ImportBatch,
+		RequestTimeout: lim.RequestTimeout,
 		MetricsAddr:    ":9181",
 		DeliveryMode:   events.DeliveryAll,
 		PerUnit:        2,
@@ -109,6 +111,7 @@ func (c *Config) setDefaults() {
 	config.Default(&c.MaxImportBytes, d.MaxImportBytes)
 	config.Default(&c.MinStock, d.MinStock)
 	config.Default(&c.ImportBatch, d.ImportBatch)
+	config.Default(&c.RequestTimeout, d.RequestTimeout)
 	config.Default(&c.PerUnit, d.PerUnit)
 	config.Default(&c.PageSize, d.PageSize)
 	config.Default(&c.InFlightPages, d.InFlightPages)
@@ -136,6 +139,7 @@ func (c *Config) BindServe(s *config.Set) {
 	s.Int64(&c.MaxBodyBytes, "max-body-bytes", "MAX_BODY_BYTES", d.MaxBodyBytes, "largest JSON request body")
 	s.Int64(&c.MaxImportBytes, "max-import-bytes", "MAX_IMPORT_BYTES", d.MaxImportBytes, "largest bulk-import body (streamed)")
 	s.Int(&c.ImportBatch, "import-batch", "IMPORT_BATCH", d.ImportBatch, "entries written per pipeline during an import")
+	s.Duration(&c.RequestTimeout, "request-timeout", "REQUEST_TIMEOUT", d.RequestTimeout, "longest an API request (imports excepted) takes to answer; a store that has not answered by then is a 503")
 }
 
 // BindFanout registers the fan-out settings.
@@ -193,6 +197,9 @@ func (c Config) ValidateServe() error {
 	}
 	if c.ImportBatch <= 0 {
 		p.Addf("IMPORT_BATCH", "must be positive")
+	}
+	if c.RequestTimeout < 100*time.Millisecond || c.RequestTimeout > time.Minute {
+		p.Addf("REQUEST_TIMEOUT", "must be between 100ms and 1m, got %s", c.RequestTimeout)
 	}
 	return p.Err()
 }
@@ -270,7 +277,7 @@ func RunServe(ctx context.Context, cfg Config, log *zap.Logger, reg *prometheus.
 	defer closeInto(&err, "close producer", prod.Close)
 	svc := &service.Service{Store: store.New(rdb), Producer: prod, Topic: catalog.WishlistChanges, Regions: cfg.Regions}
 	h, err := api.Handler(api.Options{Token: cfg.APIToken, Regions: cfg.Regions, MaxBodyBytes: cfg.MaxBodyBytes,
-		MaxImportBytes: cfg.MaxImportBytes, ImportBatch: cfg.ImportBatch}, svc, api.NewMetrics(registerer(reg)), log)
+		MaxImportBytes: cfg.MaxImportBytes, ImportBatch: cfg.ImportBatch, RequestTimeout: cfg.RequestTimeout}, svc, api.NewMetrics(registerer(reg)), log)
 	if err != nil {
 		return err
 	}

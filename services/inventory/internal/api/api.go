@@ -31,6 +31,10 @@ const (
 	DefaultMaxBodyBytes = 64 << 10
 	DefaultBulkMaxBytes = 16 << 20
 	DefaultBulkMaxItems = 10000
+	// DefaultRequestTimeout: a few seconds, so a caller of a stalled store
+	// learns it quickly and retries, yet far above a healthy write (a
+	// 10,000-update bulk takes about 0.1 s).
+	DefaultRequestTimeout = 4 * time.Second
 )
 
 // Options are the API's limits and its bearer token; zero limits take the
@@ -43,12 +47,16 @@ type Options struct {
 	BulkMaxBytes int64
 	// BulkMaxItems is the most updates one bulk POST may carry.
 	BulkMaxItems int
+	// RequestTimeout bounds every request from the moment its body is read
+	// to its answer: a store that does not answer in time gets a 503.
+	RequestTimeout time.Duration
 }
 
 func (o *Options) setDefaults() {
 	config.Default(&o.MaxBodyBytes, DefaultMaxBodyBytes)
 	config.Default(&o.BulkMaxBytes, DefaultBulkMaxBytes)
 	config.Default(&o.BulkMaxItems, DefaultBulkMaxItems)
+	config.Default(&o.RequestTimeout, DefaultRequestTimeout)
 }
 
 // Validate names every wrong setting; a zero limit is not wrong, it takes the
@@ -61,6 +69,7 @@ func (o Options) Validate() error {
 	config.NotNegative(&p, "MaxBodyBytes", o.MaxBodyBytes)
 	config.NotNegative(&p, "BulkMaxBytes", o.BulkMaxBytes)
 	config.NotNegative(&p, "BulkMaxItems", o.BulkMaxItems)
+	config.NotNegative(&p, "RequestTimeout", o.RequestTimeout)
 	return p.Err()
 }
 
@@ -84,7 +93,7 @@ func New(st *store.Store, o Options, log *zap.Logger, m *Metrics) (*API, error) 
 	a.router = httpapi.NewRouter(httpapi.RouterOptions{Token: o.Token, Metrics: m.HTTP, Log: log})
 	a.router.Handle("PUT /v1/stock/{sku}", "put", a.put)
 	a.router.Handle("POST /v1/stock", "bulk", a.bulk)
-	a.router.Handle("GET /v1/stock/{sku}", "get", a.get)
+	a.router.Handle("GET /v1/stock/{sku}", "get", httpapi.Bounded(o.RequestTimeout, a.get))
 	return a, nil
 }
 
@@ -234,30 +243,46 @@ func (a *API) bulk(w http.ResponseWriter, r *http.Request) error {
 	})
 }
 
-// write applies updates and answers, honouring Idempotency-Key.
+// write applies updates and answers, honouring Idempotency-Key, within
+// RequestTimeout. The claim and the scripts get the budget less its last
+// part (finishing), which records the answer or releases the key, so the
+// answer comes in time even when Redis stalls at the last moment.
+//
+// A 503 here means the outcome is unknown: a script sent before the deadline
+// may still run once a stalled Redis resumes. A retry with the same key
+// learns it: the claim of the failed attempt ended with its deadline, and
+// each chunk's record answers what the first run applied (see store.Begin).
 func (a *API) write(w http.ResponseWriter, r *http.Request, raw []byte, updates []stock.Update, answer func([]store.Result) (any, error)) error {
-	ctx := r.Context()
-	now := a.now()
 	key, err := idempotencyKey(r)
 	if err != nil {
 		return err
 	}
+	now := a.now()
+	deadline := now.Add(a.o.RequestTimeout)
+	// The claim lasts as long as this attempt may send scripts (work), so a
+	// retry after its 503 never meets it.
+	work := deadline.Add(-finishing(a.o.RequestTimeout))
+	ctx, cancel := context.WithDeadline(r.Context(), work)
+	defer cancel()
+	fctx, fcancel := context.WithDeadline(context.WithoutCancel(r.Context()), deadline)
+	defer fcancel()
+	var claim store.Claim
 	if key != "" {
-		state, stored, err := a.st.Begin(ctx, now, key, RequestHash(r.Method, r.URL.Path, raw))
+		claim, err = a.st.Begin(ctx, now, work, key, RequestHash(r.Method, r.URL.Path, raw))
 		if err != nil {
-			return unavailable(err)
+			return unconfirmed(err)
 		}
-		switch state {
+		switch claim.State {
 		case store.Busy:
-			return httpapi.Errorf(http.StatusConflict, "in_flight", "Idempotency-Key: a request with this key is still in progress; retry later")
+			return httpapi.Errorf(http.StatusConflict, "in_flight", "Idempotency-Key: a request with this key is still in progress (for at most %s); retry", a.o.RequestTimeout)
 		case store.Mismatch:
 			return httpapi.Errorf(http.StatusUnprocessableEntity, "idempotency_key_reused", "Idempotency-Key: the key was already used with a different request")
 		case store.Done:
 			a.m.Replays.Inc()
 			w.Header().Set("Content-Type", "application/json")
 			w.Header().Set("Idempotent-Replayed", "true")
-			w.WriteHeader(stored.Status)
-			_, _ = w.Write(stored.Body)
+			w.WriteHeader(claim.Stored.Status)
+			_, _ = w.Write(claim.Stored.Body)
 			return nil
 		}
 	}
@@ -266,12 +291,19 @@ func (a *API) write(w http.ResponseWriter, r *http.Request, raw []byte, updates 
 		res, err = a.st.Apply(ctx, now, updates, key)
 		if err != nil {
 			if key != "" {
-				if aerr := a.st.Abandon(context.WithoutCancel(ctx), key); aerr != nil {
+				if aerr := a.st.Abandon(fctx, key, claim); aerr != nil {
 					a.log.Debug("release idempotency key", zap.Error(aerr))
 				}
 			}
-			return unavailable(err)
+			return unconfirmed(err)
 		}
+	}
+	replayed := len(res) > 0
+	for _, x := range res {
+		replayed = replayed && x.Replayed
+	}
+	if replayed {
+		a.m.Replays.Inc()
 	}
 	a.m.count(res)
 	v, err := answer(res)
@@ -286,15 +318,22 @@ func (a *API) write(w http.ResponseWriter, r *http.Request, raw []byte, updates 
 	if key != "" {
 		// The updates are applied; if the answer cannot be stored, a retry
 		// re-runs and the chunk records answer the same results.
-		if err := a.st.Finish(context.WithoutCancel(ctx), key, store.Stored{Status: http.StatusOK, Body: body}); err != nil {
+		if err := a.st.Finish(fctx, key, store.Stored{Status: http.StatusOK, Body: body}); err != nil {
 			a.log.Warn("idempotent answer not stored", zap.Error(err))
 		}
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if replayed {
+		w.Header().Set("Idempotent-Replayed", "true")
+	}
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(body)
 	return nil
 }
+
+// finishing is the part of a write's budget kept for recording its answer
+// (or releasing its key) after the scripts: a quarter, at most a second.
+func finishing(budget time.Duration) time.Duration { return min(budget/4, time.Second) }
 
 // idempotencyKey returns the hashed Idempotency-Key (safe in Redis keys), or
 // "" when there is none.
@@ -316,6 +355,12 @@ func idempotencyKey(r *http.Request) (string, error) {
 
 func unavailable(err error) error {
 	return fmt.Errorf("%w (%w)", httpapi.Errorf(http.StatusServiceUnavailable, "unavailable", "stock store unavailable; retry"), err)
+}
+
+// unconfirmed is the 503 of a write whose outcome is unknown.
+func unconfirmed(err error) error {
+	return fmt.Errorf("%w (%w)", httpapi.Errorf(http.StatusServiceUnavailable, "unavailable",
+		"stock store unavailable: the write may or may not have been applied; retry with the same Idempotency-Key to apply it once and learn its result"), err)
 }
 
 func (a *API) get(w http.ResponseWriter, r *http.Request) error {

@@ -40,6 +40,7 @@ func (m *Metrics) count(res []store.Result) {
 	var restock, changed, unchanged int
 	for _, r := range res {
 		switch {
+		case r.Replayed: // applied and counted by an earlier attempt
 		case r.Restock:
 			restock++
 		case r.Previous != r.Quantity:

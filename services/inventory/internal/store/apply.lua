@@ -5,14 +5,15 @@
 --       the restock mark), then per update:
 --       sku, region, quantity, product_json|'', delivery_json|'', traceparent|''
 -- Returns "prev,episode,restock;..." (one triple per update). With a chunk
--- idempotency key that already exists, returns its stored answer unchanged.
+-- idempotency key that already exists, applies nothing and returns its stored
+-- answer prefixed with '=' (store.replayMark): an earlier attempt applied it.
 local levels, products, outbox, idem = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local now, minq, ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local fk, fr, fv, fx, fpr, fd, ftp = ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10]
 local sep, mark = ARGV[11], ARGV[12]
 if idem then
   local done = redis.call('GET', idem)
-  if done then return done end
+  if done then return '=' .. done end
 end
 local out = {}
 for b = 13, #ARGV, 6 do

@@ -17,7 +17,6 @@ func TestNewRefusesBadOptions(t *testing.T) {
 		{Options{Shards: 1, MinQuantity: -1}, "MinQuantity"},
 		{Options{Shards: 1, IdempotencyTTL: -time.Hour}, "IdempotencyTTL"},
 		{Options{Shards: 1, IdempotencyTTL: time.Millisecond}, "IdempotencyTTL"},
-		{Options{Shards: 1, Lease: -time.Second}, "Lease"},
 	}
 	for _, tt := range tests {
 		t.Run(fmt.Sprintf("%+v", tt.o), func(t *testing.T) {
@@ -34,7 +33,7 @@ func TestNewZeroOptionsTakeDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Options{Shards: 3, MinQuantity: DefaultMinQuantity, IdempotencyTTL: DefaultIdempotencyTTL, Lease: DefaultLease}
+	want := Options{Shards: 3, MinQuantity: DefaultMinQuantity, IdempotencyTTL: DefaultIdempotencyTTL}
 	if s.o != want {
 		t.Fatalf("options %+v, want %+v", s.o, want)
 	}

@@ -35,6 +35,9 @@ var applyLua string
 //go:embed begin.lua
 var beginLua string
 
+//go:embed abandon.lua
+var abandonLua string
+
 // ChunkSize bounds the updates one script call applies, so one bulk request
 // does not block Redis for long and other callers interleave between chunks.
 const ChunkSize = 500
@@ -45,7 +48,6 @@ const (
 	DefaultShards         = 4
 	DefaultMinQuantity    = 1
 	DefaultIdempotencyTTL = 24 * time.Hour
-	DefaultLease          = time.Minute
 )
 
 // Options configure a Store; zero values other than Shards take the
@@ -59,15 +61,11 @@ type Options struct {
 	MinQuantity int64
 	// IdempotencyTTL is how long idempotency records are kept.
 	IdempotencyTTL time.Duration
-	// Lease is how long an in-flight idempotent request holds its key before
-	// a retry may take it over (the first attempt's process may have died).
-	Lease time.Duration
 }
 
 func (o *Options) setDefaults() {
 	config.Default(&o.MinQuantity, DefaultMinQuantity)
 	config.Default(&o.IdempotencyTTL, DefaultIdempotencyTTL)
-	config.Default(&o.Lease, DefaultLease)
 }
 
 // Validate names every wrong setting; a zero value other than Shards is not
@@ -80,16 +78,16 @@ func (o Options) Validate() error {
 	if o.IdempotencyTTL != 0 && o.IdempotencyTTL < time.Second {
 		p.Addf("IdempotencyTTL", "must be at least 1s, got %s", o.IdempotencyTTL)
 	}
-	config.NotNegative(&p, "Lease", o.Lease)
 	return p.Err()
 }
 
 // Store is the Redis side of the inventory.
 type Store struct {
-	rdb   redis.UniversalClient
-	o     Options
-	apply *redis.Script
-	begin *redis.Script
+	rdb     redis.UniversalClient
+	o       Options
+	apply   *redis.Script
+	begin   *redis.Script
+	abandon *redis.Script
 }
 
 // New returns a Store over rdb.
@@ -98,7 +96,7 @@ func New(rdb redis.UniversalClient, o Options) (*Store, error) {
 		return nil, fmt.Errorf("configure store: %w", err)
 	}
 	o.setDefaults()
-	return &Store{rdb: rdb, o: o, apply: redis.NewScript(applyLua), begin: redis.NewScript(beginLua)}, nil
+	return &Store{rdb: rdb, o: o, apply: redis.NewScript(applyLua), begin: redis.NewScript(beginLua), abandon: redis.NewScript(abandonLua)}, nil
 }
 
 // Shards is the number of outbox shards.
@@ -123,6 +121,9 @@ type Result struct {
 	Previous int64  `json:"previous_quantity"`
 	Episode  int64  `json:"episode"`
 	Restock  bool   `json:"restock"`
+	// Replayed: an earlier attempt of the same idempotent request applied
+	// this update; this is its recorded result, and nothing was applied now.
+	Replayed bool `json:"-"`
 }
 
 // Load loads the scripts (after a Redis restart EVALSHA would fail with
@@ -134,14 +135,24 @@ func (s *Store) Load(ctx context.Context) error {
 	if err := s.begin.Load(ctx, s.rdb).Err(); err != nil {
 		return fmt.Errorf("load idempotency script: %w", err)
 	}
+	if err := s.abandon.Load(ctx, s.rdb).Err(); err != nil {
+		return fmt.Errorf("load idempotency release script: %w", err)
+	}
 	return nil
 }
 
 // Apply applies updates (already checked) in order and answers one Result
 // each. Updates of different shards are applied by different script calls,
 // sent in one pipeline. With idemKey set, each chunk records its results, so
-// a retry of the same request after a crash re-applies nothing that was
-// applied and answers the same results.
+// a retry of the same request re-applies nothing that was applied and
+// answers the same results (marked Replayed): after a crash, and after a
+// timeout whose scripts a stalled Redis still runs later, in whichever order
+// they and the retry's reach it, since each chunk checks its record and
+// applies in one atomic step.
+//
+// Each script call is sent once (shared/redisconn turns go-redis' retries
+// off): a request without a key whose call timed out may or may not have
+// been applied, and only its caller can find out (GET the level).
 func (s *Store) Apply(ctx context.Context, now time.Time, updates []stock.Update, idemKey string) ([]Result, error) {
 	type chunk struct {
 		shard int
@@ -201,6 +212,7 @@ func (s *Store) Apply(ctx context.Context, now time.Time, updates []stock.Update
 		if err != nil {
 			return nil, fmt.Errorf("apply stock updates: %w", err)
 		}
+		str, replayed := strings.CutPrefix(str, replayMark)
 		parts := strings.Split(str, ";")
 		if len(parts) != len(c.idx) {
 			return nil, fmt.Errorf("apply stock updates: script answered %d results for %d updates", len(parts), len(c.idx))
@@ -211,11 +223,14 @@ func (s *Store) Apply(ctx context.Context, now time.Time, updates []stock.Update
 				return nil, fmt.Errorf("apply stock updates: script result %q: %w", parts[j], err)
 			}
 			u := updates[i]
-			out[i] = Result{SKU: u.SKU, Region: u.Region, Quantity: u.Quantity, Previous: prev, Episode: ep, Restock: rs == 1}
+			out[i] = Result{SKU: u.SKU, Region: u.Region, Quantity: u.Quantity, Previous: prev, Episode: ep, Restock: rs == 1, Replayed: replayed}
 		}
 	}
 	return out, nil
 }
+
+// replayMark starts apply.lua's answer when it comes from the chunk's record.
+const replayMark = "="
 
 func jsonOrEmpty[T any](v *T) string {
 	if v == nil {

@@ -135,6 +135,10 @@ func TestChunkIdempotency(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if first[0].Replayed || first[1].Replayed || !again[0].Replayed || !again[1].Replayed {
+		t.Fatalf("replayed marks: first %+v, retry %+v", first, again)
+	}
+	again[1].Replayed = false
 	if first[1] != again[1] || !again[1].Restock {
 		t.Fatalf("retry answered %+v, first %+v", again, first)
 	}

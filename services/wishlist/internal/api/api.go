@@ -34,12 +34,16 @@ type Options struct {
 	ImportBatch int
 	// ImportTimeout bounds one import request.
 	ImportTimeout time.Duration
+	// RequestTimeout bounds every other request: a store that does not
+	// answer in time gets a 503 (the change may or may not be applied;
+	// every write here is idempotent, so repeating it is safe).
+	RequestTimeout time.Duration
 }
 
 // Defaults are the limits a zero field of Options gets; the serve
 // command's flags default to them too.
 func Defaults() Options {
-	return Options{MaxBodyBytes: 64 << 10, MaxImportBytes: 1 << 30, ImportBatch: 2000, ImportTimeout: time.Hour}
+	return Options{MaxBodyBytes: 64 << 10, MaxImportBytes: 1 << 30, ImportBatch: 2000, ImportTimeout: time.Hour, RequestTimeout: 4 * time.Second}
 }
 
 func (o *Options) setDefaults() {
@@ -48,6 +52,7 @@ func (o *Options) setDefaults() {
 	config.Default(&o.MaxImportBytes, d.MaxImportBytes)
 	config.Default(&o.ImportBatch, d.ImportBatch)
 	config.Default(&o.ImportTimeout, d.ImportTimeout)
+	config.Default(&o.RequestTimeout, d.RequestTimeout)
 }
 
 // Validate names every option that is wrong.
@@ -60,6 +65,7 @@ func (o Options) Validate() error {
 	config.NotNegative(&p, "MaxImportBytes", o.MaxImportBytes)
 	config.NotNegative(&p, "ImportBatch", o.ImportBatch)
 	config.NotNegative(&p, "ImportTimeout", o.ImportTimeout)
+	config.NotNegative(&p, "RequestTimeout", o.RequestTimeout)
 	return p.Err()
 }
 
@@ -99,12 +105,14 @@ func Handler(o Options, svc *service.Service, m *Metrics, log *zap.Logger) (http
 	}
 	a := &API{o: o, svc: svc, m: m, log: log}
 	rt := httpapi.NewRouter(httpapi.RouterOptions{Token: o.Token, Metrics: m.HTTP, Log: log, Classify: classify})
-	rt.Handle("PUT /v1/users/{user_id}/wishlist/{sku}", "put_entry", a.putEntry)
-	rt.Handle("DELETE /v1/users/{user_id}/wishlist/{sku}", "delete_entry", a.deleteEntry)
-	rt.Handle("GET /v1/users/{user_id}/wishlist", "list_entries", a.listEntries)
-	rt.Handle("GET /v1/skus/{sku}/wishlisters", "count_wishlisters", a.countWishlisters)
-	rt.Handle("PUT /v1/users/{user_id}/preferences", "put_preferences", a.putPrefs)
-	rt.Handle("GET /v1/users/{user_id}/preferences", "get_preferences", a.getPrefs)
+	bounded := func(h httpapi.HandlerFunc) httpapi.HandlerFunc { return httpapi.Bounded(o.RequestTimeout, h) }
+	rt.Handle("PUT /v1/users/{user_id}/wishlist/{sku}", "put_entry", bounded(a.putEntry))
+	rt.Handle("DELETE /v1/users/{user_id}/wishlist/{sku}", "delete_entry", bounded(a.deleteEntry))
+	rt.Handle("GET /v1/users/{user_id}/wishlist", "list_entries", bounded(a.listEntries))
+	rt.Handle("GET /v1/skus/{sku}/wishlisters", "count_wishlisters", bounded(a.countWishlisters))
+	rt.Handle("PUT /v1/users/{user_id}/preferences", "put_preferences", bounded(a.putPrefs))
+	rt.Handle("GET /v1/users/{user_id}/preferences", "get_preferences", bounded(a.getPrefs))
+	// An import streams for as long as its body: ImportTimeout bounds it.
 	rt.Handle("POST /v1/wishlists:import", "import", a.importEntries)
 	return rt, nil
 }
@@ -121,7 +129,8 @@ func classify(err error) *httpapi.Error {
 	case errors.As(err, &fe), errors.As(err, &ee), errors.As(err, &ve):
 		return httpapi.Invalid("%s", err.Error())
 	default:
-		return httpapi.Errorf(http.StatusServiceUnavailable, "unavailable", "the wishlist store or log is unavailable; retry")
+		return httpapi.Errorf(http.StatusServiceUnavailable, "unavailable",
+			"the wishlist store or log is unavailable: a change may or may not have been applied; repeat the request (every wishlist write is idempotent)")
 	}
 }
 

@@ -9,7 +9,7 @@ import (
 func TestOptionsZeroMeansDefaultNegativeIsRefused(t *testing.T) {
 	o := Options{Token: "t"}
 	o.setDefaults()
-	if o.MaxBodyBytes != 64<<10 || o.MaxImportBytes != 1<<30 || o.ImportBatch != 2000 || o.ImportTimeout != time.Hour || o.Validate() != nil {
+	if o.MaxBodyBytes != 64<<10 || o.MaxImportBytes != 1<<30 || o.ImportBatch != 2000 || o.ImportTimeout != time.Hour || o.RequestTimeout != 4*time.Second || o.Validate() != nil {
 		t.Fatalf("defaults %+v: %v", o, o.Validate())
 	}
 	tests := []struct {
@@ -21,6 +21,7 @@ func TestOptionsZeroMeansDefaultNegativeIsRefused(t *testing.T) {
 		{Options{Token: "t", MaxImportBytes: -1}, "MaxImportBytes"},
 		{Options{Token: "t", ImportBatch: -1}, "ImportBatch"},
 		{Options{Token: "t", ImportTimeout: -time.Second}, "ImportTimeout"},
+		{Options{Token: "t", RequestTimeout: -time.Second}, "RequestTimeout"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.want, func(t *testing.T) {

@@ -1,0 +1,9 @@
+//go:build !race
+
+package redisconn_test
+
+import "time"
+
+// stallSlack is how late past its deadline a call against a stalled server
+// may return on a loaded 2-core machine.
+const stallSlack = 250 * time.Millisecond
