@@ -45,6 +45,10 @@ const (
 	// Term: it can never be handled (not even a receipt can say so); the
 	// server drops it.
 	Term
+	// Abandon: no answer at all; the server redelivers after the ack wait,
+	// as it does for a gateway that died holding the message (the crash
+	// tests' in-process stand-in for SIGKILL).
+	Abandon
 )
 
 // Outcome is the handler's decision about one message.
@@ -304,6 +308,8 @@ func (c *Consumer) handle(ctx context.Context, msg jetstream.Msg, log *zap.Logge
 		m.Acks.WithLabelValues(c.o.Channel, "ack").Inc()
 	case Retry:
 		c.nak(msg, out.Delay, log)
+	case Abandon:
+		m.Acks.WithLabelValues(c.o.Channel, "none").Inc()
 	case Term:
 		log.Error("dropping an edge message that cannot be handled", zap.String("subject", d.Subject), zap.String("reason", out.Reason))
 		if err := msg.TermWithReason(out.Reason); err != nil {

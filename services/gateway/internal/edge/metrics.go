@@ -29,7 +29,7 @@ func NewMetrics(reg prometheus.Registerer, region string) *Metrics {
 		Redelivered: gauge("consumer_redelivered", "Edge messages delivered more than once and not yet acknowledged."),
 		InFlight:    gauge("in_flight", "Edge messages this replica is handling now."),
 		InProgress:  counter("in_progress_acks_total", "In-progress acks sent for slow sends.", "channel"),
-		Acks:        counter("acks_total", "Edge messages answered: action=ack, nak (retry later) or term (dropped).", "channel", "action"),
+		Acks:        counter("acks_total", "Edge messages answered: action=ack, nak (retry later), term (dropped) or none (abandoned: a test's crash hook).", "channel", "action"),
 		AckFailures: counter("ack_failures_total", "Acks the server did not confirm (the message comes back; the marker answers it).", "channel"),
 	}
 	if reg != nil {
