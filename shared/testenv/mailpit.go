@@ -13,7 +13,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"sync"
 	"syscall"
@@ -425,11 +424,9 @@ func installMailpit(dir string) error {
 	if isExecutable(filepath.Join(dir, "mailpit")) {
 		return nil // another process built it while this one waited
 	}
-	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if !isExecutable(goBin) {
-		if goBin, err = exec.LookPath("go"); err != nil {
-			return errors.New("no go command to build it with")
-		}
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		return errors.New("no go command on PATH to build it with")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
