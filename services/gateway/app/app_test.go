@@ -7,6 +7,7 @@ package app_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -21,6 +22,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/goleak"
 	"go.uber.org/zap/zaptest"
 
 	"backinstock/services/gateway/app"
@@ -34,7 +36,19 @@ import (
 
 var env *testenv.Env
 
-func TestMain(m *testing.M) { os.Exit(testenv.Main(m, &env)) }
+// TestMain also fails the package if a test leaves a goroutine behind once
+// the servers are stopped: a consumer, worker or keep-alive that outlived
+// its stop. go-metrics' meter arbiter is sarama's process-wide singleton.
+func TestMain(m *testing.M) {
+	code := testenv.Main(m, &env)
+	if code == 0 {
+		if err := goleak.Find(goleak.IgnoreTopFunction("github.com/rcrowley/go-metrics.(*meterArbiter).tick")); err != nil {
+			fmt.Fprintln(os.Stderr, "goroutines left behind:", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
 
 const from = "Shop <shop@shop.example>"
 

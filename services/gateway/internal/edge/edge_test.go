@@ -2,6 +2,7 @@ package edge_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"strconv"
 	"sync"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/goleak"
 	"go.uber.org/zap/zaptest"
 
 	"backinstock/services/gateway/internal/edge"
@@ -21,7 +23,19 @@ import (
 
 var env *testenv.Env
 
-func TestMain(m *testing.M) { os.Exit(testenv.Main(m, &env)) }
+// TestMain also fails the package if a test leaves a goroutine behind once
+// the servers are stopped: a consumer, worker or keep-alive that outlived
+// its stop. go-metrics' meter arbiter is sarama's process-wide singleton.
+func TestMain(m *testing.M) {
+	code := testenv.Main(m, &env)
+	if code == 0 {
+		if err := goleak.Find(goleak.IgnoreTopFunction("github.com/rcrowley/go-metrics.(*meterArbiter).tick")); err != nil {
+			fmt.Fprintln(os.Stderr, "goroutines left behind:", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
 
 func connect(t *testing.T) jetstream.JetStream {
 	t.Helper()

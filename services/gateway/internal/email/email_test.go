@@ -19,12 +19,17 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"backinstock/services/gateway/internal/email"
 	"backinstock/services/gateway/internal/render"
 	"backinstock/services/gateway/internal/retry"
 	"backinstock/shared/testenv"
 	"backinstock/topics/events"
 )
+
+// TestMain fails the package if a test leaves a goroutine behind.
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func clientFor(t *testing.T, m *testenv.Mailpit, mut func(*email.Config)) *email.Client {
 	t.Helper()
