@@ -85,10 +85,12 @@ func newGateway(t *testing.T, mp testenv.MailpitOptions, mut func(*app.Config)) 
 	g.cfg = app.Config{
 		Kafka: kafka.Config{Brokers: k.Brokers}, RedisURL: env.Redis(t).URL(), NATSURL: env.NATS(t).URL(),
 		Region: g.region, HTTPAddr: "127.0.0.1:0", StatusTopic: g.topic,
-		// Short waits so crash and retry tests run in seconds.
-		AckWait: time.Second, MaxBackoff: 4 * time.Second, RetryDelay: 200 * time.Millisecond, MaxAttempts: 30,
+		// Short waits so retry tests run in seconds; an ack wait long enough
+		// that a loaded machine (2 cores, -race, other packages) does not
+		// redeliver a message that merely waited in the client's buffer.
+		AckWait: 5 * time.Second, MaxBackoff: 20 * time.Second, RetryDelay: 200 * time.Millisecond, MaxAttempts: 30,
 		Workers: 4, StopTimeout: 10 * time.Second,
-		SMTP: email.Config{Host: host, Port: p, TLS: email.TLSNone, Timeout: 800 * time.Millisecond, From: from},
+		SMTP: email.Config{Host: host, Port: p, TLS: email.TLSNone, Timeout: 2 * time.Second, From: from},
 	}
 	if mut != nil {
 		mut(&g.cfg)
@@ -285,6 +287,8 @@ func TestCrashPoints(t *testing.T) {
 			var mu sync.Mutex
 			crashed := false
 			g := newGateway(t, testenv.MailpitOptions{}, func(cfg *app.Config) {
+				// The redelivery after the "crash" comes one ack wait later.
+				cfg.AckWait, cfg.MaxBackoff, cfg.SMTP.Timeout = time.Second, 4*time.Second, 800*time.Millisecond
 				cfg.Crash = func(point string) bool {
 					mu.Lock()
 					defer mu.Unlock()
