@@ -35,6 +35,7 @@ import (
 	"backinstock/services/gateway/internal/receipts"
 	"backinstock/services/gateway/internal/retry"
 	"backinstock/services/gateway/internal/store"
+	"backinstock/shared/config"
 	"backinstock/topics/events"
 )
 
@@ -97,12 +98,8 @@ func New(o Options) *Protocol {
 	if o.Metrics == nil {
 		o.Metrics = NewMetrics(nil, o.Region)
 	}
-	if o.DependencyBackoff <= 0 {
-		o.DependencyBackoff = 100 * time.Millisecond
-	}
-	if o.DependencyMaxBackoff <= 0 {
-		o.DependencyMaxBackoff = 5 * time.Second
-	}
+	config.Default(&o.DependencyBackoff, 100*time.Millisecond)
+	config.Default(&o.DependencyMaxBackoff, 5*time.Second)
 	return &Protocol{o: o, log: o.Log.With(zap.String("channel", o.Channel), zap.String("provider", o.Provider.Name()))}
 }
 

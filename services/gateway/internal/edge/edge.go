@@ -20,6 +20,7 @@ import (
 	"go.uber.org/zap"
 
 	"backinstock/services/gateway/internal/retry"
+	"backinstock/shared/config"
 	topicsedge "backinstock/topics/edge"
 )
 
@@ -85,15 +86,12 @@ type Options struct {
 	Log           *zap.Logger
 }
 
+// setDefaults fills the zero fields (the app has validated the rest).
 func (o *Options) setDefaults() {
-	o.Workers = max(o.Workers, 1)
-	o.MaxAckPending = max(o.MaxAckPending, o.Workers)
-	if o.StopTimeout <= 0 {
-		o.StopTimeout = 30 * time.Second
-	}
-	if o.StatsInterval <= 0 {
-		o.StatsInterval = 5 * time.Second
-	}
+	config.Default(&o.Workers, 1)
+	config.Default(&o.MaxAckPending, 64*o.Workers)
+	config.Default(&o.StopTimeout, 30*time.Second)
+	config.Default(&o.StatsInterval, 5*time.Second)
 	if o.Log == nil {
 		o.Log = zap.NewNop()
 	}
