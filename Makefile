@@ -9,13 +9,18 @@ DATA_DIR    ?= .data
 PKGS        := $(shell $(GO) list -m -f '{{.Path}}/...' 2>/dev/null)
 # Binaries the project ships.
 CMDS        := backinstock/services/inventory/cmd/... backinstock/services/wishlist/cmd/... \
-               backinstock/services/notifier/cmd/... backinstock/topics/cmd/... backinstock/deploy/devstack/cmd/...
+               backinstock/services/notifier/cmd/... backinstock/services/gateway/cmd/... \
+               backinstock/topics/cmd/... backinstock/deploy/devstack/cmd/...
 # Tool versions are pinned here and installed into bin/tools on first use.
 STATICCHECK := $(BIN)/tools/staticcheck
 STATICCHECK_VERSION := v0.8.2
 # promtool from the Prometheus version deploy/check parses rules with.
 PROMTOOL := $(BIN)/tools/promtool
 PROMTOOL_VERSION := v0.316.0
+# Mailpit, the SMTP server the gateway's tests send to (shared/testenv runs
+# it; its MailpitVersion must equal this, a test checks).
+MAILPIT     := $(BIN)/tools/mailpit
+MAILPIT_VERSION := v1.33.1
 
 .PHONY: help
 help: ## list the targets
@@ -27,7 +32,7 @@ build: ## build every binary into bin/
 	$(GO) build -o $(BIN)/ $(CMDS)
 
 .PHONY: test
-test: ## run every module's tests with the race detector (starts its own Kafka, NATS and Redis)
+test: $(MAILPIT) ## run every module's tests with the race detector (starts its own Kafka, NATS, Redis and Mailpit)
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
 
 .PHONY: demo
@@ -93,6 +98,9 @@ lint: $(STATICCHECK) $(PROMTOOL) ## gofmt check, each module built and vetted al
 		node scripts/asyncapi/validate.mjs topics/asyncapi.yaml; \
 	else echo "lint: node not found, topics/asyncapi.yaml not validated (.ci/run installs Node.js)"; fi
 
+.PHONY: tools
+tools: $(STATICCHECK) $(PROMTOOL) $(MAILPIT) ## install the pinned tools (staticcheck, promtool, mailpit) into bin/tools
+
 $(STATICCHECK):
 	GOBIN=$(BIN)/tools $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 
@@ -102,6 +110,8 @@ $(PROMTOOL):
 .PHONY: rules
 rules: ## regenerate the Prometheus Operator's PrometheusRule from deploy/grafana/alerts.yaml
 	$(GO) run backinstock/deploy/check/cmd/deploycheck --write-rules
+$(MAILPIT):
+	GOBIN=$(BIN)/tools $(GO) install github.com/axllent/mailpit@$(MAILPIT_VERSION)
 
 .PHONY: clean
 clean: ## remove built binaries and the local stack's state

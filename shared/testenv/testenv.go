@@ -1,7 +1,8 @@
 // Package testenv starts real servers for tests: a kfake Kafka cluster, an
-// embedded nats-server with JetStream and websocket, and redis-server on a
-// free port (an embedded Go Redis only where no binary is installed). Each
-// listens on 127.0.0.1 only. A test package shares one of each (started on
+// embedded nats-server with JetStream and websocket, redis-server on a
+// free port (an embedded Go Redis only where no binary is installed), and
+// Mailpit, a real SMTP server whose API reads back what it received (one per
+// test: NewMailpit). Each listens on 127.0.0.1 only. A test package shares one of each (started on
 // first use) and keeps tests apart with Unique names. It also holds the
 // clients that send a request with "Expect: 100-continue" (SendGoClient,
 // SendRawTCP), which the services' body-limit tests share.

@@ -35,6 +35,9 @@ const (
 	// events.WishlistPreferences under key "<user_id>|~prefs"
 	// (events.PreferencesKey).
 	WishlistChanges = "wishlist.changes.v1"
+	// DeliveryStatus carries events.DeliveryStatus, key = notification id:
+	// every delivery outcome the gateways and providers report.
+	DeliveryStatus = "delivery.status.v1"
 	// DeadLetter receives poison records from every consumer.
 	DeadLetter = "deadletter.v1"
 	// NotifyTemplate is the catalogue entry expanded into one topic per

@@ -19,7 +19,7 @@ func TestEmbeddedCatalogue(t *testing.T) {
 	if err := cat.Validate(); err != nil {
 		t.Fatalf("Validate on the loaded catalogue: %v", err)
 	}
-	want := []string{catalog.Restock, catalog.Stock, catalog.WishlistChanges, catalog.DeadLetter}
+	want := []string{catalog.Restock, catalog.Stock, catalog.WishlistChanges, catalog.DeliveryStatus, catalog.DeadLetter}
 	for _, r := range catalog.DefaultRegions {
 		for _, c := range events.ChannelNames() {
 			want = append(want, catalog.Notify(r, c))
@@ -39,6 +39,7 @@ func TestEmbeddedCatalogue(t *testing.T) {
 		catalog.Stock:                      events.SchemaStockLevel,
 		catalog.WishlistChanges:            events.SchemaWishlistChange,
 		catalog.Notify("us-east-1", "sms"): events.SchemaNotification,
+		catalog.DeliveryStatus:             events.SchemaDeliveryStatus,
 		catalog.DeadLetter:                 "",
 	} {
 		tp, ok := cat.Lookup(name)

@@ -68,6 +68,17 @@ func ChannelFilter(region, channel string) string {
 	return prefix + "." + region + "." + channel + ".>"
 }
 
+// GatewayConsumer is the durable JetStream consumer through which the
+// gateways of a region read channel from the region's stream, with
+// ChannelFilter as its filter. One name per channel, shared by every gateway
+// replica of the region: the server spreads the messages over whoever pulls,
+// and a replica that starts again resumes where the consumer is. The stream
+// is per region, so the name need not say the region. Consumer names may not
+// hold '.', '*', '>' or spaces; a channel never does.
+func GatewayConsumer(channel string) string {
+	return "gateway-" + channel
+}
+
 // UserFilter matches the subjects of userID in every region and channel: the
 // only subjects a user's credentials may read, so a browser sees its own
 // notifications wherever they were sent and nobody else's.

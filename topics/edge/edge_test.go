@@ -27,6 +27,7 @@ func TestNames(t *testing.T) {
 		{"region filter", edge.RegionFilter("us-east-1"), "edge.us-east-1.>"},
 		{"channel filter", edge.ChannelFilter("us-east-1", "sms"), "edge.us-east-1.sms.>"},
 		{"user filter", edge.UserFilter("alice"), "edge.*.*.alice"},
+		{"gateway consumer", edge.GatewayConsumer("email"), "gateway-email"},
 	}
 	for _, c := range cases {
 		if c.got != c.want {

@@ -60,6 +60,16 @@ func validNotification() events.Notification {
 	}
 }
 
+func validDeliveryStatus() events.DeliveryStatus {
+	n := validNotification()
+	return events.DeliveryStatus{
+		EventID:        events.DeliveryEventID(n.NotificationID, 2, events.StatusSent),
+		NotificationID: n.NotificationID, UserID: n.UserID, SKU: n.SKU, Region: n.Region, Channel: n.Channel,
+		Status: events.StatusSent, Provider: "smtp", ProviderMessageID: "<" + n.NotificationID + "@shop.example>",
+		Attempt: 2, Reason: "250 2.0.0 Ok: queued", At: at,
+	}
+}
+
 // del is the value that removes a key in a mutation.
 type delKey struct{}
 
@@ -296,6 +306,39 @@ func eventCases(t *testing.T) []eventCase {
 		notif("created_at missing", map[string]any{"created_at": del}, "created_at: required"),
 		notif("user id with a space", map[string]any{"user_id": "user 42"}, "user_id: must match"),
 		notif("unknown field", map[string]any{"priority": "high"}, "priority: unknown field"),
+	)
+
+	d := validDeliveryStatus()
+	status := func(name string, m map[string]any, want string) eventCase {
+		return eventCase{schema: events.SchemaDeliveryStatus, name: name, doc: jsonOf(t, d, m), want: want}
+	}
+	failed := d
+	failed.Status, failed.Reason, failed.ProviderMessageID = events.StatusFailed, "smtp 550 5.1.0 mailbox unavailable", ""
+	failed.EventID = events.DeliveryEventID(failed.NotificationID, failed.Attempt, failed.Status)
+	bare := d
+	bare.Reason, bare.ProviderMessageID = "", ""
+	cases = append(cases,
+		status("valid sent", nil, ""),
+		eventCase{schema: events.SchemaDeliveryStatus, name: "valid failed", doc: jsonOf(t, failed, nil)},
+		eventCase{schema: events.SchemaDeliveryStatus, name: "valid minimal", doc: jsonOf(t, bare, nil)},
+		eventCase{schema: events.SchemaDeliveryStatus, name: "failed without a reason", doc: jsonOf(t, failed, map[string]any{"reason": del}), want: "reason: required"},
+		eventCase{schema: events.SchemaDeliveryStatus, name: "event id of another status", doc: jsonOf(t, failed, map[string]any{"status": events.StatusSent}), want: "event_id: must be DeliveryEventID(notification_id, attempt, status)", goOnly: true},
+		eventCase{schema: events.SchemaDeliveryStatus, name: "event id not derived", doc: jsonOf(t, d, map[string]any{"event_id": "e1"}), want: "event_id: must be DeliveryEventID", goOnly: true},
+		status("unknown status", map[string]any{"status": "clicked"}, "status: must be one of queued, sent, delivered, failed, bounced, undelivered"),
+		status("status missing", map[string]any{"status": del}, "status: required"),
+		status("provider missing", map[string]any{"provider": del}, "provider: required"),
+		status("provider in capitals", map[string]any{"provider": "SMTP"}, "provider: must be a provider name"),
+		status("attempt 0", map[string]any{"attempt": 0}, "attempt: must be between 1 and 10000"),
+		status("attempt fractional", map[string]any{"attempt": 1.5}, "attempt: must be an integer"),
+		status("attempt missing", map[string]any{"attempt": del}, "attempt: required"),
+		status("reason with a control character", map[string]any{"reason": "bad\u0007"}, "reason: must not contain control characters"),
+		status("reason too long", map[string]any{"reason": strings.Repeat("r", 1001)}, "reason: must be at most 1000 characters"),
+		status("reason empty", map[string]any{"reason": ""}, "reason: must not be empty"),
+		status("provider message id empty", map[string]any{"provider_message_id": ""}, "provider_message_id: must not be empty"),
+		status("bad channel", map[string]any{"channel": "fax"}, "channel: must be one of app, web, email, sms"),
+		status("notification id with a dot", map[string]any{"notification_id": "a.b"}, "notification_id: must match"),
+		status("at missing", map[string]any{"at": del}, "at: required"),
+		status("unknown field", map[string]any{"clicked_at": "2025-01-01T00:00:00Z"}, "clicked_at: unknown field"),
 	)
 	return cases
 }

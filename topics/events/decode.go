@@ -75,6 +75,13 @@ func DecodeNotification(data []byte) (Notification, error) {
 	return v, err
 }
 
+// DecodeDeliveryStatus decodes and validates one DeliveryStatus.
+func DecodeDeliveryStatus(data []byte) (DeliveryStatus, error) {
+	var v DeliveryStatus
+	err := decodeStrict(SchemaDeliveryStatus, data, &v)
+	return v, err
+}
+
 // decodeStrict is stricter than encoding/json on purpose: exactly one JSON
 // value; keys matched exactly (encoding/json matches them case-insensitively);
 // no unknown keys at any depth; no key twice in one object (encoding/json

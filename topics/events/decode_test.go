@@ -21,6 +21,8 @@ func decode(schema string, data []byte) (any, error) {
 		return events.DecodeNotification(data)
 	case events.SchemaWishlistPreferences:
 		return events.DecodeWishlistPreferences(data)
+	case events.SchemaDeliveryStatus:
+		return events.DecodeDeliveryStatus(data)
 	}
 	panic("unknown schema " + schema)
 }
@@ -63,6 +65,7 @@ func TestEncodeRoundTrip(t *testing.T) {
 		{events.SchemaNotification, validNotification()},
 		{events.SchemaWishlistPreferences, validPreferences()},
 		{events.SchemaWishlistPreferences, events.WishlistPreferences{UserID: "u1", At: at}},
+		{events.SchemaDeliveryStatus, validDeliveryStatus()},
 	}
 	for _, tc := range values {
 		data, err := events.Encode(tc.v)

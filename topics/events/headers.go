@@ -30,6 +30,8 @@ const (
 	// SchemaWishlistPreferences is the second value schema of
 	// wishlist.changes.v1, under the keys "<user_id>|~prefs".
 	SchemaWishlistPreferences = "WishlistPreferences"
+	// SchemaDeliveryStatus is the value schema of delivery.status.v1.
+	SchemaDeliveryStatus = "DeliveryStatus"
 )
 
 // SchemaVersion is the version of the schemas in this module, written in the
@@ -39,13 +41,13 @@ const SchemaVersion = 1
 
 // SchemaNames returns the known schema names in a fresh slice.
 func SchemaNames() []string {
-	return []string{SchemaRestockEvent, SchemaStockLevel, SchemaWishlistChange, SchemaNotification, SchemaWishlistPreferences}
+	return []string{SchemaRestockEvent, SchemaStockLevel, SchemaWishlistChange, SchemaNotification, SchemaWishlistPreferences, SchemaDeliveryStatus}
 }
 
 // KnownSchema reports whether name is one of SchemaNames.
 func KnownSchema(name string) bool {
 	switch name {
-	case SchemaRestockEvent, SchemaStockLevel, SchemaWishlistChange, SchemaNotification, SchemaWishlistPreferences:
+	case SchemaRestockEvent, SchemaStockLevel, SchemaWishlistChange, SchemaNotification, SchemaWishlistPreferences, SchemaDeliveryStatus:
 		return true
 	}
 	return false

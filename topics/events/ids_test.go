@@ -51,7 +51,11 @@ func TestDeterministicIDs(t *testing.T) {
 	if n != sum("notification|u1|SKU-1|us-east-1|3|sms") {
 		t.Errorf("NotificationID does not follow its documented recipe: %s", n)
 	}
-	for _, id := range []string{r, n} {
+	d := events.DeliveryEventID(n, 2, events.StatusSent)
+	if d != sum("delivery|"+n+"|2|sent") {
+		t.Errorf("DeliveryEventID does not follow its documented recipe: %s", d)
+	}
+	for _, id := range []string{r, n, d} {
 		if !events.ValidID(id) || len(id) != 32 {
 			t.Errorf("id %q is not a valid 32-character id", id)
 		}
@@ -68,8 +72,11 @@ func TestDeterministicIDs(t *testing.T) {
 		events.NotificationID("u1", "SKU-1", "us-east-1", 3, "app"): true,
 		events.NotificationID("u2", "SKU-1", "us-east-1", 3, "sms"): true,
 		events.NotificationID("u1", "SKU-1", "us-east-1", 4, "sms"): true,
+		d: true,
+		events.DeliveryEventID(n, 3, events.StatusSent):   true,
+		events.DeliveryEventID(n, 2, events.StatusFailed): true,
 	}
-	if len(distinct) != 8 {
+	if len(distinct) != 11 {
 		t.Errorf("ids collide: %v", distinct)
 	}
 }

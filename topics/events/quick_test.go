@@ -26,6 +26,8 @@ func TestQuickShapeTakesWellFormedRecords(t *testing.T) {
 		WishlistPreferences{UserID: "u", At: time.Now(), Preferences: &Preferences{Channels: []string{"app"}, TimeZone: "UTC",
 			QuietHours: &QuietHours{Start: "22:00", End: "06:00"}, Contacts: map[string]string{"sms": "+14155550100"}, Unsubscribed: true, OptOut: []string{"web"}}},
 		WishlistPreferences{UserID: "u", At: time.Now()},
+		DeliveryStatus{EventID: DeliveryEventID("n1", 1, StatusFailed), NotificationID: "n1", UserID: "u", SKU: "s", Region: "eu-west-1",
+			Channel: "email", Status: StatusFailed, Provider: "smtp", Attempt: 1, Reason: "550 no such user", At: time.Now()},
 	} {
 		data, err := Encode(v)
 		if err != nil {

@@ -83,6 +83,7 @@ func TestSchemasListTheGoFields(t *testing.T) {
 		events.SchemaWishlistChange:      validWishlist(),
 		events.SchemaNotification:        validNotification(),
 		events.SchemaWishlistPreferences: validPreferences(),
+		events.SchemaDeliveryStatus:      validDeliveryStatus(),
 	}
 	for name, v := range docs {
 		data, err := fs.ReadFile(topics.Schemas, topics.SchemaPath(name))

@@ -1,0 +1,145 @@
+package app_test
+
+import (
+	"flag"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"backinstock/services/gateway/app"
+	"backinstock/shared/config"
+)
+
+// bind parses args with env (KEY=value pairs) set, as the command line does.
+func bind(t *testing.T, env map[string]string, args ...string) (app.Config, error) {
+	t.Helper()
+	for k, v := range env {
+		t.Setenv(k, v)
+	}
+	var c app.Config
+	s := config.NewSet("gateway run")
+	c.Bind(s)
+	if err := s.Parse(args); err != nil {
+		return c, err
+	}
+	return c, c.Validate()
+}
+
+func TestDefaultsFromTheCommandLineAreValid(t *testing.T) {
+	c, err := bind(t, map[string]string{"REGION": "us-east-1", "EMAIL_FROM": "Shop <shop@shop.example>"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(c.Channels, []string{"email"}) || c.ProviderSpec != "email=smtp" || c.SMTP.TLS != "starttls" || c.SMTP.Port != 587 {
+		t.Errorf("defaults %+v", c)
+	}
+	if bo := c.Policy().BackOff(); len(bo) != 6 || bo[0].String() != "30s" || bo[5].String() != "10m0s" {
+		t.Errorf("back-off %v", bo)
+	}
+}
+
+// TestBadSettingsAreNamed: each bad setting is refused with its variable's
+// name, all of them at once.
+func TestBadSettingsAreNamed(t *testing.T) {
+	cases := []struct {
+		name string
+		env  map[string]string
+		want []string
+	}{
+		{"region", map[string]string{"REGION": "US East"}, []string{`REGION: "US East" is not a region id`}},
+		{"channel without provider", map[string]string{"GATEWAY_CHANNELS": "email,sms"}, []string{`GATEWAY_CHANNELS: sms has no provider in GATEWAY_PROVIDERS`}},
+		{"unknown channel", map[string]string{"GATEWAY_CHANNELS": "fax"}, []string{`GATEWAY_CHANNELS: "fax" is not one of`}},
+		{"unknown provider", map[string]string{"GATEWAY_PROVIDERS": "email=sendgrid"}, []string{`GATEWAY_PROVIDERS: "email=sendgrid": no provider "sendgrid" for email`}},
+		{"provider spec", map[string]string{"GATEWAY_PROVIDERS": "email"}, []string{`GATEWAY_PROVIDERS: "email" is not channel=provider`}},
+		{"workers", map[string]string{"GATEWAY_WORKERS": "0"}, []string{"GATEWAY_WORKERS: must be positive"}},
+		{"ack pending below workers", map[string]string{"GATEWAY_WORKERS": "32", "GATEWAY_MAX_ACK_PENDING": "8"}, []string{"GATEWAY_MAX_ACK_PENDING: 8 is below GATEWAY_WORKERS 32"}},
+		{"back-off below ack wait", map[string]string{"GATEWAY_MAX_BACKOFF": "10s"}, []string{"GATEWAY_MAX_BACKOFF: 10s is shorter than GATEWAY_ACK_WAIT 30s"}},
+		{"smtp timeout", map[string]string{"SMTP_TIMEOUT": "1m"}, []string{"SMTP_TIMEOUT: 1m0s is not below GATEWAY_ACK_WAIT 30s"}},
+		{"smtp tls", map[string]string{"SMTP_TLS": "ssl"}, []string{`SMTP_TLS: "ssl" is not one of [starttls implicit none]`}},
+		{"smtp auth", map[string]string{"SMTP_AUTH": "KERBEROS", "SMTP_USERNAME": "u"}, []string{`SMTP_AUTH: "KERBEROS" is not one of`}},
+		{"smtp auth without user", map[string]string{"SMTP_AUTH": "PLAIN"}, []string{"SMTP_USERNAME: required with SMTP_AUTH=PLAIN"}},
+		{"smtp port", map[string]string{"SMTP_PORT": "70000"}, []string{"SMTP_PORT: 70000 is not a TCP port"}},
+		{"from missing", map[string]string{"EMAIL_FROM": ""}, []string{"EMAIL_FROM: required for the email channel"}},
+		{"from malformed", map[string]string{"EMAIL_FROM": "shop at example"}, []string{`EMAIL_FROM: "shop at example" is not an address`}},
+		{"message id domain", map[string]string{"EMAIL_MESSAGE_ID_DOMAIN": "a@b"}, []string{`EMAIL_MESSAGE_ID_DOMAIN: "a@b" is not a domain`}},
+		{"default locale", map[string]string{"GATEWAY_DEFAULT_LOCALE": "english"}, []string{`GATEWAY_DEFAULT_LOCALE: "english" is not a BCP 47 locale`}},
+		{"default locale without templates", map[string]string{"GATEWAY_DEFAULT_LOCALE": "pt"}, []string{`GATEWAY_TEMPLATES_DIR: default locale "pt" has no email templates`}},
+		{"crash point", map[string]string{"GATEWAY_CRASH_AT": "before-lunch"}, []string{`GATEWAY_CRASH_AT: "before-lunch" is not one of`}},
+		{"several at once", map[string]string{"REGION": "", "SMTP_TLS": "x", "GATEWAY_WORKERS": "-1"},
+			[]string{"REGION:", "SMTP_TLS:", "GATEWAY_WORKERS:"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			env := map[string]string{"REGION": "us-east-1", "EMAIL_FROM": "shop@shop.example"}
+			for k, v := range c.env {
+				env[k] = v
+			}
+			_, err := bind(t, env)
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			for _, w := range c.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q\nlacks %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestBrokenTemplateIsAConfigurationErrorNamingTheFile(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "email", "en", "subject.txt")
+	if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(file, []byte("{{.Nope}}"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := bind(t, map[string]string{"REGION": "us-east-1", "EMAIL_FROM": "shop@shop.example", "GATEWAY_TEMPLATES_DIR": dir})
+	if err == nil || !strings.Contains(err.Error(), "GATEWAY_TEMPLATES_DIR: template "+file) || !strings.Contains(err.Error(), "can't evaluate field Nope") {
+		t.Errorf("error %v", err)
+	}
+}
+
+// TestReadmeDocumentsEverySetting: the README's configuration table lists
+// exactly the variables `gateway run` binds (besides the Kafka ones, which
+// the top-level README documents for every service).
+func TestReadmeDocumentsEverySetting(t *testing.T) {
+	var c app.Config
+	s := config.NewSet("gateway run")
+	c.Bind(s)
+	bound := map[string]bool{}
+	re := regexp.MustCompile(`\(env ([A-Z][A-Z0-9_]*)\)`)
+	s.FS.VisitAll(func(f *flag.Flag) {
+		if m := re.FindStringSubmatch(f.Usage); m != nil && !strings.HasPrefix(m[1], "KAFKA_") {
+			bound[m[1]] = true
+		}
+	})
+	bound["LOG_LEVEL"] = true // bound by shared/cli for every command
+	readme, err := os.ReadFile(filepath.Join("..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	documented := map[string]bool{}
+	for _, m := range regexp.MustCompile("(?m)^\\| (`[A-Z][A-Z0-9_]*`(?:, `[A-Z][A-Z0-9_]*`)*) \\|").FindAllStringSubmatch(string(readme), -1) {
+		for _, k := range strings.Split(m[1], ", ") {
+			if k = strings.Trim(k, "`"); !strings.HasPrefix(k, "KAFKA_") {
+				documented[k] = true
+			}
+		}
+	}
+	for k := range bound {
+		if !documented[k] {
+			t.Errorf("README lacks %s", k)
+		}
+	}
+	for k := range documented {
+		if !bound[k] {
+			t.Errorf("README documents %s, which gateway run does not bind", k)
+		}
+	}
+}
