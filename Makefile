@@ -107,6 +107,10 @@ $(STATICCHECK):
 $(PROMTOOL):
 	GOBIN=$(BIN)/tools $(GO) install github.com/prometheus/prometheus/cmd/promtool@$(PROMTOOL_VERSION)
 
+.PHONY: fuzz
+fuzz: ## every fuzz target of the record decoders and HTTP handlers for FUZZTIME each (default 60s; make test runs their seeds)
+	scripts/fuzz.sh
+
 .PHONY: rules
 rules: ## regenerate the Prometheus Operator's PrometheusRule from deploy/grafana/alerts.yaml
 	$(GO) run backinstock/deploy/check/cmd/deploycheck --write-rules
