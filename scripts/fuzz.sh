@@ -15,6 +15,9 @@ targets=(
   "topics/events FuzzDecodeDeliveryStatus"
   "services/inventory/internal/api FuzzPutStock"
   "services/inventory/internal/api FuzzBulkStock"
+  "services/wishlist/internal/api FuzzPutEntry"
+  "services/wishlist/internal/api FuzzPutPreferences"
+  "services/wishlist/internal/api FuzzImport"
 )
 for t in "${targets[@]}"; do
   read -r pkg fn <<<"$t"
