@@ -246,7 +246,6 @@ func (c *checker) checkK8sNATS(r *Rendered, cms map[string]*corev1.ConfigMap) {
 	}
 }
 
-
 func isNATSImage(image string) bool {
 	return strings.HasPrefix(image, "nats:") || strings.Contains(image, "/nats:")
 }
