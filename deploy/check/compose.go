@@ -137,6 +137,27 @@ func (c *checker) checkNATSConf(rel, obj string, s types.ServiceConfig) {
 			}
 		}
 	}
+	for _, v := range s.Volumes {
+		if !strings.HasSuffix(v.Source, ".conf") {
+			continue
+		}
+		data, err := os.ReadFile(v.Source)
+		if err != nil {
+			continue // reported above
+		}
+		// TLS stays optional here: the ports are bound to 127.0.0.1 and
+		// the certificates must come from somewhere (deploy/README.md).
+		for _, f := range natsConfFindings(string(data), false) {
+			field := filepath.Base(v.Source)
+			if f.field != "" {
+				field += ": " + f.field
+			}
+			c.add(rel, obj, field, "%s", f.msg)
+		}
+	}
+	if len(s.Volumes) == 0 || !slices.ContainsFunc(s.Volumes, func(v types.ServiceVolumeConfig) bool { return strings.HasSuffix(v.Source, ".conf") }) {
+		c.add(rel, obj, "volumes", "no nats.conf mounted: NATS without a configuration lets anyone subscribe to edge.>")
+	}
 	if !strings.Contains(conf, "jetstream") && !strings.Contains(conf, "-js") {
 		c.add(rel, obj, "command", "NATS must run with JetStream")
 	}

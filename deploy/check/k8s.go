@@ -55,11 +55,13 @@ type Rendered struct {
 	Dir           string
 	Region        string
 	Deployments   []*appsv1.Deployment
+	StatefulSets  []*appsv1.StatefulSet
 	Services      []*corev1.Service
 	ConfigMaps    []*corev1.ConfigMap
 	PDBs          []*policyv1.PodDisruptionBudget
 	Jobs          []*batchv1.Job
 	ScaledObjects []*ScaledObject
+	TriggerAuths  []*TriggerAuthentication
 	// Only with the prometheus-operator component.
 	PodMonitors     []*PodMonitor
 	PrometheusRules []*PrometheusRule
@@ -166,6 +168,8 @@ func (c *checker) buildOverlay(dir string) *Rendered {
 		switch t := v.(type) {
 		case *appsv1.Deployment:
 			r.Deployments = append(r.Deployments, t)
+		case *appsv1.StatefulSet:
+			r.StatefulSets = append(r.StatefulSets, t)
 		case *corev1.Service:
 			r.Services = append(r.Services, t)
 		case *corev1.ConfigMap:
@@ -179,6 +183,8 @@ func (c *checker) buildOverlay(dir string) *Rendered {
 			r.Jobs = append(r.Jobs, t)
 		case *ScaledObject:
 			r.ScaledObjects = append(r.ScaledObjects, t)
+		case *TriggerAuthentication:
+			r.TriggerAuths = append(r.TriggerAuths, t)
 		case *PodMonitor:
 			r.PodMonitors = append(r.PodMonitors, t)
 		case *PrometheusRule:
@@ -272,7 +278,7 @@ func (c *checker) checkRendered(r *Rendered) {
 	for _, s := range r.Services {
 		obj := "Service/" + s.Name
 		if !c.selectsDeployment(r, s.Spec.Selector) {
-			c.add(r.Dir, obj, "spec.selector", "selects no Deployment's pods")
+			c.add(r.Dir, obj, "spec.selector", "selects no Deployment's or StatefulSet's pods")
 		}
 	}
 	for _, p := range r.PDBs {
@@ -281,6 +287,7 @@ func (c *checker) checkRendered(r *Rendered) {
 		}
 	}
 	c.checkScaledObjects(r)
+	c.checkK8sNATS(r, cms)
 }
 
 func (c *checker) hasPDB(r *Rendered, podLabels labels.Set) bool {
@@ -303,6 +310,11 @@ func (c *checker) selectsDeployment(r *Rendered, selector map[string]string) boo
 	sel := labels.SelectorFromSet(selector)
 	for _, d := range r.Deployments {
 		if sel.Matches(labels.Set(d.Spec.Template.Labels)) {
+			return true
+		}
+	}
+	for _, st := range r.StatefulSets {
+		if sel.Matches(labels.Set(st.Spec.Template.Labels)) {
 			return true
 		}
 	}
@@ -447,6 +459,7 @@ func (c *checker) checkScaledObjects(r *Rendered) {
 				c.add(r.Dir, obj, tp+".type", "%q: the consumers scale on Kafka lag (type kafka)", tr.Type)
 				continue
 			}
+			c.checkTriggerAuth(r, obj, tp, tr)
 			for k := range tr.Metadata {
 				if !kafkaTriggerKeys[k] {
 					c.add(r.Dir, obj, tp+".metadata."+k, "not a KEDA Kafka scaler setting")

@@ -1,6 +1,8 @@
 package check
 
 import (
+	"fmt"
+
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -110,4 +112,51 @@ var kafkaTriggerKeys = map[string]bool{
 	"offsetResetPolicy": true, "allowIdleConsumers": true, "excludePersistentLag": true,
 	"version": true, "scaleToZeroOnInvalidOffset": true, "limitToPartitionsWithLag": true,
 	"ensureEvenDistributionOfPartitions": true, "sasl": true, "tls": true, "unsafeSsl": true,
+}
+
+// kafkaAuthParams are the parameters KEDA's Kafka scaler takes from a
+// TriggerAuthentication (SASL and TLS).
+var kafkaAuthParams = map[string]bool{
+	"sasl": true, "username": true, "password": true,
+	"tls": true, "ca": true, "cert": true, "key": true, "keyPassword": true, "unsafeSsl": true,
+	"oauthTokenEndpointUri": true, "scopes": true, "oauthExtensions": true,
+}
+
+// checkTriggerAuth: every Kafka trigger names a TriggerAuthentication of the
+// overlay that sets KEDA's SASL mode (and TLS), so the scaler can read the
+// lag of a broker that requires authentication, as every process can.
+func (c *checker) checkTriggerAuth(r *Rendered, obj, tp string, tr ScaleTrigger) {
+	ref := tr.AuthenticationRef
+	if ref == nil {
+		c.add(r.Dir, obj, tp+".authenticationRef", "missing: name the TriggerAuthentication with the Kafka SASL/TLS settings (base/keda-auth.yaml)")
+		return
+	}
+	if ref.Kind == "ClusterTriggerAuthentication" {
+		return // cluster-wide, outside the overlay
+	}
+	var ta *TriggerAuthentication
+	for _, t := range r.TriggerAuths {
+		if t.Name == ref.Name {
+			ta = t
+		}
+	}
+	if ta == nil {
+		c.add(r.Dir, obj, tp+".authenticationRef.name", "%q names no TriggerAuthentication of the overlay", ref.Name)
+		return
+	}
+	params := map[string]bool{}
+	for i, s := range ta.Spec.SecretTargetRef {
+		params[s.Parameter] = true
+		if !kafkaAuthParams[s.Parameter] {
+			c.add(r.Dir, "TriggerAuthentication/"+ta.Name, fmt.Sprintf("spec.secretTargetRef[%d].parameter", i), "%q is not a parameter of KEDA's Kafka scaler", s.Parameter)
+		}
+	}
+	for _, e := range ta.Spec.Env {
+		params[e.Parameter] = true
+	}
+	for _, want := range []string{"sasl", "tls"} {
+		if !params[want] {
+			c.add(r.Dir, "TriggerAuthentication/"+ta.Name, "spec.secretTargetRef", "no %q parameter: KEDA would reach the brokers without it", want)
+		}
+	}
 }

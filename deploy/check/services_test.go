@@ -83,7 +83,7 @@ func codeEnvTables(t *testing.T) check.EnvTables {
 	cmds := map[string][][]string{
 		"inventory": {{}},
 		"wishlist":  {{"serve"}, {"fanout"}, {"rebuild"}, {"import"}},
-		"notifier":  {{"run"}, {"replay"}},
+		"notifier":  {{"run"}, {"replay"}, {"edge-setup"}},
 		"topics":    {{"apply"}},
 	}
 	out := check.EnvTables{}

@@ -20,6 +20,11 @@ type Options struct {
 	Name      string
 	CredsFile string // NATS_CREDS: user JWT + NKey seed
 	Token     string // NATS_TOKEN
+	// CAFile is a PEM CA bundle (NATS_TLS_CA_FILE) the server's TLS
+	// certificate must chain to; empty trusts the system roots. nats.go
+	// upgrades to TLS whenever the server requires it (or the URL is
+	// tls://), so this is all a client of a TLS port needs.
+	CAFile string
 }
 
 // Connect dials url and returns the connection and its JetStream context.
@@ -45,6 +50,9 @@ func Connect(url string, o Options, log *zap.Logger) (*nats.Conn, jetstream.JetS
 	}
 	if o.Token != "" {
 		opts = append(opts, nats.Token(o.Token))
+	}
+	if o.CAFile != "" {
+		opts = append(opts, nats.RootCAs(o.CAFile))
 	}
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {

@@ -222,3 +222,43 @@ func TestDrainTimesOutAndCloses(t *testing.T) {
 		t.Errorf("Drain of a closed connection: %v, want ErrConnectionClosed", err)
 	}
 }
+
+// TestConnectVerifiesTheServersTLSCertificate: against a NATS that requires
+// TLS, the connection trusts the CA named by CAFile (NATS_TLS_CA_FILE) and
+// refuses a certificate that chains to no trusted root.
+func TestConnectVerifiesTheServersTLSCertificate(t *testing.T) {
+	files, err := testenv.WriteTLSFiles(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc, err := server.GenTLSConfig(&server.TLSConfigOpts{CertFile: files.Cert, KeyFile: files.Key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := testenv.StartNATS(testenv.NATSOptions{StoreDir: t.TempDir(), Configure: func(o *server.Options) {
+		o.TLSConfig = tc
+		o.TLS = true
+		o.TLSTimeout = 2
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	url := strings.Replace(n.URL(), "nats://", "tls://", 1)
+	nc, js, err := natsconn.Connect(url, natsconn.Options{Name: "tls", CAFile: files.CA}, zap.NewNop())
+	if err != nil {
+		t.Fatalf("connect with the CA: %v", err)
+	}
+	defer nc.Close()
+	if !nc.TLSRequired() {
+		t.Error("the connection does not use TLS")
+	}
+	if _, err := js.AccountInfo(context.Background()); err != nil {
+		t.Fatalf("JetStream over TLS: %v", err)
+	}
+	// Without the CA the certificate chains to no system root.
+	if nc2, _, err := natsconn.Connect(n.URL(), natsconn.Options{Name: "no-ca"}, zap.NewNop()); err == nil {
+		nc2.Close()
+		t.Fatal("connected without trusting the server's CA")
+	}
+}

@@ -35,7 +35,9 @@ type Config struct {
 	// NATSCreds is a .creds file (user JWT + seed) for the edge; NATSToken a token.
 	NATSCreds string
 	NATSToken string
-	Region    string
+	// NATSCAFile is the CA bundle of the NATS servers' TLS certificate.
+	NATSCAFile string
+	Region     string
 	// Channels are the channels this deployment delivers; each needs a
 	// provider in ProviderSpec.
 	Channels []string
@@ -117,6 +119,7 @@ func (c *Config) Bind(s *config.Set) {
 	s.String(&c.NATSURL, "nats-url", "NATS_URL", d.NATSURL, "NATS URL of the edge")
 	s.String(&c.NATSCreds, "nats-creds", "NATS_CREDS", "", "NATS .creds file (user JWT and seed)")
 	s.String(&c.NATSToken, "nats-token", "NATS_TOKEN", "", "NATS token")
+	s.String(&c.NATSCAFile, "nats-tls-ca-file", "NATS_TLS_CA_FILE", "", "PEM CA bundle for the NATS servers' TLS certificate (empty: system roots)")
 	s.String(&c.Region, "region", "REGION", "", "region this deployment serves (required)")
 	s.List(&c.Channels, "channels", "GATEWAY_CHANNELS", d.Channels, "channels this deployment delivers")
 	s.String(&c.ProviderSpec, "providers", "GATEWAY_PROVIDERS", d.ProviderSpec, `provider per channel, "email=smtp"`)

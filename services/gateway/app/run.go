@@ -51,7 +51,7 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger, reg *prometheus.Regis
 	}
 	defer rdb.Close()
 
-	nc, js, err := natsconn.Connect(cfg.NATSURL, natsconn.Options{Name: "gateway-" + cfg.Region, CredsFile: cfg.NATSCreds, Token: cfg.NATSToken}, log)
+	nc, js, err := natsconn.Connect(cfg.NATSURL, natsconn.Options{Name: "gateway-" + cfg.Region, CredsFile: cfg.NATSCreds, Token: cfg.NATSToken, CAFile: cfg.NATSCAFile}, log)
 	if err != nil {
 		return err
 	}

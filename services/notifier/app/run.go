@@ -50,7 +50,7 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger, reg *prometheus.Regis
 	}
 	defer rdb.Close()
 
-	nc, js, err := natsconn.Connect(cfg.NATSURL, natsconn.Options{Name: "notifier-" + cfg.Region, CredsFile: cfg.NATSCreds, Token: cfg.NATSToken}, log)
+	nc, js, err := natsconn.Connect(cfg.NATSURL, natsconn.Options{Name: "notifier-" + cfg.Region, CredsFile: cfg.NATSCreds, Token: cfg.NATSToken, CAFile: cfg.NATSCAFile}, log)
 	if err != nil {
 		return err
 	}
@@ -237,7 +237,7 @@ func newRevoker(ctx context.Context, cfg Config, js jetstream.JetStream, sysnc *
 // revocations: a connection of its own, since the service user may not
 // read $SYS subjects.
 func connectSystem(cfg Config, log *zap.Logger) (*nats.Conn, error) {
-	nc, _, err := natsconn.Connect(cfg.NATSURL, natsconn.Options{Name: "notifier-" + cfg.Region + "-edge-guard", CredsFile: cfg.EdgeSystemCreds}, log.Named("edge-guard"))
+	nc, _, err := natsconn.Connect(cfg.NATSURL, natsconn.Options{Name: "notifier-" + cfg.Region + "-edge-guard", CredsFile: cfg.EdgeSystemCreds, CAFile: cfg.NATSCAFile}, log.Named("edge-guard"))
 	if err != nil {
 		return nil, fmt.Errorf("EDGE_SYSTEM_CREDS: %w", err)
 	}

@@ -46,6 +46,13 @@ const (
 	FileAppJWT              = "app.jwt"
 	FileAppSeed             = "app.nk" // what the notifier's token endpoint needs (EDGE_ACCOUNT_SEED_FILE)
 	FileServiceCreds        = "notifier.creds"
+	// FileGatewayCreds is the gateway's service user (NATS_CREDS of
+	// `gateway`): it reads the edge streams of the same app account.
+	FileGatewayCreds = "gateway.creds"
+	// FileServerConf is the nats.conf fragment a deployment's NATS
+	// includes: the system account and the resolver preload of both
+	// account JWTs (deploy/compose/nats.conf, the k8s nats ConfigMap).
+	FileServerConf = "accounts.conf"
 	// FileSystemCreds is a system-account user (EDGE_SYSTEM_CREDS): the
 	// connection guard reads connect events and kicks with it, and the
 	// revocation path pushes the account update.
@@ -154,6 +161,10 @@ func (s *Setup) Write(dir string) error {
 	if err != nil {
 		return err
 	}
+	gwCreds, err := s.ServiceCreds("gateway")
+	if err != nil {
+		return err
+	}
 	return writeFiles(dir, []file{
 		{FileOperatorJWT, []byte(s.OperatorJWT), 0o644},
 		{FileOperatorSeed, oseed, 0o600},
@@ -164,7 +175,45 @@ func (s *Setup) Write(dir string) error {
 		{FileAppSeed, aseed, 0o600},
 		{FileServiceCreds, creds, 0o600},
 		{FileSystemCreds, sysCreds, 0o600},
+		{FileGatewayCreds, gwCreds, 0o600},
+		// Public JWTs only, but a NATS container reads it as another user.
+		{FileServerConf, s.ServerConfig(), 0o644},
 	})
+}
+
+// ServerConfig is the nats.conf fragment that makes a nats-server trust the
+// setup once the main configuration names the operator JWT (`operator:`)
+// and the full resolver: the system account and both account JWTs as the
+// resolver's preload. The preload seeds an empty resolver directory; the
+// full resolver keeps a newer JWT it stores (one carrying revocations)
+// over it across restarts.
+func (s *Setup) ServerConfig() []byte {
+	var b strings.Builder
+	b.WriteString("# Written by `notifier edge-setup` (backinstock edgeauth): include it from\n")
+	b.WriteString("# nats.conf next to `operator: <path to operator.jwt>` and a full resolver.\n")
+	fmt.Fprintf(&b, "system_account: %s\n", s.SystemPub)
+	b.WriteString("resolver_preload: {\n")
+	fmt.Fprintf(&b, "  %s: %q\n", s.SystemPub, s.SystemJWT)
+	fmt.Fprintf(&b, "  %s: %q\n", s.AppPub, s.AppJWT)
+	b.WriteString("}\n")
+	return []byte(b.String())
+}
+
+// WriteNew writes a fresh setup into dir, which must not hold one already:
+// replacing the keys of a running deployment would lock out every service
+// and browser until all of them get the new files.
+func WriteNew(dir string) (*Setup, error) {
+	if _, err := os.Stat(filepath.Join(dir, FileOperatorJWT)); err == nil {
+		return nil, fmt.Errorf("%s already holds an edge setup (%s): keep it, or move it away to start over", dir, FileOperatorJWT)
+	}
+	s, err := Generate()
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Write(dir); err != nil {
+		return nil, err
+	}
+	return s, nil
 }
 
 type file struct {

@@ -347,3 +347,38 @@ func TestLoadOrCreateUpgradesAnOlderSetup(t *testing.T) {
 		t.Fatalf("a second load changed the setup: %v", err)
 	}
 }
+
+// TestWriteNewRefusesAnExistingSetup: `notifier edge-setup` never replaces
+// the keys of a deployment, and its accounts.conf names both accounts.
+func TestWriteNewRefusesAnExistingSetup(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "edge")
+	s, err := edgeauth.WriteNew(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf, err := os.ReadFile(filepath.Join(dir, edgeauth.FileServerConf))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"system_account: " + s.SystemPub, s.SystemPub + ": \"" + s.SystemJWT, s.AppPub + ": \"" + s.AppJWT} {
+		if !strings.Contains(string(conf), want) {
+			t.Errorf("%s lacks %.60q", edgeauth.FileServerConf, want)
+		}
+	}
+	for _, f := range []string{edgeauth.FileServiceCreds, edgeauth.FileGatewayCreds, edgeauth.FileSystemCreds, edgeauth.FileAppSeed, edgeauth.FileOperatorSigningSeed} {
+		st, err := os.Stat(filepath.Join(dir, f))
+		if err != nil {
+			t.Errorf("%s: %v", f, err)
+		} else if st.Mode().Perm() != 0o600 {
+			t.Errorf("%s: mode %v, want 0600", f, st.Mode().Perm())
+		}
+	}
+	before, _ := os.ReadFile(filepath.Join(dir, edgeauth.FileOperatorJWT))
+	if _, err := edgeauth.WriteNew(dir); err == nil || !strings.Contains(err.Error(), "already holds") {
+		t.Fatalf("second WriteNew: %v, want a refusal", err)
+	}
+	after, _ := os.ReadFile(filepath.Join(dir, edgeauth.FileOperatorJWT))
+	if string(before) != string(after) {
+		t.Fatal("the refused WriteNew replaced the operator")
+	}
+}

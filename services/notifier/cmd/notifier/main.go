@@ -3,6 +3,7 @@
 //
 //	notifier run --region R        consume notify.R.<channel>.v1 and publish to edge.R.<channel>.<user>
 //	notifier replay --region R --from <RFC3339|beginning>   reset group notifier.R (group stopped)
+//	notifier edge-setup --dir D    write the NATS edge's operator, accounts and credentials
 package main
 
 import (
@@ -20,6 +21,7 @@ const usage = `usage: notifier <command> [flags]
 commands:
   run      consume a region's notify topics and deliver to the NATS edge
   replay   reset the region's consumer group to a time or the beginning
+  edge-setup  write a new NATS edge trust setup (operator, accounts, creds) into a directory
 
 Run "notifier <command> --help" for the flags; every flag has an env variable.
 `
@@ -47,6 +49,14 @@ func main() {
 			return cli.Action{
 				Validate: func() error { return cfg.Validate() },
 				Run:      func(ctx context.Context, env cli.Env) error { return app.Replay(ctx, cfg, env.Stdout, env.Log) },
+			}
+		}},
+		{Name: "edge-setup", LogLevel: "warn", Bind: func(s *config.Set) cli.Action {
+			var cfg app.EdgeSetupConfig
+			cfg.Bind(s)
+			return cli.Action{
+				Validate: func() error { return cfg.Validate() },
+				Run:      func(_ context.Context, env cli.Env) error { return app.EdgeSetup(cfg, env.Stdout) },
 			}
 		}},
 	}}.Run(os.Args[1:], os.Stdout, os.Stderr))
