@@ -13,6 +13,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"backinstock/shared/backoff"
 	topicsedge "backinstock/topics/edge"
 )
 
@@ -54,7 +55,7 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, region string, o 
 	// still starting; retry until ctx's deadline instead of exiting.
 	// Each attempt has its own timeout: a request sent while the connection
 	// is re-established can go unanswered, and must not use up the deadline.
-	backoff := 100 * time.Millisecond
+	wait := backoff.New(100*time.Millisecond, 2*time.Second)
 	for {
 		actx, cancel := context.WithTimeout(ctx, 3*time.Second)
 		s, err := js.CreateOrUpdateStream(actx, StreamConfig(region, o))
@@ -62,13 +63,8 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, region string, o 
 		if err == nil {
 			return s, nil
 		}
-		t := time.NewTimer(backoff)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !wait.Wait(ctx) {
 			return nil, fmt.Errorf("create or update edge stream %s: %w", topicsedge.StreamName(region), err)
-		case <-t.C:
 		}
-		backoff = min(2*backoff, 2*time.Second)
 	}
 }
