@@ -36,11 +36,11 @@ test: $(MAILPIT) ## run every module's tests with the race detector (starts its 
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
 
 .PHONY: demo
-demo: build ## run the whole pipeline locally on the embedded stack (Ctrl-C stops it)
+demo: build $(MAILPIT) ## run the whole pipeline locally on the embedded stack (Ctrl-C stops it)
 	$(BIN)/devstack --data-dir $(DATA_DIR)
 
 .PHONY: infra
-infra: build ## run only Kafka, NATS and Redis (for running services by hand)
+infra: build $(MAILPIT) ## run only Kafka, NATS, Redis and Mailpit (for running services by hand)
 	$(BIN)/devstack --data-dir $(DATA_DIR) --infra-only
 
 .PHONY: topics
@@ -53,11 +53,11 @@ e2e: ## end-to-end: real binaries as processes against Kafka, NATS and Redis, wi
 	$(GO) test -tags e2e -count=1 -v -timeout 20m backinstock/scripts/e2e/...
 
 .PHONY: browser-test
-browser-test: build ## drive the demo page in headless Chromium on ports of its own (needs chromium and node; .ci/run installs them)
+browser-test: build $(MAILPIT) ## drive the demo page in headless Chromium on ports of its own (needs chromium and node; .ci/run installs them)
 	scripts/browser/run.sh
 
 .PHONY: screenshot
-screenshot: build ## browser-test, and save the page as docs/demo.png
+screenshot: build $(MAILPIT) ## browser-test, and save the page as docs/demo.png
 	SCREENSHOT=$(CURDIR)/docs/demo.png scripts/browser/run.sh
 
 .PHONY: bench

@@ -3,6 +3,7 @@ module backinstock/deploy/devstack
 go 1.26.8
 
 require (
+	backinstock/services/gateway v0.0.0
 	backinstock/services/inventory v0.0.0
 	backinstock/services/notifier v0.0.0
 	backinstock/services/wishlist v0.0.0
@@ -14,6 +15,7 @@ require (
 	github.com/redis/go-redis/v9 v9.23.0
 	github.com/twmb/franz-go/pkg/kfake v0.0.0-20260918054303-01f206a7e32c
 	go.uber.org/zap v1.28.0
+	golang.org/x/sync v0.24.0
 )
 
 require (
@@ -48,6 +50,7 @@ require (
 	github.com/santhosh-tekuri/jsonschema/v6 v6.0.3 // indirect
 	github.com/twmb/franz-go v1.22.3 // indirect
 	github.com/twmb/franz-go/pkg/kmsg v1.15.1 // indirect
+	github.com/wneessen/go-mail v0.8.1 // indirect
 	github.com/xdg-go/scram v1.4.0 // indirect
 	github.com/xdg-go/stringprep v1.0.4 // indirect
 	github.com/yuin/gopher-lua v1.1.1 // indirect
@@ -56,7 +59,6 @@ require (
 	go.yaml.in/yaml/v4 v4.0.0 // indirect
 	golang.org/x/crypto v0.58.0 // indirect
 	golang.org/x/net v0.60.0 // indirect
-	golang.org/x/sync v0.24.0 // indirect
 	golang.org/x/sys v0.49.0 // indirect
 	golang.org/x/text v0.43.0 // indirect
 	golang.org/x/time v0.16.0 // indirect
@@ -65,6 +67,7 @@ require (
 )
 
 replace (
+	backinstock/services/gateway => ../../services/gateway
 	backinstock/services/inventory => ../../services/inventory
 	backinstock/services/notifier => ../../services/notifier
 	backinstock/services/wishlist => ../../services/wishlist

@@ -10,7 +10,8 @@ data="$(mktemp -d)"
 log="$data/devstack.log"
 # Ports of its own, so it runs while `make demo` holds the default ones.
 "$root/bin/devstack" --data-dir "$data" --kafka-ports 29092,29093,29094 --nats-port 24222 \
-  --nats-ws-port 24280 --redis-port 26379 --http-port-base 28080 >"$log" 2>&1 &
+  --nats-ws-port 24280 --redis-port 26379 --mailpit-smtp-port 21025 --mailpit-port 28025 \
+  --http-port-base 28080 >"$log" 2>&1 &
 pid=$!
 cleanup() { kill -INT "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$data"; }
 trap cleanup EXIT

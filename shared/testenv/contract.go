@@ -38,6 +38,13 @@ type Contract struct {
 }
 
 func (c *Contract) load() {
+	// kin-openapi decodes text/plain but not text/html: the pages some
+	// routes answer (the wishlist's one-click unsubscribe) are checked as
+	// strings, like text/plain. The registry is the package's; registering
+	// the same decoder again is harmless.
+	if openapi3filter.RegisteredBodyDecoder("text/html") == nil {
+		openapi3filter.RegisterBodyDecoder("text/html", openapi3filter.PlainBodyDecoder)
+	}
 	l := openapi3.NewLoader()
 	doc, err := l.LoadFromFile(c.Doc)
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -32,6 +33,7 @@ import (
 	"backinstock/shared/testenv"
 	topicsedge "backinstock/topics/edge"
 	"backinstock/topics/events"
+	"backinstock/topics/unsubscribe"
 )
 
 var env *testenv.Env
@@ -535,5 +537,54 @@ func TestStopFinishesAndRestartResumes(t *testing.T) {
 	}
 	if rs := g.receipts(); len(rs) != total {
 		t.Errorf("%d receipts, want %d", len(rs), total)
+	}
+}
+
+// TestEmailCarriesOneClickUnsubscribe: with UNSUBSCRIBE_KEYS and a base
+// URL, every email carries List-Unsubscribe (the signed link to the
+// wishlist API, scoped to the email channel) and List-Unsubscribe-Post
+// (RFC 8058), and its parts show the same link. (The wishlist side, that
+// POSTing it unsubscribes and the next restock sends nothing, is tested
+// end to end in deploy/devstack.)
+func TestEmailCarriesOneClickUnsubscribe(t *testing.T) {
+	const keySpec = "k2:a-gateway-test-secret-of-32-bytes-at-least,k1:the-older-secret-still-verifying-links"
+	g := newGateway(t, testenv.MailpitOptions{}, func(c *app.Config) {
+		c.UnsubscribeKeys, c.UnsubscribeBaseURL = keySpec, "https://shop.example/wishlist/"
+	})
+	g.start()
+	n := g.notification("alice")
+	g.publish(n)
+	g.waitReceipts(1)
+	msgs := g.messages()
+	if len(msgs) != 1 {
+		t.Fatalf("mailpit holds %d messages, want 1", len(msgs))
+	}
+	h, err := g.mail.Headers(context.Background(), msgs[0].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lu := h["List-Unsubscribe"]
+	if len(lu) != 1 || !strings.HasPrefix(lu[0], "<https://shop.example/wishlist"+unsubscribe.Path+"?"+unsubscribe.Param+"=") || !strings.HasSuffix(lu[0], ">") {
+		t.Fatalf("List-Unsubscribe = %q", lu)
+	}
+	if p := h["List-Unsubscribe-Post"]; len(p) != 1 || p[0] != "List-Unsubscribe=One-Click" {
+		t.Fatalf("List-Unsubscribe-Post = %q", p)
+	}
+	link := strings.Trim(lu[0], "<>")
+	u, err := url.Parse(link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, _ := unsubscribe.ParseKeys(keySpec)
+	claim, err := keys.Verify(u.Query().Get(unsubscribe.Param))
+	if err != nil || claim != (unsubscribe.Claim{UserID: n.UserID, Scope: "email", KeyID: "k2"}) {
+		t.Fatalf("token claim %+v, %v", claim, err)
+	}
+	full, err := g.mail.Message(context.Background(), msgs[0].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(full.Text, link) || !strings.Contains(full.HTML, link) {
+		t.Fatalf("the parts do not show the link %s:\n%s\n%s", link, full.Text, full.HTML)
 	}
 }

@@ -6,6 +6,7 @@ package app
 import (
 	"fmt"
 	"net/mail"
+	"net/url"
 	"regexp"
 	"slices"
 	"strings"
@@ -19,6 +20,7 @@ import (
 	"backinstock/shared/kafka"
 	"backinstock/topics/catalog"
 	"backinstock/topics/events"
+	"backinstock/topics/unsubscribe"
 )
 
 // Providers the gateway has, per channel. The others (sms, app, web, and
@@ -69,6 +71,12 @@ type Config struct {
 	// MessageIDDomain is the right-hand side of every Message-ID (default:
 	// the From address's domain).
 	MessageIDDomain string
+	// UnsubscribeKeys sign the one-click unsubscribe links (UNSUBSCRIBE_KEYS,
+	// the wishlist API's value: kid:secret,..., the first signs);
+	// UnsubscribeBaseURL is the wishlist API's public address the links
+	// point at. Both or neither: without them emails carry no link.
+	UnsubscribeKeys    string
+	UnsubscribeBaseURL string
 
 	// CrashAt and CrashAfterN are a TEST-ONLY hook: at the CrashAfterN-th
 	// time the protocol reaches step CrashAt (delivery.CrashPoints) the
@@ -148,6 +156,8 @@ func (c *Config) Bind(s *config.Set) {
 	s.Int(&c.SMTP.Conns, "smtp-connections", "SMTP_CONNECTIONS", 0, "open SMTP connections at most (default GATEWAY_WORKERS)")
 	s.String(&c.SMTP.From, "email-from", "EMAIL_FROM", "", `From address of the emails, "Shop <shop@example.com>" (required for the email channel)`)
 	s.String(&c.MessageIDDomain, "email-message-id-domain", "EMAIL_MESSAGE_ID_DOMAIN", "", "domain of the Message-IDs (default: EMAIL_FROM's)")
+	s.String(&c.UnsubscribeKeys, "unsubscribe-keys", "UNSUBSCRIBE_KEYS", "", "keys of the one-click unsubscribe links, kid:secret,... (the wishlist API's value; the first signs)")
+	s.String(&c.UnsubscribeBaseURL, "unsubscribe-base-url", "GATEWAY_UNSUBSCRIBE_BASE_URL", "", "public base URL of the wishlist API the unsubscribe links point at (with UNSUBSCRIBE_KEYS)")
 	s.String(&c.CrashAt, "crash-at", "GATEWAY_CRASH_AT", "", "TEST ONLY: SIGKILL self at this protocol step ("+strings.Join(delivery.CrashPoints, "|")+")")
 	s.Int(&c.CrashAfterN, "crash-after-n", "GATEWAY_CRASH_AFTER_N", d.CrashAfterN, "TEST ONLY: crash the N-th time the step is reached")
 }
@@ -265,6 +275,7 @@ func (c Config) Validate() error {
 	if providers[events.ChannelEmail] == email.ProviderName && slices.Contains(c.Channels, events.ChannelEmail) {
 		c.validateSMTP(&p)
 	}
+	c.validateUnsubscribe(&p)
 	if c.CrashAt != "" && !slices.Contains(delivery.CrashPoints, c.CrashAt) {
 		p.Addf("GATEWAY_CRASH_AT", "%q is not one of %v", c.CrashAt, delivery.CrashPoints)
 	}
@@ -305,6 +316,28 @@ func (c Config) validateSMTP(p *config.Problems) {
 	// Empty takes EMAIL_FROM's domain.
 	if strings.ContainsAny(c.MessageIDDomain, "<>@ \t\r\n") {
 		p.Addf("EMAIL_MESSAGE_ID_DOMAIN", "%q is not a domain", c.MessageIDDomain)
+	}
+}
+
+func (c Config) validateUnsubscribe(p *config.Problems) {
+	switch {
+	case c.UnsubscribeKeys == "" && c.UnsubscribeBaseURL == "":
+		return
+	case c.UnsubscribeKeys == "":
+		p.Addf("UNSUBSCRIBE_KEYS", "required with GATEWAY_UNSUBSCRIBE_BASE_URL")
+	case c.UnsubscribeBaseURL == "":
+		p.Addf("GATEWAY_UNSUBSCRIBE_BASE_URL", "required with UNSUBSCRIBE_KEYS")
+	}
+	if c.UnsubscribeKeys != "" {
+		if _, err := unsubscribe.ParseKeys(c.UnsubscribeKeys); err != nil {
+			p.Addf("UNSUBSCRIBE_KEYS", "%v", err)
+		}
+	}
+	if c.UnsubscribeBaseURL != "" {
+		u, err := url.Parse(c.UnsubscribeBaseURL)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+			p.Addf("GATEWAY_UNSUBSCRIBE_BASE_URL", "%q is not an http(s) URL without query or fragment, such as https://shop.example/wishlist", c.UnsubscribeBaseURL)
+		}
 	}
 }
 

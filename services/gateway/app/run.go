@@ -23,6 +23,7 @@ import (
 	"backinstock/shared/lifecycle"
 	"backinstock/shared/natsconn"
 	"backinstock/shared/redisconn"
+	"backinstock/topics/unsubscribe"
 )
 
 // Run is `gateway run`: one durable edge consumer per channel, each
@@ -127,7 +128,16 @@ func newProvider(cfg Config, ch, name string, templates *render.Set) (delivery.P
 		if err != nil {
 			return nil, nil, err
 		}
-		return email.NewProvider(cl, templates, cfg.MessageIDDomain), func() { _ = cl.Close() }, nil
+		var opts []email.Option
+		if cfg.UnsubscribeKeys != "" {
+			keys, err := unsubscribe.ParseKeys(cfg.UnsubscribeKeys)
+			if err != nil {
+				_ = cl.Close()
+				return nil, nil, fmt.Errorf("UNSUBSCRIBE_KEYS: %w", err)
+			}
+			opts = append(opts, email.WithUnsubscribe(keys, cfg.UnsubscribeBaseURL))
+		}
+		return email.NewProvider(cl, templates, cfg.MessageIDDomain, opts...), func() { _ = cl.Close() }, nil
 	}
 	return nil, nil, fmt.Errorf("channel %s: no provider %q", ch, name)
 }

@@ -31,6 +31,7 @@ import (
 	"backinstock/shared/stockview"
 	"backinstock/topics/catalog"
 	"backinstock/topics/events"
+	"backinstock/topics/unsubscribe"
 )
 
 // Config holds every setting of every command; each command binds and
@@ -48,6 +49,9 @@ type Config struct {
 	MaxImportBytes int64
 	ImportBatch    int
 	RequestTimeout time.Duration
+	// UnsubscribeKeys verify one-click unsubscribe links (kid:secret,...;
+	// topics/unsubscribe); empty: the unsubscribe routes are not served.
+	UnsubscribeKeys string
 
 	// fanout
 	Region        string
@@ -140,6 +144,7 @@ func (c *Config) BindServe(s *config.Set) {
 	s.Int64(&c.MaxImportBytes, "max-import-bytes", "MAX_IMPORT_BYTES", d.MaxImportBytes, "largest bulk-import body (streamed)")
 	s.Int(&c.ImportBatch, "import-batch", "IMPORT_BATCH", d.ImportBatch, "entries written per pipeline during an import")
 	s.Duration(&c.RequestTimeout, "request-timeout", "REQUEST_TIMEOUT", d.RequestTimeout, "longest an API request (imports excepted) takes to answer; a store that has not answered by then is a 503")
+	s.String(&c.UnsubscribeKeys, "unsubscribe-keys", "UNSUBSCRIBE_KEYS", "", "keys of the one-click unsubscribe links, kid:secret,... (secrets of 32+ bytes; the gateway signs with the first, all verify); empty: no unsubscribe routes")
 }
 
 // BindFanout registers the fan-out settings.
@@ -200,6 +205,11 @@ func (c Config) ValidateServe() error {
 	}
 	if c.RequestTimeout < 100*time.Millisecond || c.RequestTimeout > time.Minute {
 		p.Addf("REQUEST_TIMEOUT", "must be between 100ms and 1m, got %s", c.RequestTimeout)
+	}
+	if c.UnsubscribeKeys != "" {
+		if _, err := unsubscribe.ParseKeys(c.UnsubscribeKeys); err != nil {
+			p.Addf("UNSUBSCRIBE_KEYS", "%v", err)
+		}
 	}
 	return p.Err()
 }
@@ -275,9 +285,16 @@ func RunServe(ctx context.Context, cfg Config, log *zap.Logger, reg *prometheus.
 		return err
 	}
 	defer closeInto(&err, "close producer", prod.Close)
+	var keys unsubscribe.Keys
+	if cfg.UnsubscribeKeys != "" {
+		if keys, err = unsubscribe.ParseKeys(cfg.UnsubscribeKeys); err != nil {
+			return fmt.Errorf("UNSUBSCRIBE_KEYS: %w", err)
+		}
+	}
 	svc := &service.Service{Store: store.New(rdb), Producer: prod, Topic: catalog.WishlistChanges, Regions: cfg.Regions}
 	h, err := api.Handler(api.Options{Token: cfg.APIToken, Regions: cfg.Regions, MaxBodyBytes: cfg.MaxBodyBytes,
-		MaxImportBytes: cfg.MaxImportBytes, ImportBatch: cfg.ImportBatch, RequestTimeout: cfg.RequestTimeout}, svc, api.NewMetrics(registerer(reg)), log)
+		MaxImportBytes: cfg.MaxImportBytes, ImportBatch: cfg.ImportBatch, RequestTimeout: cfg.RequestTimeout,
+		Unsubscribe: keys}, svc, api.NewMetrics(registerer(reg)), log)
 	if err != nil {
 		return err
 	}

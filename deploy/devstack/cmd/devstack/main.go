@@ -1,5 +1,5 @@
 // Command devstack runs the whole system on one machine with nothing
-// installed but Go: Kafka (kfake), NATS, Redis, the topic catalogue and the
+// installed but Go: Kafka (kfake), NATS, Redis, Mailpit, the topic catalogue and the
 // services. See `devstack --help`.
 package main
 
@@ -14,7 +14,7 @@ import (
 
 func main() {
 	os.Exit(cli.Program{Name: "devstack", Commands: []cli.Command{{
-		Usage: "Usage: devstack [flags]\n\nRuns Kafka (kfake, 3 brokers), NATS (JetStream + websocket), Redis and the services locally,\nwrites <data-dir>/devstack.env and prints it. Stop with Ctrl-C.\n\nFlags:\n",
+		Usage: "Usage: devstack [flags]\n\nRuns Kafka (kfake, 3 brokers), NATS (JetStream + websocket), Redis, Mailpit and the services locally,\nwrites <data-dir>/devstack.env and prints it. Stop with Ctrl-C.\n\nFlags:\n",
 		Bind: func(s *config.Set) cli.Action {
 			var cfg stack.Config
 			cfg.Bind(s)

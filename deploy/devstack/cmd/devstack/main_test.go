@@ -52,7 +52,7 @@ type devstack struct {
 // process group as a terminal would run it, with extra flags appended.
 func start(t *testing.T, full bool, extra ...string) *devstack {
 	t.Helper()
-	ports := make([]int, 6)
+	ports := make([]int, 8)
 	for i := range ports {
 		p, err := testenv.FreePort()
 		if err != nil {
@@ -64,9 +64,10 @@ func start(t *testing.T, full bool, extra ...string) *devstack {
 	args := []string{"--data-dir", d.dir,
 		"--kafka-ports", strconv.Itoa(ports[0]) + "," + strconv.Itoa(ports[1]) + "," + strconv.Itoa(ports[2]),
 		"--nats-port", strconv.Itoa(ports[3]), "--nats-ws-port", strconv.Itoa(ports[4]),
-		"--redis-port", strconv.Itoa(ports[5])}
+		"--redis-port", strconv.Itoa(ports[5]),
+		"--mailpit-smtp-port", strconv.Itoa(ports[6]), "--mailpit-port", strconv.Itoa(ports[7])}
 	if full {
-		args = append(args, "--http-port-base", strconv.Itoa(freeRange(t, 30)))
+		args = append(args, "--http-port-base", strconv.Itoa(freeRange(t, 40)))
 	} else {
 		args = append(args, "--infra-only")
 	}

@@ -7,8 +7,13 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
+
+	"golang.org/x/sync/errgroup"
+
+	"backinstock/topics/events"
 )
 
 // Product is a demo catalogue item.
@@ -121,6 +126,56 @@ func (d Data) Product(sku string) Product {
 		}
 	}
 	return Product{SKU: sku}
+}
+
+// EmailOf is the demo user's email address, on a reserved test domain
+// (RFC 2606): the mail only ever reaches the local Mailpit.
+func EmailOf(user string) string { return user + "@demo.test" }
+
+// EmailUsers are the demo users with the email channel.
+func (d Data) EmailUsers() []string {
+	var out []string
+	for i := range d.Users {
+		if slices.Contains(d.channelsOf(i), events.ChannelEmail) {
+			out = append(out, UserID(i))
+		}
+	}
+	return out
+}
+
+// SeedContacts gives every email user an address in their preferences
+// (PUT replaces them whole; demo users have no others), so the gateways
+// have somewhere to send. The writes go eight at a time: each waits for
+// the changelog's Kafka acknowledgement.
+func SeedContacts(ctx context.Context, client *http.Client, wishlistURL, token string, d Data) (int, error) {
+	users := d.EmailUsers()
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(8)
+	for _, u := range users {
+		g.Go(func() error {
+			body := `{"contacts":{"email":"` + EmailOf(u) + `"}}`
+			req, err := http.NewRequestWithContext(ctx, http.MethodPut, wishlistURL+"/v1/users/"+u+"/preferences", strings.NewReader(body))
+			if err != nil {
+				return err
+			}
+			req.Header.Set("Authorization", "Bearer "+token)
+			req.Header.Set("Content-Type", "application/json")
+			resp, err := client.Do(req)
+			if err != nil {
+				return fmt.Errorf("seed contacts of %s: %w", u, err)
+			}
+			defer resp.Body.Close()
+			msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
+			if resp.StatusCode != http.StatusOK {
+				return fmt.Errorf("seed contacts of %s: %d %s", u, resp.StatusCode, msg)
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return 0, err
+	}
+	return len(users), nil
 }
 
 // Seed loads every entry through the wishlist service's bulk import, as NDJSON.

@@ -37,7 +37,10 @@ type Config struct {
 	Channels  []string
 	// MetricsURLs are scraped for the stage counters.
 	MetricsURLs []string
-	Data        Data
+	// MailpitURL is the local Mailpit's web UI, where the gateways' emails
+	// land; the page links to it.
+	MailpitURL string
+	Data       Data
 }
 
 // Server is the page's HTTP handler.
@@ -66,7 +69,8 @@ func New(cfg Config, log *zap.Logger) *Server {
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
 
 func (s *Server) config(w http.ResponseWriter, _ *http.Request) {
-	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"regions": s.cfg.Regions, "channels": s.cfg.Channels, "ws_url": s.cfg.NATSWSURL})
+	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"regions": s.cfg.Regions, "channels": s.cfg.Channels, "ws_url": s.cfg.NATSWSURL,
+		"mailpit_url": s.cfg.MailpitURL})
 }
 
 func (s *Server) users(w http.ResponseWriter, _ *http.Request) {

@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -14,6 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"backinstock/deploy/devstack/internal/demo"
+	gateway "backinstock/services/gateway/app"
 	inventory "backinstock/services/inventory/app"
 	notifier "backinstock/services/notifier/app"
 	wishlist "backinstock/services/wishlist/app"
@@ -102,8 +105,8 @@ func demoURL(e Env) string {
 	return ""
 }
 
-// services configures inventory, the wishlist API, one fan-out group and one
-// notifier per region, each on its own port from HTTPPortBase.
+// services configures inventory, the wishlist API, and per region a fan-out
+// group, a notifier and a gateway, each on its own port from HTTPPortBase.
 func services(cfg Config, e Env) ([]*service, error) {
 	kc := kafka.Config{Brokers: strings.Split(e.KafkaBrokers, ",")}
 	addr := func(offset int) string { return fmt.Sprintf("127.0.0.1:%d", cfg.HTTPPortBase+offset) }
@@ -125,6 +128,7 @@ func services(cfg Config, e Env) ([]*service, error) {
 		return nil, err
 	}
 	wl.Kafka, wl.RedisURL, wl.APIToken, wl.Regions, wl.HTTPAddr = kc, e.RedisURL, e.APIToken, cfg.Regions, addr(2)
+	wl.UnsubscribeKeys = e.UnsubscribeKeys
 	svcs = append(svcs, &service{name: "wishlist", run: func(ctx context.Context, log *zap.Logger, reg *prometheus.Registry, on func(string)) error {
 		c := wl
 		c.OnListen = on
@@ -154,6 +158,32 @@ func services(cfg Config, e Env) ([]*service, error) {
 			return notifier.Run(ctx, c, log, reg)
 		}})
 	}
+
+	// One gateway per region, email only, to the local Mailpit; its
+	// unsubscribe links point at the wishlist API above.
+	var gw gateway.Config
+	if err := bind("gateway", gw.Bind); err != nil {
+		return nil, err
+	}
+	smtpHost, smtpPort, err := net.SplitHostPort(e.MailpitSMTP)
+	if err != nil {
+		return nil, fmt.Errorf("mailpit smtp address %q: %w", e.MailpitSMTP, err)
+	}
+	gw.Kafka, gw.RedisURL, gw.NATSURL, gw.NATSCreds = kc, e.RedisURL, e.NATSURL, e.NATSCreds
+	// The bound defaults deliver email over SMTP; Mailpit speaks it in
+	// plain text on 127.0.0.1 (SMTP_TLS=none).
+	gw.SMTP.Host, gw.SMTP.TLS, gw.SMTP.From = smtpHost, "none", "Demo shop <shop@demo.test>"
+	if gw.SMTP.Port, err = strconv.Atoi(smtpPort); err != nil {
+		return nil, fmt.Errorf("mailpit smtp port %q: %w", smtpPort, err)
+	}
+	gw.UnsubscribeKeys, gw.UnsubscribeBaseURL = e.UnsubscribeKeys, "http://"+addr(2)
+	for i, region := range cfg.Regions {
+		svcs = append(svcs, &service{name: "gateway." + region, run: func(ctx context.Context, log *zap.Logger, reg *prometheus.Registry, on func(string)) error {
+			c := gw
+			c.Region, c.HTTPAddr, c.OnListen = region, addr(30+i), on
+			return gateway.Run(ctx, c, log, reg)
+		}})
+	}
 	return svcs, nil
 }
 
@@ -178,6 +208,19 @@ func startDemo(ctx context.Context, cfg Config, e Env, svcs []*service, log *zap
 		}
 		log.Info("demo wishlists loaded", zap.Int("entries", n), zap.Int("users", data.Users))
 	}
+	// The email users' addresses, once per data dir (its own marker: a data
+	// dir seeded before the gateways joined the stack gets them too).
+	contacts := filepath.Join(cfg.DataDir, "demo-contacts-seeded")
+	if _, err := os.Stat(contacts); err != nil {
+		n, err := demo.SeedContacts(ctx, &http.Client{Timeout: 30 * time.Second}, byName["wishlist"].URL(), e.APIToken, data)
+		if err != nil {
+			return e, nil, err
+		}
+		if err := os.WriteFile(contacts, []byte(fmt.Sprintf("%d users\n", n)), 0o644); err != nil {
+			return e, nil, err
+		}
+		log.Info("demo email addresses set", zap.Int("users", n))
+	}
 	tokens := map[string]string{}
 	for _, region := range cfg.Regions {
 		tokens[region] = byName["notifier."+region].URL() + "/v1/edge/token"
@@ -185,7 +228,7 @@ func startDemo(ctx context.Context, cfg Config, e Env, svcs []*service, log *zap
 	page := demo.New(demo.Config{
 		InventoryURL: byName["inventory"].URL(), WishlistURL: byName["wishlist"].URL(), TokenURLs: tokens,
 		NATSWSURL: e.NATSWSURL, APIToken: e.APIToken, Regions: cfg.Regions, Channels: events.ChannelNames(),
-		MetricsURLs: metrics, Data: data,
+		MetricsURLs: metrics, Data: data, MailpitURL: e.MailpitURL,
 	}, log.Named("demo"))
 	srv := httpapi.NewServer(fmt.Sprintf("127.0.0.1:%d", cfg.HTTPPortBase), log.Named("demo"), nil, page)
 	if err := srv.Listen(); err != nil {

@@ -1,7 +1,7 @@
 // Package stack is the embedded local stack behind `make demo`: a kfake Kafka
 // cluster, an embedded nats-server with JetStream and websocket, and Redis
-// (redis-server from PATH, supervised, else an embedded Go Redis), with the
-// topic catalogue applied. It starts only servers it owns: a port in use is
+// (redis-server from PATH, supervised, else an embedded Go Redis), and a
+// Mailpit for the gateways' email, with the topic catalogue applied. It starts only servers it owns: a port in use is
 // an error naming the flag that moves it. Every address is written to
 // <data-dir>/devstack.env so scripts can source it.
 package stack
@@ -38,10 +38,15 @@ type Config struct {
 	NATSPort   int
 	NATSWSPort int
 	RedisPort  int
-	APIToken   string
-	InfraOnly  bool
+	// MailpitSMTPPort and MailpitPort (its web UI and API) are the local
+	// Mailpit's, where the gateways send email.
+	MailpitSMTPPort int
+	MailpitPort     int
+	APIToken        string
+	InfraOnly       bool
 	// HTTPPortBase: the demo page listens on it, inventory on +1, the
-	// wishlist API on +2, fan-out workers on +10.., notifiers on +20...
+	// wishlist API on +2, fan-out workers on +10.., notifiers on +20..,
+	// gateways on +30...
 	HTTPPortBase int
 	Regions      []string
 }
@@ -53,6 +58,8 @@ func (c *Config) Bind(s *config.Set) {
 	s.Int(&c.NATSPort, "nats-port", "DEVSTACK_NATS_PORT", 14222, "NATS client port")
 	s.Int(&c.NATSWSPort, "nats-ws-port", "DEVSTACK_NATS_WS_PORT", 14280, "NATS websocket port")
 	s.Int(&c.RedisPort, "redis-port", "DEVSTACK_REDIS_PORT", 16379, "Redis port")
+	s.Int(&c.MailpitSMTPPort, "mailpit-smtp-port", "DEVSTACK_MAILPIT_SMTP_PORT", 11025, "Mailpit SMTP port (the gateways' email goes there)")
+	s.Int(&c.MailpitPort, "mailpit-port", "DEVSTACK_MAILPIT_PORT", 18025, "Mailpit web UI and API port (MAILPIT_URL)")
 	s.String(&c.APIToken, "api-token", "API_TOKEN", "", "API token (default: generated once and kept in the data dir)")
 	s.Int(&c.HTTPPortBase, "http-port-base", "DEVSTACK_HTTP_PORT_BASE", 18080, "demo page port; services take the ports above it")
 	s.Bool(&c.InfraOnly, "infra-only", "DEVSTACK_INFRA_ONLY", false, "run Kafka, NATS and Redis only, no services")
@@ -75,9 +82,10 @@ func (c Config) Validate() error {
 		}
 	}
 	if !c.InfraOnly && (c.HTTPPortBase <= 0 || c.HTTPPortBase > 65500) {
-		p.Addf("--http-port-base", "%d is not a port with 30 free above it", c.HTTPPortBase)
+		p.Addf("--http-port-base", "%d is not a port with 40 free above it", c.HTTPPortBase)
 	}
-	for name, port := range map[string]int{"--nats-port": c.NATSPort, "--nats-ws-port": c.NATSWSPort, "--redis-port": c.RedisPort} {
+	for name, port := range map[string]int{"--nats-port": c.NATSPort, "--nats-ws-port": c.NATSWSPort, "--redis-port": c.RedisPort,
+		"--mailpit-smtp-port": c.MailpitSMTPPort, "--mailpit-port": c.MailpitPort} {
 		if port <= 0 || port > 65535 {
 			p.Addf(name, "%d is not a port", port)
 		}
@@ -87,10 +95,11 @@ func (c Config) Validate() error {
 
 // Infra is the running infrastructure.
 type Infra struct {
-	Kafka *testenv.Kafka
-	NATS  *testenv.NATS
-	redis interface{ Close() }
-	Env   Env
+	Kafka   *testenv.Kafka
+	NATS    *testenv.NATS
+	Mailpit *testenv.Mailpit
+	redis   interface{ Close() }
+	Env     Env
 }
 
 // checkPorts refuses to start when any infrastructure port is taken.
@@ -100,7 +109,8 @@ func checkPorts(cfg Config, kafkaPorts []int) error {
 		errs = append(errs, checkPortFree(p, "--kafka-ports"))
 	}
 	errs = append(errs, checkPortFree(cfg.NATSPort, "--nats-port"), checkPortFree(cfg.NATSWSPort, "--nats-ws-port"),
-		checkPortFree(cfg.RedisPort, "--redis-port"))
+		checkPortFree(cfg.RedisPort, "--redis-port"), checkPortFree(cfg.MailpitSMTPPort, "--mailpit-smtp-port"),
+		checkPortFree(cfg.MailpitPort, "--mailpit-port"))
 	return errors.Join(errs...)
 }
 
@@ -119,7 +129,13 @@ type Env struct {
 	// and revoke tokens.
 	EdgeSystemCreds      string
 	EdgeOperatorSeedFile string
-	Extra                [][2]string // service URLs, added as they start
+	// MailpitURL is Mailpit's web UI and API; MailpitSMTP its SMTP host:port.
+	MailpitURL  string
+	MailpitSMTP string
+	// UnsubscribeKeys sign (gateways) and verify (wishlist API) the
+	// one-click unsubscribe links.
+	UnsubscribeKeys string
+	Extra           [][2]string // service URLs, added as they start
 }
 
 // StartInfra brings up Kafka, NATS and Redis under cfg.DataDir and applies the catalogue.
@@ -128,6 +144,10 @@ func StartInfra(ctx context.Context, cfg Config, log *zap.Logger) (*Infra, error
 		return nil, err
 	}
 	token, err := apiToken(cfg)
+	if err != nil {
+		return nil, err
+	}
+	unsubKeys, err := unsubscribeKeys(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -172,13 +192,23 @@ func StartInfra(ctx context.Context, cfg Config, log *zap.Logger) (*Infra, error
 		in.Close()
 		return nil, err
 	}
+	// Mailpit from bin/tools, else built there on the first run (a few
+	// minutes), as the tests get it: make demo needs nothing but Go.
+	mp, err := testenv.StartMailpit(testenv.MailpitOptions{Dir: filepath.Join(cfg.DataDir, "mailpit"),
+		SMTPPort: cfg.MailpitSMTPPort, HTTPPort: cfg.MailpitPort})
+	if err != nil {
+		in.Close()
+		return nil, fmt.Errorf("start mailpit: %w", err)
+	}
+	in.Mailpit = mp
 	if err := ApplyCatalog(ctx, kafka.Config{Brokers: k.Brokers}, len(ports), log); err != nil {
 		in.Close()
 		return nil, err
 	}
 	in.Env = Env{KafkaBrokers: k.BrokerList(), RedisURL: redisURL, NATSURL: n.URL(), NATSWSURL: n.WSURL(), APIToken: token,
 		NATSCreds: filepath.Join(edgeDir, edgeauth.FileServiceCreds), EdgeAccountSeedFile: filepath.Join(edgeDir, edgeauth.FileAppSeed),
-		EdgeSystemCreds: filepath.Join(edgeDir, edgeauth.FileSystemCreds), EdgeOperatorSeedFile: filepath.Join(edgeDir, edgeauth.FileOperatorSigningSeed)}
+		EdgeSystemCreds: filepath.Join(edgeDir, edgeauth.FileSystemCreds), EdgeOperatorSeedFile: filepath.Join(edgeDir, edgeauth.FileOperatorSigningSeed),
+		MailpitURL: mp.HTTPURL, MailpitSMTP: mp.SMTPAddr, UnsubscribeKeys: unsubKeys}
 	return in, nil
 }
 
@@ -256,8 +286,30 @@ func apiToken(cfg Config) (string, error) {
 	return tok, nil
 }
 
+// unsubscribeKeys is the key of the one-click unsubscribe links, generated
+// on the first run and kept in the data dir, so links in emails already in
+// Mailpit keep working after a restart.
+func unsubscribeKeys(cfg Config) (string, error) {
+	path := filepath.Join(cfg.DataDir, "unsubscribe-keys")
+	if b, err := os.ReadFile(path); err == nil && len(strings.TrimSpace(string(b))) > 0 {
+		return strings.TrimSpace(string(b)), nil
+	}
+	buf := make([]byte, 32)
+	if _, err := rand.Read(buf); err != nil {
+		return "", err
+	}
+	keys := "dev1:" + hex.EncodeToString(buf)
+	if err := os.WriteFile(path, []byte(keys+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("write unsubscribe keys: %w", err)
+	}
+	return keys, nil
+}
+
 // Close stops the infrastructure, last started first.
 func (in *Infra) Close() {
+	if in.Mailpit != nil {
+		in.Mailpit.Close()
+	}
 	if in.redis != nil {
 		in.redis.Close()
 	}
@@ -281,6 +333,9 @@ func (e Env) Lines() []string {
 		"EDGE_ACCOUNT_SEED_FILE=" + e.EdgeAccountSeedFile,
 		"EDGE_SYSTEM_CREDS=" + e.EdgeSystemCreds,
 		"EDGE_OPERATOR_SEED_FILE=" + e.EdgeOperatorSeedFile,
+		"MAILPIT_URL=" + e.MailpitURL,
+		"MAILPIT_SMTP_ADDR=" + e.MailpitSMTP,
+		"UNSUBSCRIBE_KEYS=" + e.UnsubscribeKeys,
 	}
 	for _, kv := range e.Extra {
 		lines = append(lines, kv[0]+"="+kv[1])

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -42,11 +43,11 @@ func freePorts(t *testing.T, n int) []int {
 
 func TestInfraStartsAppliesCatalogAndWritesEnv(t *testing.T) {
 	dir := t.TempDir()
-	p := freePorts(t, 6)
+	p := freePorts(t, 8)
 	cfg := stack.Config{
 		DataDir:    dir,
 		KafkaPorts: []string{strconv.Itoa(p[0]), strconv.Itoa(p[1]), strconv.Itoa(p[2])},
-		NATSPort:   p[3], NATSWSPort: p[4], RedisPort: p[5],
+		NATSPort:   p[3], NATSWSPort: p[4], RedisPort: p[5], MailpitSMTPPort: p[6], MailpitPort: p[7],
 		InfraOnly: true, Regions: catalog.DefaultRegions,
 	}
 	if err := cfg.Validate(); err != nil {
@@ -69,13 +70,21 @@ func TestInfraStartsAppliesCatalogAndWritesEnv(t *testing.T) {
 			env[k] = v
 		}
 	}
-	for _, k := range []string{"KAFKA_BROKERS", "REDIS_URL", "NATS_URL", "NATS_WS_URL", "API_TOKEN"} {
+	for _, k := range []string{"KAFKA_BROKERS", "REDIS_URL", "NATS_URL", "NATS_WS_URL", "API_TOKEN", "MAILPIT_URL", "MAILPIT_SMTP_ADDR", "UNSUBSCRIBE_KEYS"} {
 		if env[k] == "" {
 			t.Errorf("devstack.env lacks %s:\n%s", k, b)
 		}
 	}
 	if !strings.Contains(out.String(), "KAFKA_BROKERS=") {
 		t.Errorf("addresses not printed: %s", out)
+	}
+	if want := "http://127.0.0.1:" + strconv.Itoa(p[7]); env["MAILPIT_URL"] != want {
+		t.Errorf("MAILPIT_URL = %q, want %q", env["MAILPIT_URL"], want)
+	}
+	if resp, err := http.Get(env["MAILPIT_URL"] + "/api/v1/messages"); err != nil || resp.StatusCode != 200 {
+		t.Errorf("Mailpit's API at MAILPIT_URL: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
 	}
 
 	cl, err := kafka.NewClient(kafka.Config{Brokers: strings.Split(env["KAFKA_BROKERS"], ",")})
@@ -123,10 +132,11 @@ func TestConfigValidation(t *testing.T) {
 		{"bad kafka port", func(c *stack.Config) { c.KafkaPorts = []string{"x"} }, "--kafka-ports"},
 		{"bad nats port", func(c *stack.Config) { c.NATSPort = 70000 }, "--nats-port"},
 		{"no data dir", func(c *stack.Config) { c.DataDir = "" }, "--data-dir"},
+		{"bad mailpit port", func(c *stack.Config) { c.MailpitPort = 0 }, "--mailpit-port"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := stack.Config{DataDir: "d", KafkaPorts: []string{"1"}, NATSPort: 1, NATSWSPort: 2, RedisPort: 3}
+			c := stack.Config{DataDir: "d", KafkaPorts: []string{"1"}, NATSPort: 1, NATSWSPort: 2, RedisPort: 3, MailpitSMTPPort: 4, MailpitPort: 5}
 			tt.mod(&c)
 			if err := c.Validate(); err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("got %v, want %s", err, tt.want)
@@ -146,14 +156,16 @@ func TestPortInUseIsRefused(t *testing.T) {
 		{"--nats-port", func(c *stack.Config) int { return c.NATSPort }},
 		{"--nats-ws-port", func(c *stack.Config) int { return c.NATSWSPort }},
 		{"--kafka-ports", func(c *stack.Config) int { p, _ := strconv.Atoi(c.KafkaPorts[1]); return p }},
+		{"--mailpit-smtp-port", func(c *stack.Config) int { return c.MailpitSMTPPort }},
+		{"--mailpit-port", func(c *stack.Config) int { return c.MailpitPort }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.flag, func(t *testing.T) {
-			p := freePorts(t, 6)
+			p := freePorts(t, 8)
 			cfg := stack.Config{
 				DataDir:    t.TempDir(),
 				KafkaPorts: []string{strconv.Itoa(p[0]), strconv.Itoa(p[1]), strconv.Itoa(p[2])},
-				NATSPort:   p[3], NATSWSPort: p[4], RedisPort: p[5],
+				NATSPort:   p[3], NATSWSPort: p[4], RedisPort: p[5], MailpitSMTPPort: p[6], MailpitPort: p[7],
 				InfraOnly: true, Regions: catalog.DefaultRegions,
 			}
 			port := tt.take(&cfg)

@@ -63,8 +63,8 @@ type Data struct {
 	NotificationID string
 	Episode        int64
 	CreatedAt      time.Time
-	// UnsubscribeURL is the signed one-click unsubscribe link; empty until
-	// the wishlist serves one (issue 14, later step).
+	// UnsubscribeURL is the signed one-click unsubscribe link (the one the
+	// List-Unsubscribe header carries); empty when the gateway signs none.
 	UnsubscribeURL string
 }
 
@@ -280,11 +280,20 @@ func (t *emailTemplates) render(d Data) (Email, error) {
 	return Email{Subject: s, HTML: html.String(), Text: text.String(), Locale: d.Locale}, nil
 }
 
+// Links are the per-recipient links an email carries besides the
+// notification's own.
+type Links struct {
+	// Unsubscribe is the one-click unsubscribe URL; empty: none.
+	Unsubscribe string
+}
+
 // Email renders n's email in its locale: the exact tag (de-at), then its
 // language (de), then the default locale.
-func (s *Set) Email(n events.Notification) (Email, error) {
+func (s *Set) Email(n events.Notification, links Links) (Email, error) {
 	locale := s.Locale(n.Locale)
-	return s.email[locale].render(dataOf(n, locale))
+	d := dataOf(n, locale)
+	d.UnsubscribeURL = links.Unsubscribe
+	return s.email[locale].render(d)
 }
 
 // Locale is the locale whose templates a notification in tag gets.

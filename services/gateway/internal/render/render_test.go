@@ -53,7 +53,7 @@ func TestBuiltInTemplatesPerLocale(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.locale, func(t *testing.T) {
-			e, err := s.Email(notification(c.locale))
+			e, err := s.Email(notification(c.locale), render.Links{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -81,7 +81,7 @@ func TestSubjectIsOneLine(t *testing.T) {
 	}
 	n := notification("en")
 	n.Title = "Kettle\n  green\tlarge"
-	e, err := s.Email(n)
+	e, err := s.Email(n, render.Links{})
 	if err != nil || e.Subject != "Back in stock: Kettle green large" {
 		t.Errorf("subject %q, %v", e.Subject, err)
 	}
@@ -100,11 +100,11 @@ func TestOverrides(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	en, err := s.Email(notification("en-GB"))
+	en, err := s.Email(notification("en-GB"), render.Links{})
 	if err != nil || en.Subject != "Kettle <green> — restocked" || !strings.Contains(en.Text, "You asked us") {
 		t.Errorf("en with its subject overridden: %+v, %v", en, err)
 	}
-	fr, err := s.Email(notification("fr-CA"))
+	fr, err := s.Email(notification("fr-CA"), render.Links{})
 	if err != nil || fr.Locale != "fr" || fr.Subject != "De retour : Kettle <green>" {
 		t.Errorf("fr added: %+v, %v", fr, err)
 	}
@@ -170,10 +170,10 @@ func TestTemplateFailingOnOneRecord(t *testing.T) {
 	}
 	bad := notification("en")
 	bad.SKU = "BAD"
-	if _, err := s.Email(bad); err == nil || !strings.Contains(err.Error(), filepath.Join("email", "en", "body.txt")) {
+	if _, err := s.Email(bad, render.Links{}); err == nil || !strings.Contains(err.Error(), filepath.Join("email", "en", "body.txt")) {
 		t.Errorf("bad record: %v", err)
 	}
-	if _, err := s.Email(notification("en")); err != nil {
+	if _, err := s.Email(notification("en"), render.Links{}); err != nil {
 		t.Errorf("good record: %v", err)
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"backinstock/shared/config"
 	"backinstock/shared/httpapi"
 	"backinstock/topics/events"
+	"backinstock/topics/unsubscribe"
 )
 
 // Options configure the API. A zero limit means its default; a negative
@@ -38,6 +39,10 @@ type Options struct {
 	// answer in time gets a 503 (the change may or may not be applied;
 	// every write here is idempotent, so repeating it is safe).
 	RequestTimeout time.Duration
+	// Unsubscribe are the keys that verify one-click unsubscribe tokens
+	// (UNSUBSCRIBE_KEYS); without keys the public unsubscribe routes
+	// answer 404.
+	Unsubscribe unsubscribe.Keys
 }
 
 // Defaults are the limits a zero field of Options gets; the serve
@@ -97,7 +102,8 @@ type API struct {
 	log *zap.Logger
 }
 
-// Handler returns the API's handler; every route needs the token.
+// Handler returns the API's handler; every route but the one-click
+// unsubscribe needs the token.
 func Handler(o Options, svc *service.Service, m *Metrics, log *zap.Logger) (http.Handler, error) {
 	o.setDefaults()
 	if err := o.Validate(); err != nil {
@@ -114,6 +120,8 @@ func Handler(o Options, svc *service.Service, m *Metrics, log *zap.Logger) (http
 	rt.Handle("GET /v1/users/{user_id}/preferences", "get_preferences", bounded(a.getPrefs))
 	// An import streams for as long as its body: ImportTimeout bounds it.
 	rt.Handle("POST /v1/wishlists:import", "import", a.importEntries)
+	rt.Public("GET "+unsubscribe.Path, "unsubscribe_form", htmlErrors(bounded(a.unsubscribeForm)))
+	rt.Public("POST "+unsubscribe.Path, "unsubscribe", htmlErrors(bounded(a.unsubscribe)))
 	return rt, nil
 }
 

@@ -82,6 +82,12 @@ async function refreshStats() {
 
 async function main() {
   cfg = await api("/api/config");
+  if (cfg.mailpit_url) {
+    // The email channel goes through the gateways to the local Mailpit.
+    const a = $("#mailpit");
+    a.href = cfg.mailpit_url;
+    a.hidden = false;
+  }
   await Promise.all([loadUsers(), loadSkus(), refreshStats()]);
   setInterval(refreshStats, 1000);
 }
