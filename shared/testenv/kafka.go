@@ -2,8 +2,13 @@ package testenv
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"net"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -54,14 +59,58 @@ func (k *Kafka) BrokerList() string { return strings.Join(k.Brokers, ",") }
 // Close stops the cluster.
 func (k *Kafka) Close() { k.Cluster.Close() }
 
-// FreePort asks the kernel for an unused 127.0.0.1 port.
+// FreePort returns a 127.0.0.1 port no other test process of this machine
+// holds. The kernel's "port 0" is not enough: the port is free only until
+// the caller binds it, and in between the kernel may hand it to an outgoing
+// connection (it comes from the same ephemeral range) or to a test in
+// another package running in parallel. So ports come from below the
+// ephemeral range (outgoing connections never take them), and each is
+// claimed with a file in a directory every test process shares; a claim of
+// a process that has exited is taken over.
 func FreePort() (int, error) {
+	if err := os.MkdirAll(portClaims, 0o777); err == nil {
+		for range 500 {
+			// 30000-32767: under the ephemeral range (32768-60999), above
+			// the local stack's fixed ports (devstack, the browser test).
+			p := 30000 + rand.IntN(2768)
+			if !claimPort(p) {
+				continue
+			}
+			if ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p)); err == nil {
+				_ = ln.Close()
+				return p, nil
+			}
+		}
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, fmt.Errorf("free port: %w", err)
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+var portClaims = filepath.Join(os.TempDir(), "backinstock-test-ports")
+
+// claimPort creates the port's claim file holding this pid, or takes over a
+// claim whose process is gone.
+func claimPort(p int) bool {
+	path := filepath.Join(portClaims, strconv.Itoa(p))
+	for range 2 {
+		f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o666)
+		if err == nil {
+			_, _ = f.WriteString(strconv.Itoa(os.Getpid()))
+			_ = f.Close()
+			return true
+		}
+		data, rerr := os.ReadFile(path)
+		pid, perr := strconv.Atoi(string(data))
+		if rerr != nil || perr != nil || pid == os.Getpid() || syscall.Kill(pid, 0) != syscall.ESRCH {
+			return false // held by a live process (or half-written: leave it)
+		}
+		_ = os.Remove(path) // its process has exited
+	}
+	return false
 }
 
 // ReadTopic hands fn every record of topic, from each partition's oldest
