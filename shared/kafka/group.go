@@ -323,7 +323,8 @@ func groupSarama(c Config, o GroupOptions) (*sarama.Config, error) {
 func (g *Group) Client() sarama.Client { return g.client }
 
 // Run consumes until ctx ends, then lets in-flight batches finish (up to
-// CloseTimeout), commits them and leaves the group.
+// CloseTimeout), commits them and leaves the group, a static member too. It
+// fails early if another member takes the group's InstanceID.
 func (g *Group) Run(ctx context.Context) error {
 	hard, cancelHard := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelHard()
