@@ -51,6 +51,7 @@ func TestConfigRefusesBadValuesByName(t *testing.T) {
 		{[]string{"--crash-after-n", "-2"}, "NOTIFIER_CRASH_AFTER_N"},
 		{[]string{"--linger", "-1ms"}, "NOTIFIER_LINGER"},
 		{[]string{"--stream-replicas", "-1"}, "EDGE_REPLICAS"},
+		{[]string{"--group-instance-id", "pod/1"}, "KAFKA_GROUP_INSTANCE_ID"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
