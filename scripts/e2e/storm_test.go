@@ -29,13 +29,17 @@ const (
 	// stormRecovery is the promise: the last notification reaches the edge
 	// within this of the last restart (docs/consumer-groups.md).
 	stormRecovery = 60 * time.Second
+	// stormProbeUsers wish for a second sku restocked right after the last
+	// restart.
+	stormProbeUsers = 10
 )
 
 // TestStormOfKills runs the storm E2E_STORM_RUNS times (default 3); each run
 // must end with every notification at the edge exactly once and the last
-// one within stormRecovery of the last restart, with no manual step. Each
-// run prints its seed: E2E_STORM_SEED=<seed> makes it the first run again
-// (the kill schedule, not the machine's timing).
+// one within stormRecovery of the last restart, with no manual step; a small
+// restock sent right after the last restart must be there too. Each run
+// prints its seed: E2E_STORM_SEED=<seed> makes it the first run again (the
+// kill schedule, not the machine's timing).
 func TestStormOfKills(t *testing.T) {
 	runs := 3
 	if v := os.Getenv("E2E_STORM_RUNS"); v != "" {
@@ -97,21 +101,24 @@ func stormRun(t *testing.T, ctx context.Context, seed uint64) {
 	rng := rand.New(rand.NewPCG(seed, seed))
 	between := func(lo, hi time.Duration) time.Duration { return lo + time.Duration(rng.Int64N(int64(hi-lo))) }
 
-	prefix, sku := unique("s"), unique("console")
-	lines := make([]e2eenv.ImportLine, faultUsers)
+	prefix, sku, probe := unique("s"), unique("console"), unique("probe")
+	lines := make([]e2eenv.ImportLine, faultUsers, faultUsers+stormProbeUsers)
 	for i := range lines {
 		lines[i] = e2eenv.ImportLine{UserID: fmt.Sprintf("%s-%05d", prefix, i), SKU: sku, Region: faultRegion, Channels: channels}
+	}
+	for i := range stormProbeUsers {
+		lines = append(lines, e2eenv.ImportLine{UserID: fmt.Sprintf("%s-p%02d", prefix, i), SKU: probe, Region: faultRegion, Channels: channels})
 	}
 	mustImport(t, ctx, lines)
 	base := baselines(t, ctx)
 	victims := append(slices.Clone(stack.Fanout[faultRegion]), stack.Notifier[faultRegion]...)
 
-	// Five stock-aware waves of 5,000 wishlisters, 8 s apart, so the
+	// Five stock-aware waves of 5,000 wishlisters, 4 s apart, so the
 	// fan-out workers too are killed in the middle of their work.
 	res := mustStock(t, ctx, sku, e2eenv.StockUpdate{Region: faultRegion, Quantity: 100,
-		Delivery: &events.Delivery{Mode: events.DeliveryStockAware, PerUnit: 50, MinStock: 1, IntervalMS: 8000}}, true)
+		Delivery: &events.Delivery{Mode: events.DeliveryStockAware, PerUnit: 50, MinStock: 1, IntervalMS: 4000}}, true)
 	exp := newExpectation()
-	for _, l := range lines {
+	for _, l := range lines[:faultUsers] {
 		exp.add(l.UserID, sku, faultRegion, res.Episode, channels...)
 	}
 	t0 := time.Now()
@@ -134,6 +141,12 @@ func stormRun(t *testing.T, ctx context.Context, seed uint64) {
 		stack.Log.Logf("storm %d: +%s SIGKILL %s, restarted %s later; %d at the edge", seed,
 			lastRestart.Sub(t0).Round(100*time.Millisecond), v.Name, down.Round(100*time.Millisecond), last-base[faultRegion])
 	}
+	// A restock right after the last restart: its notifications prove the
+	// fan-out group, idle by now, came through the storm too.
+	pres := mustStock(t, ctx, probe, e2eenv.StockUpdate{Region: faultRegion, Quantity: 5}, true)
+	for _, l := range lines[faultUsers:] {
+		exp.add(l.UserID, probe, faultRegion, pres.Episode, channels...)
+	}
 	for _, p := range stack.Procs() {
 		if err := p.WaitReady(ctx, 2*time.Minute); err != nil {
 			t.Fatalf("after the storm: %v", err)
@@ -153,7 +166,7 @@ func stormRun(t *testing.T, ctx context.Context, seed uint64) {
 	}
 	lastDelivery := got[len(got)-1].At
 	afterRestart := lastDelivery.Sub(lastRestart)
-	line := fmt.Sprintf("STORM seed=%d kills=%d longest_delivery_gap=%s (from +%s) last_restart_to_last_delivery=%s fanout_took=%s",
+	line := fmt.Sprintf("STORM seed=%d kills=%d longest_delivery_gap=%s (from +%s) last_restart_to_last_delivery=%s all_delivered_after=%s",
 		seed, kills, longest.Round(time.Millisecond), longestAt.Sub(t0).Round(100*time.Millisecond),
 		afterRestart.Round(time.Millisecond), lastDelivery.Sub(t0).Round(100*time.Millisecond))
 	t.Log(line)
