@@ -173,7 +173,9 @@ type dialer interface {
 }
 
 // joinLapse is how much longer than the rebalance timeout a member waits
-// for its JoinGroup answer before it gives the connection up.
+// for its JoinGroup answer before it gives the connection up (Java's
+// consumer: 5 s; more here, as kfake moves its deadline when a member
+// joins late).
 const joinLapse = 10 * time.Second
 
 var instanceIDPattern = regexp.MustCompile(`^[0-9A-Za-z._-]{1,249}$`)
@@ -294,10 +296,12 @@ func groupSarama(c Config, o GroupOptions) (*sarama.Config, error) {
 	// The coordinator answers a JoinGroup only when the rebalance completes,
 	// up to RebalanceTimeout after it began; sarama waits Net.ReadTimeout for
 	// any answer. Shorter, and the member drops its connection mid-join and
-	// joins again, which restarts the rebalance: with a rebalance timeout of
-	// 60 s and sarama's 30 s read timeout, groups stayed in
+	// joins again, which kfake takes as a reason to restart its rebalance
+	// deadline: with a 60 s rebalance timeout, sarama's 30 s read timeout
+	// and a dead member that never rejoined, groups stayed in
 	// PreparingRebalance for minutes under repeated SIGKILLs (issue 13,
-	// IBM/sarama#2820). Java's consumer waits rebalance timeout + 5 s.
+	// IBM/sarama#2820, docs/consumer-groups.md). Java's consumer waits
+	// rebalance timeout + 5 s.
 	sc.Net.ReadTimeout = max(sc.Net.ReadTimeout, o.RebalanceTimeout+joinLapse)
 	if o.SessionTimeout > 0 {
 		sc.Consumer.Group.Session.Timeout = o.SessionTimeout
