@@ -50,7 +50,7 @@ topics: build ## validate the topic catalogue and plan it against KAFKA_BROKERS 
 
 .PHONY: e2e
 e2e: ## end-to-end: real binaries as processes against Kafka, NATS and Redis, with faults
-	$(GO) test -tags e2e -count=1 -v -timeout 20m backinstock/scripts/e2e/...
+	$(GO) test -tags e2e -count=1 -v -timeout 30m backinstock/scripts/e2e/...
 
 .PHONY: browser-test
 browser-test: build $(MAILPIT) ## drive the demo page in headless Chromium on ports of its own (needs chromium and node; .ci/run installs them)

@@ -83,12 +83,12 @@ type fault struct {
 func faultList() []fault {
 	return []fault{
 		{"sigkill-fanout-worker", true, 8_000, func(t *testing.T, ctx context.Context) {
-			p := stack.Fanout[faultRegion]
+			p := stack.Fanout[faultRegion][0]
 			must(t, p.Kill())
 			must(t, p.Restart())
 		}},
 		{"sigkill-notifier", false, 20_000, func(t *testing.T, ctx context.Context) {
-			p := stack.Notifier[faultRegion]
+			p := stack.Notifier[faultRegion][0]
 			must(t, p.Kill())
 			must(t, p.Restart())
 		}},
@@ -124,7 +124,7 @@ func TestAllFaultsInOneFanout(t *testing.T) {
 	// Five faults take a minute or more to inject and recover from, so the
 	// region's notifier is slowed to 400/s per channel for this fan-out
 	// (a graceful restart with another RATE_LIMITS), and put back after.
-	n := stack.Notifier[faultRegion]
+	n := stack.Notifier[faultRegion][0]
 	env := n.Env
 	n.Env = append(append([]string(nil), env...), "RATE_LIMITS=app=400,web=400,email=400,sms=400")
 	must(t, n.Stop(30*time.Second))

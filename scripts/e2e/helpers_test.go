@@ -73,8 +73,9 @@ func baselines(t *testing.T, ctx context.Context) map[string]uint64 {
 // verify waits until every region's stream holds at least the expected
 // count after its baseline and then stops growing, reads what arrived for
 // the scenario's skus, prints the counts and fails unless every expected
-// notification is there exactly once and nothing else is.
-func verify(t *testing.T, ctx context.Context, name string, base map[string]uint64, exp *expectation, timeout time.Duration) e2eenv.Counts {
+// notification is there exactly once and nothing else is. It returns what
+// arrived.
+func verify(t *testing.T, ctx context.Context, name string, base map[string]uint64, exp *expectation, timeout time.Duration) []e2eenv.Delivered {
 	t.Helper()
 	var waitErrs []string
 	for r, n := range exp.byRegion {
@@ -100,7 +101,7 @@ func verify(t *testing.T, ctx context.Context, name string, base map[string]uint
 	if !c.OK() {
 		t.Errorf("%s: not exactly once: %s\nwaits: %s\n%s", name, c, strings.Join(waitErrs, "; "), stack.Logs(30))
 	}
-	return c
+	return got
 }
 
 // report prints the counts line so `make e2e` shows it without -v too.

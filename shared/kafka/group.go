@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"regexp"
 	"strconv"
 	"sync"
 	"time"
@@ -11,6 +13,7 @@ import (
 	"github.com/IBM/sarama"
 	"go.uber.org/zap"
 
+	"backinstock/shared/backoff"
 	"backinstock/shared/config"
 	"backinstock/topics/catalog"
 )
@@ -126,7 +129,10 @@ type GroupOptions struct {
 	MaxBatch int
 	// Linger is how long a batch waits for more records once it has one (default 5ms).
 	Linger time.Duration
-	// RetryBackoff is the first wait after a failed batch, doubling to MaxBackoff (defaults 100ms, 5s).
+	// RetryBackoff bounds the first wait after a failed batch or session, the
+	// bound doubling to MaxBackoff (defaults 100ms, 5s); each wait is drawn
+	// below its bound (full jitter, shared/backoff), so replicas that failed
+	// together do not retry together.
 	RetryBackoff, MaxBackoff time.Duration
 	// CloseTimeout bounds how long an in-flight batch may take after shutdown begins (default 30s).
 	CloseTimeout time.Duration
@@ -140,10 +146,51 @@ type GroupOptions struct {
 	// (default 20ms). sarama's 500ms default puts up to half a second between
 	// a record reaching Kafka and the consumer seeing it.
 	FetchMaxWait time.Duration
+	// RebalanceTimeout is how long the coordinator waits, once a rebalance
+	// begins, for every member to rejoin; one that has not rejoined by then
+	// is dropped from the group (default 20s). A member rejoins after its
+	// next heartbeat (SessionTimeout/3) and its in-flight batches, and the
+	// handlers give way to Batch.Stopping within seconds (the notifier's
+	// longest wait is its 5 s publish timeout): 20 s is twice that, and it
+	// bounds how long a member that never rejoins holds up the others.
+	RebalanceTimeout time.Duration
+	// InstanceID, when set, makes the member static (KIP-345): a restarted
+	// replica rejoining under the same id takes its predecessor's place and
+	// partitions at once, instead of waiting for the predecessor's session
+	// to expire and a rebalance. It must be unique among the group's live
+	// replicas and stable across a replica's restarts (a pod name); a second
+	// live member with the same id fences the first, whose Run then fails.
+	// A graceful shutdown still leaves the group at once (see Run).
+	InstanceID string
 	// FromNewest starts a group with no committed offsets at the end instead of the beginning.
 	FromNewest bool
 	// Metrics, when set, records the runner's metrics.
 	Metrics *Metrics
+
+	// dialer, set only by tests (export_test.go), opens the group's
+	// connections, so a test can cut a member off as a SIGKILL would.
+	dialer dialer
+}
+
+type dialer interface {
+	Dial(network, addr string) (net.Conn, error)
+}
+
+// joinLapse is how much longer than the rebalance timeout a member waits
+// for its JoinGroup answer before it gives the connection up (Java's
+// consumer: 5 s; more here, as kfake moves its deadline when a member
+// joins late).
+const joinLapse = 10 * time.Second
+
+var instanceIDPattern = regexp.MustCompile(`^[0-9A-Za-z._-]{1,249}$`)
+
+// CheckInstanceID tells whether id is a legal group.instance.id: 1 to 249
+// characters of A-Z, a-z, 0-9, '.', '_' and '-' (Kafka's rule).
+func CheckInstanceID(id string) error {
+	if !instanceIDPattern.MatchString(id) {
+		return fmt.Errorf("%q is not 1 to 249 characters of A-Z a-z 0-9 . _ -", id)
+	}
+	return nil
 }
 
 func (o *GroupOptions) setDefaults() {
@@ -153,6 +200,7 @@ func (o *GroupOptions) setDefaults() {
 	config.Default(&o.MaxBackoff, 5*time.Second)
 	config.Default(&o.FetchMaxWait, 20*time.Millisecond)
 	config.Default(&o.CloseTimeout, 30*time.Second)
+	config.Default(&o.RebalanceTimeout, 20*time.Second)
 	config.Default(&o.DeadLetterTopic, catalog.DeadLetter)
 	if o.Metrics == nil {
 		o.Metrics = NewMetrics(nil)
@@ -176,6 +224,12 @@ func (o GroupOptions) Validate() error {
 	config.NotNegative(&p, "FetchMaxWait", o.FetchMaxWait)
 	config.NotNegative(&p, "CloseTimeout", o.CloseTimeout)
 	config.NotNegative(&p, "SessionTimeout", o.SessionTimeout)
+	config.NotNegative(&p, "RebalanceTimeout", o.RebalanceTimeout)
+	if o.InstanceID != "" {
+		if err := CheckInstanceID(o.InstanceID); err != nil {
+			p.Addf("InstanceID", "%v", err)
+		}
+	}
 	return p.Err()
 }
 
@@ -202,30 +256,10 @@ func NewGroup(c Config, o GroupOptions, h Handler, log *zap.Logger) (*Group, err
 		return nil, err
 	}
 	o.setDefaults()
-	sc, err := c.Sarama()
+	sc, err := groupSarama(c, o)
 	if err != nil {
 		return nil, err
 	}
-	sc.Consumer.Offsets.AutoCommit.Enable = false
-	sc.Consumer.Offsets.Initial = sarama.OffsetOldest
-	if o.FromNewest {
-		sc.Consumer.Offsets.Initial = sarama.OffsetNewest
-	}
-	sc.Consumer.Return.Errors = true
-	sc.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{sarama.NewBalanceStrategySticky()}
-	sc.Consumer.Group.Rebalance.Timeout = 60 * time.Second
-	if o.SessionTimeout > 0 {
-		sc.Consumer.Group.Session.Timeout = o.SessionTimeout
-		sc.Consumer.Group.Heartbeat.Interval = o.SessionTimeout / 3
-	}
-	// sarama's defaults, on purpose: a fetch response stays on the heap while
-	// any of its records waits in a batch or a channel. With 4 MiB per
-	// partition and 1,024-record channels the notifier held ~400 MB live on a
-	// backlog, its heap goal swung with it, and the scavenger kept returning
-	// memory that was faulted back in: a fifth of its CPU went to page faults.
-	sc.Consumer.Fetch.Default = 1 << 20
-	sc.Consumer.MaxWaitTime = o.FetchMaxWait
-	sc.ChannelBufferSize = 256
 	cl, err := newClient(c, sc)
 	if err != nil {
 		return nil, err
@@ -248,11 +282,57 @@ func NewGroup(c Config, o GroupOptions, h Handler, log *zap.Logger) (*Group, err
 	return &Group{opts: o, log: log.With(zap.String("group", o.Group)), handler: h, group: cg, client: cl, dlq: dlq, paused: map[string]map[int32]int{}}, nil
 }
 
+// groupSarama is the sarama configuration of a group's client; o has its
+// defaults set.
+func groupSarama(c Config, o GroupOptions) (*sarama.Config, error) {
+	sc, err := c.Sarama()
+	if err != nil {
+		return nil, err
+	}
+	sc.Consumer.Offsets.AutoCommit.Enable = false
+	sc.Consumer.Offsets.Initial = sarama.OffsetOldest
+	if o.FromNewest {
+		sc.Consumer.Offsets.Initial = sarama.OffsetNewest
+	}
+	sc.Consumer.Return.Errors = true
+	sc.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{sarama.NewBalanceStrategySticky()}
+	sc.Consumer.Group.Rebalance.Timeout = o.RebalanceTimeout
+	// The coordinator answers a JoinGroup only when the rebalance completes,
+	// up to RebalanceTimeout after it began; sarama waits Net.ReadTimeout for
+	// any answer. Shorter, and the member drops its connection mid-join and
+	// joins again, which kfake takes as a reason to restart its rebalance
+	// deadline: with a 60 s rebalance timeout, sarama's 30 s read timeout
+	// and a dead member that never rejoined, groups stayed in
+	// PreparingRebalance for minutes under repeated SIGKILLs (issue 13,
+	// IBM/sarama#2820, docs/consumer-groups.md). Java's consumer waits
+	// rebalance timeout + 5 s.
+	sc.Net.ReadTimeout = max(sc.Net.ReadTimeout, o.RebalanceTimeout+joinLapse)
+	if o.SessionTimeout > 0 {
+		sc.Consumer.Group.Session.Timeout = o.SessionTimeout
+		sc.Consumer.Group.Heartbeat.Interval = o.SessionTimeout / 3
+	}
+	// sarama's defaults, on purpose: a fetch response stays on the heap while
+	// any of its records waits in a batch or a channel. With 4 MiB per
+	// partition and 1,024-record channels the notifier held ~400 MB live on a
+	// backlog, its heap goal swung with it, and the scavenger kept returning
+	// memory that was faulted back in: a fifth of its CPU went to page faults.
+	sc.Consumer.Fetch.Default = 1 << 20
+	sc.Consumer.MaxWaitTime = o.FetchMaxWait
+	sc.ChannelBufferSize = 256
+	sc.Consumer.Group.InstanceId = o.InstanceID
+	if o.dialer != nil {
+		sc.Net.Proxy.Enable = true
+		sc.Net.Proxy.Dialer = o.dialer
+	}
+	return sc, nil
+}
+
 // Client is the group's client (offsets, metadata, readiness).
 func (g *Group) Client() sarama.Client { return g.client }
 
 // Run consumes until ctx ends, then lets in-flight batches finish (up to
-// CloseTimeout), commits them and leaves the group.
+// CloseTimeout), commits them and leaves the group, a static member too. It
+// fails early if another member takes the group's InstanceID.
 func (g *Group) Run(ctx context.Context) error {
 	hard, cancelHard := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelHard()
@@ -271,25 +351,37 @@ func (g *Group) Run(ctx context.Context) error {
 		}
 	}()
 	h := &claimHandler{g: g, hard: hard}
-	backoff := g.opts.RetryBackoff
+	wait := backoff.New(g.opts.RetryBackoff, g.opts.MaxBackoff)
 	var runErr error
 	for ctx.Err() == nil {
 		err := g.group.Consume(ctx, g.opts.Topics, h)
 		if errors.Is(err, sarama.ErrClosedConsumerGroup) {
 			break
 		}
+		if errors.Is(err, sarama.ErrFencedInstancedId) {
+			// Another live member joined under our instance id: one of the
+			// two is misconfigured, and retrying would only fence it back.
+			runErr = fmt.Errorf("consumer group %s: another member joined with instance id %q (each replica needs its own): %w",
+				g.opts.Group, g.opts.InstanceID, err)
+			break
+		}
 		if err != nil && ctx.Err() == nil {
-			g.log.Warn("consume session ended", zap.Error(err), zap.Duration("retry_in", backoff))
-			if !sleep(ctx, backoff) {
+			g.log.Warn("consume session ended", zap.Error(err), zap.Duration("retry_within", wait.Ceiling()))
+			if !wait.Wait(ctx) {
 				break
 			}
-			backoff = min(2*backoff, g.opts.MaxBackoff)
 			continue
 		}
-		backoff = g.opts.RetryBackoff
+		wait.Reset()
 	}
 	if err := g.group.Close(); err != nil && !errors.Is(err, sarama.ErrClosedConsumerGroup) {
-		runErr = fmt.Errorf("close group %s: %w", g.opts.Group, err)
+		runErr = errors.Join(runErr, fmt.Errorf("close group %s: %w", g.opts.Group, err))
+	}
+	if g.opts.InstanceID != "" && runErr == nil {
+		if err := g.leaveStatic(); err != nil {
+			g.log.Warn("static member could not leave the group; its partitions move when its session expires",
+				zap.String("instance_id", g.opts.InstanceID), zap.Duration("session_timeout", g.client.Config().Consumer.Group.Session.Timeout), zap.Error(err))
+		}
 	}
 	wg.Wait()
 	if err := g.dlq.Close(); err != nil {
@@ -299,6 +391,37 @@ func (g *Group) Run(ctx context.Context) error {
 		runErr = errors.Join(runErr, err)
 	}
 	return runErr
+}
+
+// leaveStatic takes a static member out of the group at shutdown. sarama
+// leaves only dynamic members (a static one is expected back under its id,
+// KIP-345), so without this the partitions of a replica stopped on purpose
+// (a scale-down, a rollout to new pod names) would wait out its session.
+// By the time it runs, the session's Cleanup has committed the last offsets.
+func (g *Group) leaveStatic() error {
+	coord, err := g.client.Coordinator(g.opts.Group)
+	if err != nil {
+		return err
+	}
+	reason := "replica shut down"
+	resp, err := coord.LeaveGroup(&sarama.LeaveGroupRequest{
+		Version: 5, GroupId: g.opts.Group,
+		Members: []sarama.MemberIdentity{{GroupInstanceId: &g.opts.InstanceID, Reason: &reason}},
+	})
+	if err != nil {
+		return err
+	}
+	if !errors.Is(resp.Err, sarama.ErrNoError) {
+		return resp.Err
+	}
+	for _, m := range resp.Members {
+		// Unknown: already gone (its session expired, or it was never in).
+		if !errors.Is(m.Err, sarama.ErrNoError) && !errors.Is(m.Err, sarama.ErrUnknownMemberId) {
+			return m.Err
+		}
+	}
+	g.log.Info("static member left the group", zap.String("instance_id", g.opts.InstanceID))
+	return nil
 }
 
 func (g *Group) pause(topic string, p int32) {
@@ -406,7 +529,7 @@ func (h *claimHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sara
 func (h *claimHandler) process(sess sarama.ConsumerGroupSession, b *Batch, onRetry func()) bool {
 	g := h.g
 	m := g.opts.Metrics
-	backoff := g.opts.RetryBackoff
+	wait := backoff.New(g.opts.RetryBackoff, g.opts.MaxBackoff)
 	for attempt := 1; ; attempt++ {
 		b.rejected = b.rejected[:0]
 		start := time.Now()
@@ -426,11 +549,10 @@ func (h *claimHandler) process(sess sarama.ConsumerGroupSession, b *Batch, onRet
 		m.Retries.WithLabelValues(g.opts.Group, b.Topic).Inc()
 		onRetry()
 		g.log.Warn("batch failed; pausing partition and retrying", zap.String("topic", b.Topic), zap.Int32("partition", b.Partition),
-			zap.Int64("first_offset", b.Records[0].Offset), zap.Int("attempt", attempt), zap.Duration("retry_in", backoff), zap.Error(err))
-		if b.Wait(sess.Context(), backoff) != nil {
+			zap.Int64("first_offset", b.Records[0].Offset), zap.Int("attempt", attempt), zap.Duration("retry_within", wait.Ceiling()), zap.Error(err))
+		if b.Wait(sess.Context(), wait.Next()) != nil {
 			return false
 		}
-		backoff = min(2*backoff, g.opts.MaxBackoff)
 	}
 	sess.MarkOffset(b.Topic, b.Partition, b.Last().Offset+1, "")
 	select {
@@ -513,15 +635,4 @@ func collect(ctx context.Context, in <-chan *sarama.ConsumerMessage, max int, li
 		}
 	}
 	return recs, true
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }

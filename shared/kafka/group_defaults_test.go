@@ -23,9 +23,10 @@ func TestDeadLetterDefaultsToTheCatalogue(t *testing.T) {
 	}
 }
 
-// TestGroupOptionsRefuseNegatives: a negative tuning value is named, not
-// replaced by the default as if it had been left out.
-func TestGroupOptionsRefuseNegatives(t *testing.T) {
+// TestGroupOptionsRefuseBadValues: a negative tuning value or an illegal
+// instance id is named, not replaced by the default as if it had been left
+// out.
+func TestGroupOptionsRefuseBadValues(t *testing.T) {
 	base := GroupOptions{Group: "g", Topics: []string{"t"}}
 	if err := base.Validate(); err != nil {
 		t.Fatalf("zero tuning fields take the defaults: %v", err)
@@ -41,6 +42,9 @@ func TestGroupOptionsRefuseNegatives(t *testing.T) {
 		{"FetchMaxWait", func(o *GroupOptions) { o.FetchMaxWait = -time.Millisecond }},
 		{"CloseTimeout", func(o *GroupOptions) { o.CloseTimeout = -time.Second }},
 		{"SessionTimeout", func(o *GroupOptions) { o.SessionTimeout = -time.Second }},
+		{"RebalanceTimeout", func(o *GroupOptions) { o.RebalanceTimeout = -time.Second }},
+		{"InstanceID", func(o *GroupOptions) { o.InstanceID = "pod/1" }},
+		{"InstanceID", func(o *GroupOptions) { o.InstanceID = strings.Repeat("a", 250) }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.field, func(t *testing.T) {
@@ -50,5 +54,56 @@ func TestGroupOptionsRefuseNegatives(t *testing.T) {
 				t.Fatalf("Validate() = %v, want an error naming %s", err, tt.field)
 			}
 		})
+	}
+}
+
+// TestJoinGroupOutwaitsTheRebalance: the coordinator answers a JoinGroup
+// only when the rebalance completes, up to the rebalance timeout after it
+// began, so the client must wait longer than that for the answer; with
+// sarama's 30 s read timeout under a 60 s rebalance timeout, members gave
+// up mid-join and rejoined, restarting the rebalance (issue 13).
+func TestJoinGroupOutwaitsTheRebalance(t *testing.T) {
+	for _, rt := range []time.Duration{0, 5 * time.Second, 20 * time.Second, 45 * time.Second, 2 * time.Minute} {
+		o := GroupOptions{Group: "g", Topics: []string{"t"}, RebalanceTimeout: rt}
+		o.setDefaults()
+		sc, err := groupSarama(Config{Brokers: []string{"127.0.0.1:9092"}}, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := sc.Consumer.Group.Rebalance.Timeout
+		if rt == 0 && got != 20*time.Second {
+			t.Errorf("default rebalance timeout %s, want 20s", got)
+		}
+		if rt != 0 && got != rt {
+			t.Errorf("rebalance timeout %s, want the %s given", got, rt)
+		}
+		if sc.Net.ReadTimeout < got+5*time.Second {
+			t.Errorf("rebalance timeout %s: read timeout %s does not outwait it by 5 s", got, sc.Net.ReadTimeout)
+		}
+		if sc.Net.ReadTimeout < 30*time.Second {
+			t.Errorf("rebalance timeout %s: read timeout %s below sarama's 30 s default", got, sc.Net.ReadTimeout)
+		}
+	}
+}
+
+// TestInstanceIDReachesSarama: a static member's id is the one given, and
+// no id leaves the member dynamic.
+func TestInstanceIDReachesSarama(t *testing.T) {
+	for _, id := range []string{"", "notifier-us-east-1-7c9f-x2"} {
+		o := GroupOptions{Group: "g", Topics: []string{"t"}, InstanceID: id}
+		if err := o.Validate(); err != nil {
+			t.Fatalf("Validate(%q) = %v", id, err)
+		}
+		o.setDefaults()
+		sc, err := groupSarama(Config{Brokers: []string{"127.0.0.1:9092"}}, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sc.Consumer.Group.InstanceId != id {
+			t.Errorf("InstanceId %q, want %q", sc.Consumer.Group.InstanceId, id)
+		}
+		if err := sc.Validate(); err != nil {
+			t.Errorf("sarama refuses the config with instance id %q: %v", id, err)
+		}
 	}
 }

@@ -81,7 +81,8 @@ type Options struct {
 	BinDir string
 	// Env is added to every service's environment (after the defaults, so
 	// it overrides them); ServiceEnv per service name ("inventory",
-	// "wishlist", "fanout-<region>", "notifier-<region>").
+	// "wishlist", "fanout-<region>", "notifier-<region>"; every replica of
+	// a region's fan-out or notifier gets its service's).
 	Env        []string
 	ServiceEnv map[string][]string
 }
@@ -105,8 +106,13 @@ type Stack struct {
 
 	Inventory *Proc
 	Wishlist  *Proc
-	Fanout    map[string]*Proc
-	Notifier  map[string]*Proc
+	// Fanout and Notifier are each region's replicas: one of each from
+	// Start, more with Scale. Replica i of fanout-<region> is the process
+	// fanout-<region>.i, which is also its KAFKA_GROUP_INSTANCE_ID, as a
+	// pod's name is in deploy/k8s: a restarted replica rejoins the group
+	// as the member it was.
+	Fanout   map[string][]*Proc
+	Notifier map[string][]*Proc
 
 	opts Options
 }
@@ -129,7 +135,7 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 		o.Regions = []string{"us-east-1", "eu-west-1", "ap-south-1"}
 	}
 	s := &Stack{Dir: o.Dir, Regions: o.Regions, Log: o.Log, Token: "e2e-token-" + strconv.FormatInt(time.Now().UnixNano(), 36),
-		Fanout: map[string]*Proc{}, Notifier: map[string]*Proc{}, opts: o}
+		Fanout: map[string][]*Proc{}, Notifier: map[string][]*Proc{}, opts: o}
 	if err := s.start(ctx); err != nil {
 		s.Close()
 		return nil, err
@@ -226,7 +232,9 @@ func (s *Stack) commonEnv() []string {
 	}
 }
 
-func (s *Stack) newProc(name string, args []string, addrEnv string, extra ...string) (*Proc, error) {
+// newProc prepares a service process; service names its ServiceEnv and
+// name its log (they differ for the replicas of a region).
+func (s *Stack) newProc(service, name string, args []string, addrEnv string, extra ...string) (*Proc, error) {
 	port, err := testenv.FreePort()
 	if err != nil {
 		return nil, err
@@ -236,46 +244,95 @@ func (s *Stack) newProc(name string, args []string, addrEnv string, extra ...str
 	env := append(s.commonEnv(), addrEnv+"="+addr)
 	env = append(env, extra...)
 	env = append(env, s.opts.Env...)
-	env = append(env, s.opts.ServiceEnv[name]...)
+	env = append(env, s.opts.ServiceEnv[service]...)
 	return &Proc{Name: name, Bin: bin, Args: args[1:], Env: env, Addr: addr,
 		LogPath: filepath.Join(s.Dir, "logs", name+".log")}, nil
+}
+
+// newReplica prepares replica i of region's fan-out worker and notifier.
+func (s *Stack) newReplica(region string, i int) (fanout, notifier *Proc, err error) {
+	name := fmt.Sprintf("fanout-%s.%d", region, i)
+	if fanout, err = s.newProc("fanout-"+region, name, []string{"wishlist", "fanout", "--region", region}, "METRICS_ADDR",
+		"KAFKA_GROUP_INSTANCE_ID="+name); err != nil {
+		return nil, nil, err
+	}
+	name = fmt.Sprintf("notifier-%s.%d", region, i)
+	if notifier, err = s.newProc("notifier-"+region, name, []string{"notifier", "run", "--region", region}, "HTTP_ADDR",
+		"NATS_CREDS="+filepath.Join(s.EdgeDir, edgeauth.FileServiceCreds), "REGION="+region, "KAFKA_GROUP_INSTANCE_ID="+name); err != nil {
+		return nil, nil, err
+	}
+	return fanout, notifier, nil
 }
 
 func (s *Stack) startServices(ctx context.Context) error {
 	var all []*Proc
 	var err error
-	if s.Inventory, err = s.newProc("inventory", []string{"inventory"}, "HTTP_ADDR"); err != nil {
+	if s.Inventory, err = s.newProc("inventory", "inventory", []string{"inventory"}, "HTTP_ADDR"); err != nil {
 		return err
 	}
-	if s.Wishlist, err = s.newProc("wishlist", []string{"wishlist", "serve"}, "HTTP_ADDR"); err != nil {
+	if s.Wishlist, err = s.newProc("wishlist", "wishlist", []string{"wishlist", "serve"}, "HTTP_ADDR"); err != nil {
 		return err
 	}
 	all = append(all, s.Inventory, s.Wishlist)
 	for _, r := range s.Regions {
-		f, err := s.newProc("fanout-"+r, []string{"wishlist", "fanout", "--region", r}, "METRICS_ADDR")
+		f, n, err := s.newReplica(r, 0)
 		if err != nil {
 			return err
 		}
-		n, err := s.newProc("notifier-"+r, []string{"notifier", "run", "--region", r}, "HTTP_ADDR",
-			"NATS_CREDS="+filepath.Join(s.EdgeDir, edgeauth.FileServiceCreds), "REGION="+r)
-		if err != nil {
-			return err
-		}
-		s.Fanout[r], s.Notifier[r] = f, n
+		s.Fanout[r], s.Notifier[r] = []*Proc{f}, []*Proc{n}
 		all = append(all, f, n)
 	}
 	t0 := time.Now()
-	for _, p := range all {
+	if err := startAll(ctx, all); err != nil {
+		return err
+	}
+	s.logf("%d services ready in %s", len(all), time.Since(t0).Round(time.Millisecond))
+	return nil
+}
+
+// startAll starts every process, then waits for each one's /readyz.
+func startAll(ctx context.Context, procs []*Proc) error {
+	for _, p := range procs {
 		if err := p.Start(); err != nil {
 			return err
 		}
 	}
-	for _, p := range all {
+	for _, p := range procs {
 		if err := p.WaitReady(ctx, 90*time.Second); err != nil {
 			return err
 		}
 	}
-	s.logf("%d services ready in %s", len(all), time.Since(t0).Round(time.Millisecond))
+	return nil
+}
+
+// Scale runs n fan-out workers and n notifiers for region: it starts the
+// missing replicas (waiting until they are ready) or stops the extra ones
+// gracefully, the newest first.
+func (s *Stack) Scale(ctx context.Context, region string, n int) error {
+	if n < 1 {
+		return fmt.Errorf("scale %s to %d: at least one replica", region, n)
+	}
+	var started []*Proc
+	for i := len(s.Fanout[region]); i < n; i++ {
+		f, nt, err := s.newReplica(region, i)
+		if err != nil {
+			return err
+		}
+		s.Fanout[region] = append(s.Fanout[region], f)
+		s.Notifier[region] = append(s.Notifier[region], nt)
+		started = append(started, f, nt)
+	}
+	if err := startAll(ctx, started); err != nil {
+		return err
+	}
+	for len(s.Fanout[region]) > n {
+		last := len(s.Fanout[region]) - 1
+		f, nt := s.Fanout[region][last], s.Notifier[region][last]
+		if err := errors.Join(f.Stop(30*time.Second), nt.Stop(30*time.Second)); err != nil {
+			return err
+		}
+		s.Fanout[region], s.Notifier[region] = s.Fanout[region][:last], s.Notifier[region][:last]
+	}
 	return nil
 }
 
@@ -283,7 +340,8 @@ func (s *Stack) startServices(ctx context.Context) error {
 func (s *Stack) Procs() []*Proc {
 	out := []*Proc{s.Inventory, s.Wishlist}
 	for _, r := range s.Regions {
-		out = append(out, s.Fanout[r], s.Notifier[r])
+		out = append(out, s.Fanout[r]...)
+		out = append(out, s.Notifier[r]...)
 	}
 	var live []*Proc
 	for _, p := range out {

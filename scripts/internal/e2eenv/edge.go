@@ -60,6 +60,8 @@ type Delivered struct {
 	Region         string `json:"region"`
 	Channel        string `json:"channel"`
 	Episode        int64  `json:"episode"`
+	// At is when the stream stored the message.
+	At time.Time `json:"-"`
 }
 
 // Collect reads the region's stream from sequence from (1: everything) up to
@@ -98,7 +100,7 @@ func (e *Edge) Collect(ctx context.Context, region string, from uint64, keep fun
 		if err != nil {
 			return out, err
 		}
-		d := Delivered{Seq: meta.Sequence.Stream, Subject: m.Subject(), MsgID: m.Headers().Get(jetstream.MsgIDHeader)}
+		d := Delivered{Seq: meta.Sequence.Stream, Subject: m.Subject(), MsgID: m.Headers().Get(jetstream.MsgIDHeader), At: meta.Timestamp}
 		if err := json.Unmarshal(m.Data(), &d); err != nil {
 			return out, fmt.Errorf("edge message %d on %s is not a notification: %w", d.Seq, d.Subject, err)
 		}

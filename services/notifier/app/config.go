@@ -34,6 +34,11 @@ type Config struct {
 	HTTPAddr string
 	APIToken string
 
+	// GroupInstanceID makes this replica a static member of the group
+	// (shared/kafka GroupOptions.InstanceID): unique per replica, stable
+	// across its restarts.
+	GroupInstanceID string
+
 	// RateLimits is "channel=rate[:burst],..." per second for this deployment.
 	RateLimits string
 
@@ -127,6 +132,7 @@ func (c *Config) Bind(s *config.Set) {
 	s.String(&c.Region, "region", "REGION", "", "region this deployment serves (required)")
 	s.List(&c.Channels, "channels", "NOTIFIER_CHANNELS", d.Channels, "channels this deployment consumes")
 	s.String(&c.Group, "group", "NOTIFIER_GROUP", "", "consumer group (default notifier.<region>)")
+	s.String(&c.GroupInstanceID, "group-instance-id", "KAFKA_GROUP_INSTANCE_ID", "", "static group member id, unique per replica and kept across its restarts, e.g. the pod name (empty: dynamic member)")
 	s.String(&c.HTTPAddr, "http-addr", "HTTP_ADDR", d.HTTPAddr, "HTTP listen address (health, metrics, edge tokens)")
 	s.String(&c.APIToken, "api-token", "API_TOKEN", "", "bearer token for POST /v1/edge/token")
 	s.String(&c.RateLimits, "rate-limits", "RATE_LIMITS", "", `per-channel limits per second, "sms=100,email=2000[:burst]" (default burst rate/10)`)
@@ -195,6 +201,11 @@ func (c Config) Validate() error {
 	}
 	if c.RedisURL == "" {
 		p.Addf("REDIS_URL", "required")
+	}
+	if c.GroupInstanceID != "" {
+		if err := kafka.CheckInstanceID(c.GroupInstanceID); err != nil {
+			p.Addf("KAFKA_GROUP_INSTANCE_ID", "%v", err)
+		}
 	}
 	if c.NATSURL == "" {
 		p.Addf("NATS_URL", "required")

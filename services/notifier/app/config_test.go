@@ -54,6 +54,7 @@ func TestConfigRefusesBadValuesByName(t *testing.T) {
 		{[]string{"--edge-max-conns-per-user", "-3"}, "EDGE_MAX_CONNS_PER_USER"},
 		{[]string{"--edge-system-creds", "sys.creds"}, "EDGE_ACCOUNT_SEED_FILE"},
 		{[]string{"--edge-operator-seed-file", "op.nk"}, "EDGE_SYSTEM_CREDS"},
+		{[]string{"--group-instance-id", "pod/1"}, "KAFKA_GROUP_INSTANCE_ID"},
 	}
 	if crashHooks { // the flag exists in crash-test builds only
 		tests = append(tests, struct {

@@ -108,7 +108,7 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger, reg *prometheus.Regis
 		Crash: crashHook(cfg.CrashAt, cfg.CrashAfterN, pub, log),
 	})
 	group, err := kafka.NewGroup(cfg.Kafka, kafka.GroupOptions{
-		Group: cfg.Group, Topics: cfg.Topics(), MaxBatch: cfg.MaxBatch, Linger: cfg.Linger,
+		Group: cfg.Group, InstanceID: cfg.GroupInstanceID, Topics: cfg.Topics(), MaxBatch: cfg.MaxBatch, Linger: cfg.Linger,
 		DeadLetterTopic: cfg.DeadLetterTopic, Metrics: kafka.NewMetrics(reg),
 		RetryBackoff: 100 * time.Millisecond, MaxBackoff: 2 * time.Second,
 	}, proc, log)

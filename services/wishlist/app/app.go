@@ -65,6 +65,9 @@ type Config struct {
 	CheckpointTTL time.Duration
 	URLTemplate   string
 	Linger        time.Duration
+	// GroupInstanceID makes this worker a static member of its group
+	// (shared/kafka GroupOptions.InstanceID).
+	GroupInstanceID string
 
 	// import
 	ImportFile string
@@ -152,6 +155,7 @@ func (c *Config) BindFanout(s *config.Set) {
 	d := defaults()
 	s.String(&c.Region, "region", "REGION", "", "region whose restocks this worker fans out (group fanout.<region>) (required)")
 	s.String(&c.MetricsAddr, "metrics-addr", "METRICS_ADDR", d.MetricsAddr, "listen address for /metrics, /healthz, /readyz (--metrics-addr \"\": none)")
+	s.String(&c.GroupInstanceID, "group-instance-id", "KAFKA_GROUP_INSTANCE_ID", "", "static group member id, unique per worker and kept across its restarts, e.g. the pod name (empty: dynamic member)")
 	s.String(&c.DeliveryMode, "delivery-mode", "DELIVERY_MODE", d.DeliveryMode, "default policy: all, or stock_aware (a restock may override it)")
 	s.Int(&c.PerUnit, "per-unit", "DELIVERY_PER_UNIT", d.PerUnit, "stock_aware: wishlisters notified per unit in stock, per wave")
 	s.Int64(&c.MinStock, "min-stock", "DELIVERY_MIN_STOCK", d.MinStock, "stock_aware: stock a further wave needs")
@@ -222,6 +226,11 @@ func (c Config) ValidateFanout() error {
 		p.Addf("REGION", "required (--region)")
 	} else if !slices.Contains(c.Regions, c.Region) {
 		p.Addf("REGION", "%q is not one of REGIONS %v", c.Region, c.Regions)
+	}
+	if c.GroupInstanceID != "" {
+		if err := kafka.CheckInstanceID(c.GroupInstanceID); err != nil {
+			p.Addf("KAFKA_GROUP_INSTANCE_ID", "%v", err)
+		}
 	}
 	if c.DeliveryMode != events.DeliveryAll && c.DeliveryMode != events.DeliveryStockAware {
 		p.Addf("DELIVERY_MODE", "must be %s or %s, got %q", events.DeliveryAll, events.DeliveryStockAware, c.DeliveryMode)
@@ -354,10 +363,11 @@ func RunFanout(ctx context.Context, cfg Config, log *zap.Logger, reg *prometheus
 		return err
 	}
 	group, err := kafka.NewGroup(cfg.Kafka, kafka.GroupOptions{
-		Group:    "fanout." + cfg.Region,
-		Topics:   []string{catalog.Restock},
-		MaxBatch: 16,
-		Metrics:  kafka.NewMetrics(r),
+		Group:      "fanout." + cfg.Region,
+		InstanceID: cfg.GroupInstanceID,
+		Topics:     []string{catalog.Restock},
+		MaxBatch:   16,
+		Metrics:    kafka.NewMetrics(r),
 	}, fo, log)
 	if err != nil {
 		return err
