@@ -238,7 +238,9 @@ func (c Config) Validate() error {
 	config.Positive(&p, "EDGE_MAX_CONNS_PER_USER", c.EdgeMaxConnsPerUser)
 	config.Positive(&p, "NOTIFIER_MAX_BATCH", c.MaxBatch)
 	config.Positive(&p, "NOTIFIER_MAX_PENDING", c.MaxPending)
-	config.Positive(&p, "NOTIFIER_CRASH_AFTER_N", c.CrashAfterN)
+	if crashHooks { // the setting exists in crash-test builds only
+		config.Positive(&p, "NOTIFIER_CRASH_AFTER_N", c.CrashAfterN)
+	}
 	config.NotNegative(&p, "NOTIFIER_LINGER", c.Linger)
 	config.NotNegative(&p, "EDGE_REPLICAS", c.StreamReplicas)
 	if c.CrashAt != "" && !crashHooks {

@@ -95,3 +95,18 @@ func TestCrashAtNeedsTheCrashHookBuild(t *testing.T) {
 		t.Fatalf("Validate() = %v, want an error naming NOTIFIER_CRASH_AT", err)
 	}
 }
+
+// The command line's path: every field holds its flag's value and Validate
+// runs without setDefaults. The defaults alone must pass, in this build
+// whichever it is (a production build binds no crash flags).
+func TestFlagDefaultsValidate(t *testing.T) {
+	var c Config
+	s := config.NewSet("notifier run")
+	c.Bind(s)
+	if err := s.Parse([]string{"--region", "eu-west-1"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatalf("the flag defaults do not validate: %v", err)
+	}
+}
