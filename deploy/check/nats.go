@@ -9,6 +9,8 @@ import (
 
 	"github.com/nats-io/nats-server/v2/conf"
 	corev1 "k8s.io/api/core/v1"
+
+	"backinstock/topics/edge"
 )
 
 // natsFinding is one problem in a nats.conf: the key path and what is wrong.
@@ -164,7 +166,7 @@ func subscribesEveryEdgeUser(perms any) bool {
 		}
 		deny = subjects(v["deny"])
 	}
-	if slices.ContainsFunc(deny, func(s string) bool { return s == ">" || s == "edge.>" }) {
+	if slices.ContainsFunc(deny, func(s string) bool { return s == ">" || s == edge.AllFilter() }) {
 		return false
 	}
 	return slices.ContainsFunc(allow, readsEveryEdgeUser)
@@ -192,7 +194,7 @@ func readsEveryEdgeUser(p string) bool {
 		switch {
 		case tok == ">":
 			return true
-		case i == 0 && tok != "edge" && tok != "*":
+		case i == 0 && tok != edge.Prefix && tok != "*":
 			return false
 		case i == 3:
 			return tok == "*"

@@ -18,6 +18,14 @@ import (
 // prefix is the first token of every edge subject.
 const prefix = "edge"
 
+// Prefix is the first token of every edge subject, for code that reads
+// subject patterns token by token (deploycheck judges NATS permissions).
+const Prefix = prefix
+
+// AllFilter matches every edge subject of every region: what no single
+// user may ever be allowed to read.
+func AllFilter() string { return prefix + ".>" }
+
 // StreamName is the JetStream stream of a region: EDGE_<REGION>, upper case
 // with '-' as '_', because stream names are conventionally upper case and
 // the region's '-' reads badly there. Regions differ in more than case and
