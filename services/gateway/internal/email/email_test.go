@@ -2,14 +2,7 @@ package email_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
@@ -203,42 +196,13 @@ func TestConcurrentSendsShareABoundedPool(t *testing.T) {
 	}
 }
 
-// selfSigned writes a certificate for 127.0.0.1 (its own CA) and its key.
-func selfSigned(t *testing.T) (certFile, keyFile string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "mailpit test"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, DNSNames: []string{"localhost"},
-		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IsCA: true, BasicConstraintsValid: true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return certFile, keyFile
-}
-
 func TestTLSAndAuth(t *testing.T) {
 	ctx := context.Background()
-	cert, key := selfSigned(t)
+	tf, err := testenv.WriteTLSFiles(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, key, ca := tf.Cert, tf.Key, tf.CA
 	auth := filepath.Join(t.TempDir(), "passwords")
 	if err := os.WriteFile(auth, []byte("gateway:s3cret\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -253,13 +217,13 @@ func TestTLSAndAuth(t *testing.T) {
 		ok   bool
 	}{
 		{"starttls with auth", testenv.MailpitOptions{TLSCertFile: cert, TLSKeyFile: key, RequireSTARTTLS: true, AuthFile: auth},
-			func(c *email.Config) { c.TLS, c.CAFile = email.TLSStartTLS, cert; withAuth("PLAIN", "s3cret")(c) }, true},
+			func(c *email.Config) { c.TLS, c.CAFile = email.TLSStartTLS, ca; withAuth("PLAIN", "s3cret")(c) }, true},
 		{"starttls, auth discovered", testenv.MailpitOptions{TLSCertFile: cert, TLSKeyFile: key, AuthFile: auth},
-			func(c *email.Config) { c.TLS, c.CAFile = email.TLSStartTLS, cert; withAuth("", "s3cret")(c) }, true},
+			func(c *email.Config) { c.TLS, c.CAFile = email.TLSStartTLS, ca; withAuth("", "s3cret")(c) }, true},
 		{"implicit tls with auth", testenv.MailpitOptions{TLSCertFile: cert, TLSKeyFile: key, ImplicitTLS: true, AuthFile: auth},
-			func(c *email.Config) { c.TLS, c.CAFile = email.TLSImplicit, cert; withAuth("LOGIN", "s3cret")(c) }, true},
+			func(c *email.Config) { c.TLS, c.CAFile = email.TLSImplicit, ca; withAuth("LOGIN", "s3cret")(c) }, true},
 		{"wrong password", testenv.MailpitOptions{TLSCertFile: cert, TLSKeyFile: key, RequireSTARTTLS: true, AuthFile: auth},
-			func(c *email.Config) { c.TLS, c.CAFile = email.TLSStartTLS, cert; withAuth("PLAIN", "wrong")(c) }, false},
+			func(c *email.Config) { c.TLS, c.CAFile = email.TLSStartTLS, ca; withAuth("PLAIN", "wrong")(c) }, false},
 		{"untrusted certificate", testenv.MailpitOptions{TLSCertFile: cert, TLSKeyFile: key, RequireSTARTTLS: true},
 			func(c *email.Config) { c.TLS = email.TLSStartTLS }, false},
 		{"starttls required, server without tls", testenv.MailpitOptions{},
