@@ -10,6 +10,7 @@ PKGS        := $(shell $(GO) list -m -f '{{.Path}}/...' 2>/dev/null)
 # Binaries the project ships.
 CMDS        := backinstock/services/inventory/cmd/... backinstock/services/wishlist/cmd/... \
                backinstock/services/notifier/cmd/... backinstock/services/gateway/cmd/... \
+               backinstock/services/engagement/cmd/... \
                backinstock/topics/cmd/... backinstock/deploy/devstack/cmd/...
 # Tool versions are pinned here and installed into bin/tools on first use.
 STATICCHECK := $(BIN)/tools/staticcheck
@@ -56,12 +57,16 @@ e2e: ## end-to-end: real binaries as processes against Kafka, NATS and Redis, wi
 browser-test: build $(MAILPIT) ## drive the demo page in headless Chromium on ports of its own (needs chromium and node; .ci/run installs them)
 	scripts/browser/run.sh
 
+.PHONY: interop-test
+interop-test: build $(MAILPIT) ## docs/interop.md's kafkajs and NATS examples (and kcat) against the local stack on ports of its own (needs node and kcat; .ci/run installs them)
+	scripts/interop/run.sh
+
 .PHONY: screenshot
-screenshot: build $(MAILPIT) ## browser-test, and save the page as docs/demo.png
+screenshot: build $(MAILPIT) ## browser-test, and save the pages as docs/demo.png and docs/demo-reports.png
 	SCREENSHOT=$(CURDIR)/docs/demo.png scripts/browser/run.sh
 
 .PHONY: bench
-bench: bench-inventory bench-wishlist bench-notifier bench-e2e ## every benchmark below; figures in docs/benchmarks.md
+bench: bench-inventory bench-wishlist bench-notifier bench-gateway bench-e2e ## every benchmark below; figures in docs/benchmarks.md
 
 .PHONY: bench-inventory
 bench-inventory: ## inventory: single PUT and bulk updates/s against real Redis, restock → Kafka latency
@@ -74,6 +79,10 @@ bench-wishlist: ## wishlist: one restock fanned out to 1,000,000 wishlisters (re
 .PHONY: bench-notifier
 bench-notifier: ## notifier: 1,000,000 notifications Kafka → Redis → JetStream, latency at 20,000/s, the bare loop
 	$(MAKE) -C services/notifier bench
+
+.PHONY: bench-gateway
+bench-gateway: $(MAILPIT) ## gateway: emails/s to Mailpit and webhooks/s to a verifying receiver from one gateway process, exactly once checked
+	$(MAKE) -C services/gateway bench
 
 .PHONY: bench-e2e
 bench-e2e: ## end to end: 1,000,000-wishlister restock API → edge, and first-delivery latency p50/p99

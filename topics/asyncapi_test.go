@@ -16,7 +16,10 @@ import (
 type asyncAPIDoc struct {
 	AsyncAPI string `yaml:"asyncapi"`
 	Channels map[string]struct {
-		Address    string         `yaml:"address"`
+		Address string `yaml:"address"`
+		Servers []struct {
+			Ref string `yaml:"$ref"`
+		} `yaml:"servers"`
 		Parameters map[string]any `yaml:"parameters"`
 		Bindings   struct {
 			Kafka *struct {
@@ -84,7 +87,7 @@ func TestAsyncAPIDescribesEveryCatalogueTopic(t *testing.T) {
 	}
 
 	described := map[string]bool{}
-	var edge bool
+	var edge, webhook bool
 	for id, ch := range doc.Channels {
 		for p := range ch.Parameters {
 			if !strings.Contains(ch.Address, "{"+p+"}") {
@@ -93,6 +96,11 @@ func TestAsyncAPIDescribesEveryCatalogueTopic(t *testing.T) {
 		}
 		if ch.Address == "edge.{region}.{channel}.{user_id}" {
 			edge = true
+			continue
+		}
+		if len(ch.Servers) == 1 && ch.Servers[0].Ref == "#/servers/shop" {
+			// The webhook: HTTP to a shop's endpoint, no topic.
+			webhook = true
 			continue
 		}
 		for _, addr := range expandAddress(ch.Address, enums) {
@@ -131,6 +139,9 @@ func TestAsyncAPIDescribesEveryCatalogueTopic(t *testing.T) {
 	}
 	if !edge {
 		t.Error("the NATS edge channel edge.{region}.{channel}.{user_id} is missing")
+	}
+	if !webhook {
+		t.Error("the webhook channel (server shop) is missing")
 	}
 }
 

@@ -207,6 +207,26 @@ func TestBrokenFilesFail(t *testing.T) {
 			[]string{"TriggerAuthentication/kafka", "sals", "not a parameter"}},
 		{"Dockerfile running as root", "deploy/docker/Dockerfile", "USER 65532:65532", "USER root",
 			[]string{"Dockerfile", "USER"}},
+		{"Dockerfile without the gateway's target", "deploy/docker/Dockerfile", "FROM runtime AS gateway", "FROM runtime AS gatewey",
+			[]string{"Dockerfile", "target gateway", "no stage named gateway"}},
+		{"Dockerfile not building the gateway", "deploy/docker/Dockerfile", "services/notifier/cmd/notifier services/gateway/cmd/gateway", "services/notifier/cmd/notifier",
+			[]string{"Dockerfile", "target gateway", "no stage builds services/gateway/cmd/gateway"}},
+		{"gateway grace period below its stop", "deploy/k8s/base/gateway.yaml", "terminationGracePeriodSeconds: 60", "terminationGracePeriodSeconds: 35",
+			[]string{"Deployment/gateway", "terminationGracePeriodSeconds", "GATEWAY_STOP_TIMEOUT 30s"}},
+		{"gateway stop timeout not set", "deploy/k8s/base/kustomization.yaml", "      - GATEWAY_STOP_TIMEOUT=30s\n", "",
+			[]string{"Deployment/gateway", "GATEWAY_STOP_TIMEOUT is not set"}},
+		{"gateway without its NATS user", "deploy/k8s/base/gateway.yaml", "            - name: NATS_CREDS\n              value: /etc/backinstock/edge/gateway.creds\n", "",
+			[]string{"Deployment/gateway", "NATS_CREDS is not set"}},
+		{"gateway NATS user not mounted", "deploy/k8s/base/gateway.yaml", "              mountPath: /etc/backinstock/edge\n", "              mountPath: /etc/backinstock/gw\n",
+			[]string{"Deployment/gateway", "NATS_CREDS /etc/backinstock/edge/gateway.creds is on no volume mount"}},
+		{"gateway env typo", "deploy/k8s/base/kustomization.yaml", "      - SMTP_TLS=starttls", "      - SMTP_TSL=starttls",
+			[]string{"ConfigMap/backinstock-gateway", "SMTP_TSL", "gateway config table"}},
+		{"compose region without a gateway", "deploy/compose/compose.yaml", "      <<: *gateway-env\n      REGION: ap-south-1\n", "      <<: *gateway-env\n      REGION: us-east-1\n",
+			[]string{"compose.yaml", "no `gateway run` with REGION=ap-south-1"}},
+		{"compose gateway without its NATS user", "deploy/compose/compose.yaml", "  NATS_CREDS: /etc/backinstock/edge/gateway.creds\n", "",
+			[]string{"services.gateway-us-east-1", "environment.NATS_CREDS", "operator mode"}},
+		{"compose gateway not waiting for its SMTP server", "deploy/compose/compose.yaml", "      mailpit: {condition: service_healthy}\n", "",
+			[]string{"services.gateway-us-east-1", "depends_on.mailpit", "service_healthy"}},
 	}
 	// The baseline copy's own problems (e.g. a README not yet written) are
 	// not what the cases look for.
@@ -245,6 +265,50 @@ func TestBrokenFilesFail(t *testing.T) {
 			}
 			t.Errorf("no new problem mentions all of %q; new problems:\n%s", tc.want, strings.Join(fresh, "\n"))
 		})
+	}
+}
+
+// TestOverlayWithoutAServiceFails drops the gateway from the base and from
+// each overlay's replicas (kustomize itself refuses replicas of a missing
+// Deployment): every overlay must then be reported as lacking it.
+func TestOverlayWithoutAServiceFails(t *testing.T) {
+	root := scratchRepo(t)
+	edit := func(rel, old, new string) {
+		t.Helper()
+		path := filepath.Join(root, rel)
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(data), old) {
+			t.Fatalf("%s does not contain %q", rel, old)
+		}
+		if err := os.WriteFile(path, []byte(strings.Replace(string(data), old, new, 1)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	edit("deploy/k8s/base/kustomization.yaml", "  - gateway.yaml\n", "")
+	overlays, _ := filepath.Glob(filepath.Join(root, "deploy/k8s/overlays/*/kustomization.yaml"))
+	for _, o := range overlays {
+		rel, _ := filepath.Rel(root, o)
+		data, _ := os.ReadFile(o)
+		i := strings.Index(string(data), "  - name: gateway\n    count: ")
+		if i < 0 {
+			t.Fatalf("%s sets no gateway replicas", rel)
+		}
+		j := i + len("  - name: gateway\n    count: ")
+		j += strings.IndexByte(string(data)[j:], '\n') + 1
+		edit(rel, string(data)[i:j], "")
+	}
+	probs := run(t, realOptions(t, root))
+	for _, r := range []string{"us-east-1", "eu-west-1", "ap-south-1"} {
+		found := false
+		for _, p := range probs {
+			found = found || containsAll(p.String(), []string{"overlays/" + r, "Deployment/gateway", "missing"})
+		}
+		if !found {
+			t.Errorf("overlay %s without a gateway passed; problems:\n%v", r, probs)
+		}
 	}
 }
 

@@ -14,8 +14,9 @@ import (
 )
 
 // composeEnv stands in for the variables a person exports before `docker
-// compose up` (API_TOKEN is required by the file), so interpolation succeeds.
-var composeEnv = map[string]string{"API_TOKEN": "deploycheck", "BACKINSTOCK_TAG": "dev"}
+// compose up` (API_TOKEN and CLICK_KEYS are required by the file), so
+// interpolation succeeds.
+var composeEnv = map[string]string{"API_TOKEN": "deploycheck", "CLICK_KEYS": "dc:deploycheck-click-key-of-32-bytes-long", "BACKINSTOCK_TAG": "dev"}
 
 // checkCompose loads deploy/compose/compose.yaml with the compose-spec loader
 // (schema validation rejects unknown keys) and checks what the loader
@@ -42,7 +43,8 @@ func (c *checker) checkCompose() {
 		c.add(rel, "", "", "compose-spec loader: %v", err)
 		return
 	}
-	fanout, notifier := map[string]bool{}, map[string]bool{}
+	fanout, notifier, gateway := map[string]bool{}, map[string]bool{}, map[string]bool{}
+	engagement := false
 	brokers := map[string]types.ServiceConfig{}
 	for name, s := range p.Services {
 		obj := "services." + name
@@ -101,6 +103,11 @@ func (c *checker) checkCompose() {
 			fanout[envOf(s, "REGION")] = true
 		case svc == "notifier" && (sub == "run" || sub == ""):
 			notifier[envOf(s, "REGION")] = true
+		case svc == "gateway" && (sub == "run" || sub == ""):
+			gateway[envOf(s, "REGION")] = true
+			c.checkComposeGateway(rel, obj, s, p.Services)
+		case svc == "engagement" && (sub == "run" || sub == ""):
+			engagement = true
 		case svc == "topics":
 			if sub != "apply" {
 				c.add(rel, obj, "command", "the one-shot job runs `topics apply`")
@@ -113,6 +120,9 @@ func (c *checker) checkCompose() {
 	if len(brokers) != 3 {
 		c.add(rel, "services", "", "%d Kafka brokers, want 3 (KRaft)", len(brokers))
 	}
+	if !engagement {
+		c.add(rel, "services", "", "no `engagement run`: the gateways' tracked links lead nowhere")
+	}
 	c.checkKRaft(rel, brokers)
 	for _, r := range catalog.DefaultRegions {
 		if !fanout[r] {
@@ -121,6 +131,36 @@ func (c *checker) checkCompose() {
 		if !notifier[r] {
 			c.add(rel, "services", "", "no `notifier run` with REGION=%s", r)
 		}
+		if !gateway[r] {
+			c.add(rel, "services", "", "no `gateway run` with REGION=%s", r)
+		}
+	}
+}
+
+// checkComposeGateway checks what a gateway needs to start and deliver:
+// its NATS user (the edge runs in operator mode: without credentials it
+// cannot connect), the credentials file mounted, and an SMTP server that is
+// a service of the file it waits for.
+func (c *checker) checkComposeGateway(rel, obj string, s types.ServiceConfig, all types.Services) {
+	creds := envOf(s, "NATS_CREDS")
+	if creds == "" {
+		c.add(rel, obj, "environment.NATS_CREDS", "missing: the edge runs in operator mode (the gateway's user, gateway.creds from `notifier edge-setup`)")
+	} else if !slices.ContainsFunc(s.Volumes, func(v types.ServiceVolumeConfig) bool {
+		return v.Target != "" && strings.HasPrefix(creds, strings.TrimSuffix(v.Target, "/")+"/")
+	}) {
+		c.add(rel, obj, "environment.NATS_CREDS", "%s is on no mounted volume", creds)
+	}
+	host := envOf(s, "SMTP_HOST")
+	smtp, ok := all[host]
+	switch {
+	case host == "":
+		c.add(rel, obj, "environment.SMTP_HOST", "missing (the gateway's default is 127.0.0.1, inside its own container)")
+	case !ok:
+		// An outside server is fine; only a name of this file is checked further.
+	case s.DependsOn[host].Condition != types.ServiceConditionHealthy:
+		c.add(rel, obj, "depends_on."+host, "the SMTP server %s must be service_healthy first", host)
+	case smtp.HealthCheck == nil || smtp.HealthCheck.Disable:
+		c.add(rel, "services."+host, "healthcheck", "missing: the gateways wait for it")
 	}
 }
 

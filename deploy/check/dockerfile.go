@@ -77,11 +77,15 @@ func (c *checker) checkDockerfile() {
 			c.add(rel, "stage "+s.name, "FROM", "%q is not pinned to a tag or digest", s.base)
 		}
 	}
+	joined := strings.Join(lines, "\n")
 	for _, svc := range Services {
 		s := stages[svc]
 		if s == nil {
 			c.add(rel, "target "+svc, "FROM", "no stage named %s (docker build --target %s)", svc, svc)
 			continue
+		}
+		if pkg := mainPackage(svc); !strings.Contains(joined, pkg) {
+			c.add(rel, "target "+svc, "RUN", "no stage builds %s (the target copies a binary nothing compiles)", pkg)
 		}
 		user, root, entry := "", s, false
 		for depth := 0; root != nil && depth < 10; depth++ {
@@ -106,4 +110,12 @@ func (c *checker) checkDockerfile() {
 			c.add(rel, "target "+svc, "ENTRYPOINT", "missing")
 		}
 	}
+}
+
+// mainPackage is the directory of a service's main package.
+func mainPackage(svc string) string {
+	if svc == "topics" {
+		return "topics/cmd/topics"
+	}
+	return "services/" + svc + "/cmd/" + svc
 }

@@ -16,7 +16,7 @@ import (
 
 // Services are the binaries deployed; each documents its settings in a
 // config table in its README (topics in topics/README.md).
-var Services = []string{"inventory", "wishlist", "notifier", "topics"}
+var Services = []string{"inventory", "wishlist", "notifier", "gateway", "engagement", "topics"}
 
 func readmeOf(root, svc string) string {
 	if svc == "topics" {

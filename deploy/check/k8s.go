@@ -248,6 +248,7 @@ func (c *checker) checkRendered(r *Rendered) {
 	for _, d := range r.Deployments {
 		obj := "Deployment/" + d.Name
 		c.checkPod(r, obj, "spec.template.spec", &d.Spec.Template.Spec, cms, true)
+		c.checkGatewayPod(r, obj, "spec.template.spec", &d.Spec.Template.Spec, cms)
 		if d.Spec.Selector == nil {
 			c.add(r.Dir, obj, "spec.selector", "missing")
 			continue
@@ -286,6 +287,7 @@ func (c *checker) checkRendered(r *Rendered) {
 			c.add(r.Dir, "PodDisruptionBudget/"+p.Name, "spec.selector", "missing")
 		}
 	}
+	c.checkDeploymentsPresent(r)
 	c.checkScaledObjects(r)
 	c.checkK8sNATS(r, cms)
 }

@@ -28,6 +28,8 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"backinstock/deploy/check"
+	egapp "backinstock/services/engagement/app"
+	gwapp "backinstock/services/gateway/app"
 	invapp "backinstock/services/inventory/app"
 	ntfapp "backinstock/services/notifier/app"
 	wlapp "backinstock/services/wishlist/app"
@@ -53,7 +55,7 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// binaries builds the four binaries once (without -race: only --help runs).
+// binaries builds the six binaries once (without -race: only --help runs).
 func binaries(t *testing.T) string {
 	t.Helper()
 	bins.once.Do(func() {
@@ -63,7 +65,8 @@ func binaries(t *testing.T) string {
 		}
 		cmd := exec.Command("go", "build", "-o", bins.dir+string(filepath.Separator),
 			"./services/inventory/cmd/inventory", "./services/wishlist/cmd/wishlist",
-			"./services/notifier/cmd/notifier", "./topics/cmd/topics")
+			"./services/notifier/cmd/notifier", "./services/gateway/cmd/gateway", "./services/engagement/cmd/engagement",
+			"./topics/cmd/topics")
 		cmd.Dir = repoRoot(t)
 		if out, err := cmd.CombinedOutput(); err != nil {
 			bins.err = fmt.Errorf("go build: %v\n%s", err, out)
@@ -81,10 +84,12 @@ func codeEnvTables(t *testing.T) check.EnvTables {
 	t.Helper()
 	dir := binaries(t)
 	cmds := map[string][][]string{
-		"inventory": {{}},
-		"wishlist":  {{"serve"}, {"fanout"}, {"rebuild"}, {"import"}},
-		"notifier":  {{"run"}, {"replay"}, {"edge-setup"}},
-		"topics":    {{"apply"}},
+		"inventory":  {{}},
+		"wishlist":   {{"serve"}, {"fanout"}, {"replay"}, {"rebuild"}, {"import"}},
+		"notifier":   {{"run"}, {"replay"}, {"edge-setup"}},
+		"gateway":    {{"run"}},
+		"engagement": {{"run"}},
+		"topics":     {{"apply"}},
 	}
 	out := check.EnvTables{}
 	for svc, subs := range cmds {
@@ -133,7 +138,7 @@ func TestReadmeTablesMatchBinaries(t *testing.T) {
 }
 
 // TestDashboardMetricsAreExported runs inventory, the wishlist API, one
-// region's fan-out and notifier in-process against the test Kafka, Redis and
+// region's fan-out, notifier and gateway and the engagement service in-process against the test Kafka, Redis and
 // NATS, pushes one restock through to the edge (and one poison record to the
 // dead-letter path), scrapes every /metrics and requires each metric the
 // dashboard and the alert rules query to be exported.
@@ -173,6 +178,15 @@ func TestDashboardMetricsAreExported(t *testing.T) {
 	bind(t, "wishlist fanout", func(s *config.Set) { fanCfg.Bind(s); fanCfg.BindFanout(s) }, brokers, redisURL, "--metrics-addr=127.0.0.1:0", "--region="+region)
 	var ntfCfg ntfapp.Config
 	bind(t, "notifier run", func(s *config.Set) { ntfCfg.Bind(s) }, brokers, redisURL, "--http-addr=127.0.0.1:0", "--region="+region, "--nats-url="+nt.URL())
+	// The gateway's SMTP server is never reached (the restock asks for the
+	// app channel only): its metrics are registered at start.
+	var gwCfg gwapp.Config
+	bind(t, "gateway run", func(s *config.Set) { gwCfg.Bind(s) }, brokers, redisURL, "--http-addr=127.0.0.1:0", "--region="+region, "--nats-url="+nt.URL(),
+		"--email-from=shop@shop.example", "--smtp-tls=none")
+
+	var egCfg egapp.Config
+	bind(t, "engagement run", func(s *config.Set) { egCfg.Bind(s) }, brokers, redisURL, "--http-addr=127.0.0.1:0", "--api-token="+token,
+		"--click-keys=dc:deploycheck-click-key-of-32-bytes-long")
 
 	procs := []*proc{
 		start(t, "inventory", func(ctx context.Context, on func(string), reg *prometheus.Registry, log *zap.Logger) error {
@@ -194,6 +208,16 @@ func TestDashboardMetricsAreExported(t *testing.T) {
 			c := ntfCfg
 			c.OnListen = on
 			return ntfapp.Run(ctx, c, log, reg)
+		}),
+		start(t, "gateway", func(ctx context.Context, on func(string), reg *prometheus.Registry, log *zap.Logger) error {
+			c := gwCfg
+			c.OnListen = on
+			return gwapp.Run(ctx, c, log, reg)
+		}),
+		start(t, "engagement", func(ctx context.Context, on func(string), reg *prometheus.Registry, log *zap.Logger) error {
+			c := egCfg
+			c.OnListen = on
+			return egapp.Run(ctx, c, log, reg)
 		}),
 	}
 	inv, api, fan, ntf := procs[0], procs[1], procs[2], procs[3]

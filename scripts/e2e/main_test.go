@@ -51,7 +51,12 @@ func run(m *testing.M) int {
 	rate := fmt.Sprintf("app=%d,web=%d,email=%d,sms=%d", faultRate, faultRate, faultRate, faultRate)
 	stack, err = e2eenv.Start(ctx, e2eenv.Options{
 		Dir: dir, Log: printer{}, BinDir: os.Getenv("E2E_BIN_DIR"),
-		ServiceEnv: map[string][]string{"notifier-" + faultRegion: {"RATE_LIMITS=" + rate}},
+		ServiceEnv: map[string][]string{
+			"notifier-" + faultRegion: {"RATE_LIMITS=" + rate},
+			// The wishlist API verifies the one-click unsubscribe links the
+			// gateway scenario's gateway signs.
+			"wishlist": {"UNSUBSCRIBE_KEYS=" + unsubscribeKeys},
+		},
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e: start stack:", err)

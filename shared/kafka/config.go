@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -41,11 +42,81 @@ type Config struct {
 	TLSCertFile   string
 	TLSKeyFile    string
 	TLSSkipVerify bool
+
+	// Compression is the producers' codec (KAFKA_COMPRESSION, one of
+	// Compressions); empty is DefaultCompression.
+	Compression string
+
+	// Start is where a consumer group with no committed offset begins
+	// (KAFKA_START, one of Starts); empty is DefaultStart. A group that
+	// has committed resumes from its commit whatever Start says.
+	Start string
+	// FetchMaxBytes bounds a fetch response over all its partitions
+	// (KAFKA_FETCH_MAX_BYTES, Kafka's fetch.max.bytes); zero is
+	// DefaultFetchMaxBytes.
+	FetchMaxBytes int
+	// FetchPartitionMaxBytes is how much one partition may return per
+	// fetch (KAFKA_FETCH_PARTITION_MAX_BYTES, Kafka's
+	// max.partition.fetch.bytes); zero is DefaultFetchPartitionMaxBytes.
+	FetchPartitionMaxBytes int
+}
+
+// Starts are the values KAFKA_START accepts.
+var Starts = []string{StartEarliest, StartLatest}
+
+// Start positions of a new consumer group.
+const (
+	StartEarliest = "earliest" // the oldest record still retained
+	StartLatest   = "latest"   // only records produced after the group first joins
+)
+
+// DefaultStart is earliest: a new region's group (or a group whose commits
+// expired) must not skip restocks that were produced before it started.
+const DefaultStart = StartEarliest
+
+// Fetch sizes. The per-partition default is sarama's (and Java's) 1 MiB,
+// on purpose: a fetch response stays on the heap while any of its records
+// waits in a batch or a channel. With 4 MiB per partition and 1,024-record
+// channels the notifier held ~400 MB live on a backlog, its heap goal swung
+// with it, and the scavenger kept returning memory that was faulted back in:
+// a fifth of its CPU went to page faults. The total default is Java's
+// fetch.max.bytes.
+const (
+	DefaultFetchMaxBytes          = 50 << 20
+	DefaultFetchPartitionMaxBytes = 1 << 20
+	// MaxFetchBytes caps both: sarama refuses any response over
+	// sarama.MaxResponseSize (100 MiB), and a broker may return one record
+	// batch beyond the limit to make progress.
+	MaxFetchBytes = 50 << 20
+)
+
+// Compressions are the codecs KAFKA_COMPRESSION accepts. Consumers must
+// read the chosen one: kafkajs reads only gzip without an extra codec
+// package, librdkafka-based and Java clients read them all.
+var Compressions = []string{"none", "gzip", "snappy", "lz4", "zstd"}
+
+// DefaultCompression is lz4: the fastest of them for our small JSON
+// records at a ratio close to zstd's (docs/benchmarks.md).
+const DefaultCompression = "lz4"
+
+// codec is c.Compression as sarama's codec.
+func (c Config) codec() (sarama.CompressionCodec, error) {
+	name := c.Compression
+	if name == "" {
+		name = DefaultCompression
+	}
+	var codec sarama.CompressionCodec
+	if err := codec.UnmarshalText([]byte(name)); err != nil || !slices.Contains(Compressions, name) {
+		return 0, fmt.Errorf("%q is not one of %s", c.Compression, strings.Join(Compressions, ", "))
+	}
+	return codec, nil
 }
 
 // Bind registers the Kafka settings on a config set: KAFKA_BROKERS,
 // KAFKA_SASL_MECHANISM, KAFKA_SASL_USER, KAFKA_SASL_PASSWORD, KAFKA_TLS,
-// KAFKA_TLS_CA_FILE, KAFKA_TLS_CERT_FILE, KAFKA_TLS_KEY_FILE, KAFKA_TLS_SKIP_VERIFY.
+// KAFKA_TLS_CA_FILE, KAFKA_TLS_CERT_FILE, KAFKA_TLS_KEY_FILE, KAFKA_TLS_SKIP_VERIFY,
+// KAFKA_COMPRESSION, KAFKA_START, KAFKA_FETCH_MAX_BYTES,
+// KAFKA_FETCH_PARTITION_MAX_BYTES.
 func (c *Config) Bind(s *config.Set) {
 	s.List(&c.Brokers, "kafka-brokers", "KAFKA_BROKERS", []string{"127.0.0.1:9092"}, "Kafka bootstrap brokers")
 	s.String(&c.SASLMechanism, "kafka-sasl-mechanism", "KAFKA_SASL_MECHANISM", "", "SASL mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (empty: no SASL)")
@@ -56,6 +127,10 @@ func (c *Config) Bind(s *config.Set) {
 	s.String(&c.TLSCertFile, "kafka-tls-cert-file", "KAFKA_TLS_CERT_FILE", "", "PEM client certificate (mTLS)")
 	s.String(&c.TLSKeyFile, "kafka-tls-key-file", "KAFKA_TLS_KEY_FILE", "", "PEM client key (mTLS)")
 	s.Bool(&c.TLSSkipVerify, "kafka-tls-skip-verify", "KAFKA_TLS_SKIP_VERIFY", false, "do not verify the brokers' certificates (testing only)")
+	s.String(&c.Compression, "kafka-compression", "KAFKA_COMPRESSION", DefaultCompression, "producer compression: "+strings.Join(Compressions, ", ")+" (consumers must support it: kafkajs reads only gzip without a codec package)")
+	s.String(&c.Start, "kafka-start", "KAFKA_START", DefaultStart, "where a consumer group with no committed offset starts: "+strings.Join(Starts, " or ")+" (a group that has committed resumes from its commit)")
+	s.Int(&c.FetchMaxBytes, "kafka-fetch-max-bytes", "KAFKA_FETCH_MAX_BYTES", DefaultFetchMaxBytes, "most bytes one fetch response carries over all its partitions (Kafka's fetch.max.bytes)")
+	s.Int(&c.FetchPartitionMaxBytes, "kafka-fetch-partition-max-bytes", "KAFKA_FETCH_PARTITION_MAX_BYTES", DefaultFetchPartitionMaxBytes, "most bytes one partition returns per fetch (Kafka's max.partition.fetch.bytes); a larger record batch is still fetched whole")
 }
 
 // ConfigFromEnv reads the Kafka settings from the environment alone.
@@ -92,7 +167,45 @@ func (c Config) Validate() error {
 	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
 		p.Addf("KAFKA_TLS_CERT_FILE", "client certificate and key go together")
 	}
+	if _, err := c.codec(); err != nil {
+		p.Addf("KAFKA_COMPRESSION", "%v", err)
+	}
+	if c.Start != "" && !slices.Contains(Starts, c.Start) {
+		p.Addf("KAFKA_START", "%q is not one of %s", c.Start, strings.Join(Starts, ", "))
+	}
+	for _, f := range []struct {
+		key    string
+		v, def int
+	}{{"KAFKA_FETCH_MAX_BYTES", c.FetchMaxBytes, DefaultFetchMaxBytes}, {"KAFKA_FETCH_PARTITION_MAX_BYTES", c.FetchPartitionMaxBytes, DefaultFetchPartitionMaxBytes}} {
+		if f.v < 0 || f.v > MaxFetchBytes {
+			p.Addf(f.key, "%d is out of range: 1 to %d bytes (0 takes the default, %d)", f.v, MaxFetchBytes, f.def)
+		}
+	}
+	if total, part := c.fetchSizes(); part > total {
+		p.Addf("KAFKA_FETCH_PARTITION_MAX_BYTES", "%d is more than KAFKA_FETCH_MAX_BYTES (%d), the bound of the whole fetch", part, total)
+	}
 	return p.Err()
+}
+
+// fetchSizes are the fetch limits with zero taken as the default.
+func (c Config) fetchSizes() (total, partition int) {
+	total, partition = c.FetchMaxBytes, c.FetchPartitionMaxBytes
+	config.Default(&total, DefaultFetchMaxBytes)
+	config.Default(&partition, DefaultFetchPartitionMaxBytes)
+	return total, partition
+}
+
+// consumerSettings applies the start position and fetch sizes: every
+// consumer of the process (groups and partition readers) is built from
+// Sarama, so each one honours them.
+func (c Config) consumerSettings(sc *sarama.Config) {
+	sc.Consumer.Offsets.Initial = sarama.OffsetOldest
+	if c.Start == StartLatest {
+		sc.Consumer.Offsets.Initial = sarama.OffsetNewest
+	}
+	total, partition := c.fetchSizes()
+	sc.Consumer.Fetch.MaxBytes = int32(total)    //nolint:gosec // Validate bounds it by MaxFetchBytes
+	sc.Consumer.Fetch.Default = int32(partition) //nolint:gosec // the same
 }
 
 // Sarama builds the sarama configuration shared by producers, consumers and admins.
@@ -109,6 +222,7 @@ func (c Config) Sarama() (*sarama.Config, error) {
 	sc.Net.DialTimeout = 5 * time.Second
 	sc.Metadata.Retry.Max = 5
 	sc.Metadata.Retry.Backoff = 200 * time.Millisecond
+	c.consumerSettings(sc)
 	if m := strings.ToUpper(c.SASLMechanism); m != "" {
 		sc.Net.SASL.Enable = true
 		sc.Net.SASL.Handshake = true
@@ -187,6 +301,19 @@ func NewClient(c Config) (sarama.Client, error) {
 	if err != nil {
 		return nil, err
 	}
+	return newClient(c, sc)
+}
+
+// NewClientWith is NewClient with tune applied to the sarama configuration
+// first: for a one-off reader whose fetches should not wait out sarama's
+// defaults (topics deadletter reads partitions to their end, and each read
+// ends on a fetch the broker holds for Consumer.MaxWaitTime).
+func NewClientWith(c Config, tune func(*sarama.Config)) (sarama.Client, error) {
+	sc, err := c.Sarama()
+	if err != nil {
+		return nil, err
+	}
+	tune(sc)
 	return newClient(c, sc)
 }
 

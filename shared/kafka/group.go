@@ -16,6 +16,7 @@ import (
 	"backinstock/shared/backoff"
 	"backinstock/shared/config"
 	"backinstock/topics/catalog"
+	"backinstock/topics/events"
 )
 
 // Batch is a run of records from one partition, handed to a Handler in order.
@@ -59,16 +60,37 @@ func (b *Batch) Wait(ctx context.Context, d time.Duration) error {
 	if d <= 0 {
 		return nil
 	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	return hold(ctx, b, t.C)
+}
+
+// Hold is Wait until release is closed instead of for a time: an
+// operator's pause (shared/pause) holds a batch, its partition's fetching
+// paused, until the channel is resumed.
+func (b *Batch) Hold(ctx context.Context, release <-chan struct{}) error {
+	select {
+	case <-b.stopping:
+		return ErrInterrupted
+	default:
+	}
+	select {
+	case <-release:
+		return nil
+	default:
+	}
+	return hold(ctx, b, release)
+}
+
+func hold[T any](ctx context.Context, b *Batch, release <-chan T) error {
 	if b.runner != nil {
 		b.runner.pause(b.Topic, b.Partition)
 		defer b.runner.resume(b.Topic, b.Partition)
 	}
-	t := time.NewTimer(d)
-	defer t.Stop()
 	select {
-	case <-t.C:
-		// The timer and the stop can be ready together; the stop wins, so a
-		// handler never starts more work on a revoked partition.
+	case <-release:
+		// The release and the stop can be ready together; the stop wins, so
+		// a handler never starts more work on a revoked partition.
 		select {
 		case <-b.stopping:
 			return ErrInterrupted
@@ -162,8 +184,6 @@ type GroupOptions struct {
 	// live member with the same id fences the first, whose Run then fails.
 	// A graceful shutdown still leaves the group at once (see Run).
 	InstanceID string
-	// FromNewest starts a group with no committed offsets at the end instead of the beginning.
-	FromNewest bool
 	// Metrics, when set, records the runner's metrics.
 	Metrics *Metrics
 
@@ -290,10 +310,6 @@ func groupSarama(c Config, o GroupOptions) (*sarama.Config, error) {
 		return nil, err
 	}
 	sc.Consumer.Offsets.AutoCommit.Enable = false
-	sc.Consumer.Offsets.Initial = sarama.OffsetOldest
-	if o.FromNewest {
-		sc.Consumer.Offsets.Initial = sarama.OffsetNewest
-	}
 	sc.Consumer.Return.Errors = true
 	sc.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{sarama.NewBalanceStrategySticky()}
 	sc.Consumer.Group.Rebalance.Timeout = o.RebalanceTimeout
@@ -311,12 +327,8 @@ func groupSarama(c Config, o GroupOptions) (*sarama.Config, error) {
 		sc.Consumer.Group.Session.Timeout = o.SessionTimeout
 		sc.Consumer.Group.Heartbeat.Interval = o.SessionTimeout / 3
 	}
-	// sarama's defaults, on purpose: a fetch response stays on the heap while
-	// any of its records waits in a batch or a channel. With 4 MiB per
-	// partition and 1,024-record channels the notifier held ~400 MB live on a
-	// backlog, its heap goal swung with it, and the scavenger kept returning
-	// memory that was faulted back in: a fifth of its CPU went to page faults.
-	sc.Consumer.Fetch.Default = 1 << 20
+	// The start position (KAFKA_START) and the fetch sizes
+	// (KAFKA_FETCH_*_BYTES) come from c.Sarama; see DefaultFetchPartitionMaxBytes.
 	sc.Consumer.MaxWaitTime = o.FetchMaxWait
 	sc.ChannelBufferSize = 256
 	sc.Consumer.Group.InstanceId = o.InstanceID
@@ -563,13 +575,14 @@ func (h *claimHandler) process(sess sarama.ConsumerGroupSession, b *Batch, onRet
 	return true
 }
 
-// Header names on dead letters.
+// Header names on dead letters: the contract's (topics/events), under the
+// names this package's callers already use.
 const (
-	HeaderDLQTopic     = "dlq-source-topic"
-	HeaderDLQPartition = "dlq-source-partition"
-	HeaderDLQOffset    = "dlq-source-offset"
-	HeaderDLQGroup     = "dlq-group"
-	HeaderDLQReason    = "dlq-reason"
+	HeaderDLQTopic     = events.HeaderDLQTopic
+	HeaderDLQPartition = events.HeaderDLQPartition
+	HeaderDLQOffset    = events.HeaderDLQOffset
+	HeaderDLQGroup     = events.HeaderDLQGroup
+	HeaderDLQReason    = events.HeaderDLQReason
 )
 
 func (h *claimHandler) deadLetter(b *Batch) error {

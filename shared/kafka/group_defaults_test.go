@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/IBM/sarama"
+
 	"backinstock/topics/catalog"
 )
 
@@ -104,6 +106,38 @@ func TestInstanceIDReachesSarama(t *testing.T) {
 		}
 		if err := sc.Validate(); err != nil {
 			t.Errorf("sarama refuses the config with instance id %q: %v", id, err)
+		}
+	}
+}
+
+// TestConsumerSettingsReachSarama: KAFKA_START and the fetch sizes are
+// what the group's sarama config carries, and left unset they keep the
+// behaviour from before they existed (earliest, 1 MiB per partition,
+// 50 MiB per fetch).
+func TestConsumerSettingsReachSarama(t *testing.T) {
+	tests := []struct {
+		c                   Config
+		initial             int64
+		total, perPartition int32
+	}{
+		{Config{}, sarama.OffsetOldest, 50 << 20, 1 << 20},
+		{Config{Start: StartEarliest}, sarama.OffsetOldest, 50 << 20, 1 << 20},
+		{Config{Start: StartLatest, FetchMaxBytes: 8 << 20, FetchPartitionMaxBytes: 256 << 10}, sarama.OffsetNewest, 8 << 20, 256 << 10},
+	}
+	for _, tt := range tests {
+		tt.c.Brokers = []string{"127.0.0.1:9092"}
+		o := GroupOptions{Group: "g", Topics: []string{"t"}}
+		o.setDefaults()
+		sc, err := groupSarama(tt.c, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sc.Consumer.Offsets.Initial != tt.initial || sc.Consumer.Fetch.MaxBytes != tt.total || sc.Consumer.Fetch.Default != tt.perPartition {
+			t.Errorf("%+v: initial %d, fetch %d, per partition %d; want %d, %d, %d", tt.c, sc.Consumer.Offsets.Initial,
+				sc.Consumer.Fetch.MaxBytes, sc.Consumer.Fetch.Default, tt.initial, tt.total, tt.perPartition)
+		}
+		if err := sc.Validate(); err != nil {
+			t.Errorf("%+v: sarama refuses the config: %v", tt.c, err)
 		}
 	}
 }

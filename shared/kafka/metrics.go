@@ -10,6 +10,9 @@ type Metrics struct {
 	Paused        *prometheus.GaugeVec
 	Lag           *prometheus.GaugeVec
 	HandleSeconds *prometheus.HistogramVec
+	// ReplayRecords counts what ReplayWindow read, by outcome: handled,
+	// rejected (poison, not dead-lettered again), outside_window.
+	ReplayRecords *prometheus.CounterVec
 }
 
 // NewMetrics creates the metrics and registers them with reg (nil: unregistered).
@@ -34,9 +37,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "backinstock_consumer_batch_seconds", Help: "Time the handler took per batch.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
 		}, []string{"group", "topic"}),
+		ReplayRecords: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "backinstock_consumer_replayed_records_total", Help: "Records a bounded replay (ReplayWindow) read, by outcome: handled, rejected, outside_window. group is the replay's name.",
+		}, []string{"group", "topic", "outcome"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.Records, m.DeadLetters, m.Retries, m.Paused, m.Lag, m.HandleSeconds)
+		reg.MustRegister(m.Records, m.DeadLetters, m.Retries, m.Paused, m.Lag, m.HandleSeconds, m.ReplayRecords)
 	}
 	return m
 }

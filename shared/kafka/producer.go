@@ -16,13 +16,22 @@ type ProducerOptions struct {
 	// Linger is how long a batch waits for more records (sarama Flush.Frequency).
 	// A few milliseconds: 0 with a byte threshold waits for the bytes (FACTS.md).
 	Linger time.Duration
-	// Compression defaults to LZ4.
-	Compression sarama.CompressionCodec
 }
+
+// NewPartitioner is every producer's partitioner: keys map to partitions as
+// the Java client and librdkafka's murmur2_random do, murmur2 of the key
+// bytes (seed 0x9747b28c), toPositive(h) % partitions, a nil key to a random
+// partition. sarama's default hashes with FNV-1a: a shop's Java or kcat
+// producer writing the same key would land on another partition, and the
+// key would lose its order and compaction. sarama v1.61 ships this hash
+// (checked there against Kafka's own vectors), so it is not written here.
+// Anything that computes where a key lives must ask this, not sarama.
+func NewPartitioner(topic string) sarama.Partitioner { return sarama.NewMurmur2Partitioner(topic) }
 
 // SaramaProducerConfig is the producer part of the configuration: idempotent,
 // acks=all, bounded retries with backoff, one in-flight request per broker
-// connection (what idempotence needs for ordering).
+// connection (what idempotence needs for ordering), keys partitioned by
+// NewPartitioner.
 func SaramaProducerConfig(c Config, o ProducerOptions) (*sarama.Config, error) {
 	sc, err := c.Sarama()
 	if err != nil {
@@ -35,9 +44,9 @@ func SaramaProducerConfig(c Config, o ProducerOptions) (*sarama.Config, error) {
 	sc.Producer.Retry.Backoff = 250 * time.Millisecond
 	sc.Producer.Return.Successes = true
 	sc.Producer.Return.Errors = true
-	sc.Producer.Compression = sarama.CompressionLZ4
-	if o.Compression != sarama.CompressionNone {
-		sc.Producer.Compression = o.Compression
+	sc.Producer.Partitioner = NewPartitioner
+	if sc.Producer.Compression, err = c.codec(); err != nil {
+		return nil, fmt.Errorf("KAFKA_COMPRESSION: %w", err)
 	}
 	sc.Producer.Flush.Frequency = 2 * time.Millisecond
 	if o.Linger > 0 {

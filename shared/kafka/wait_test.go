@@ -40,6 +40,46 @@ func TestBatchWait(t *testing.T) {
 	}
 }
 
+func TestBatchHold(t *testing.T) {
+	closed := make(chan struct{})
+	close(closed)
+	canceled, cancel := context.WithCancel(context.Background())
+	cancel()
+	tests := []struct {
+		name              string
+		ctx               context.Context
+		stopping, release <-chan struct{}
+		want              error
+	}{
+		{name: "released already", ctx: context.Background(), stopping: make(chan struct{}), release: closed, want: nil},
+		{name: "stopping wins over released", ctx: context.Background(), stopping: closed, release: closed, want: kafka.ErrInterrupted},
+		{name: "stopping", ctx: context.Background(), stopping: closed, release: make(chan struct{}), want: kafka.ErrInterrupted},
+		{name: "context ended", ctx: canceled, stopping: make(chan struct{}), release: make(chan struct{}), want: context.Canceled},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := kafka.NewBatch("t", 0, []*sarama.ConsumerMessage{{}}, tt.stopping)
+			if err := b.Hold(tt.ctx, tt.release); !errors.Is(err, tt.want) {
+				t.Errorf("Hold = %v; want %v", err, tt.want)
+			}
+		})
+	}
+	// A hold ends when its release closes.
+	release := make(chan struct{})
+	b := kafka.NewBatch("t", 0, []*sarama.ConsumerMessage{{}}, make(chan struct{}))
+	done := make(chan error, 1)
+	go func() { done <- b.Hold(context.Background(), release) }()
+	close(release)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Hold = %v after the release", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Hold did not return at the release")
+	}
+}
+
 func TestBatchWaitEndsWhenStopping(t *testing.T) {
 	stopping := make(chan struct{})
 	b := kafka.NewBatch("t", 0, []*sarama.ConsumerMessage{{}}, stopping)

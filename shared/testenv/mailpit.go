@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -64,6 +65,12 @@ type Mailpit struct {
 	cmd  *exec.Cmd
 	done chan struct{}
 	http *http.Client
+}
+
+// MailpitAt is a client of a Mailpit that runs elsewhere (the local
+// stack's): its API only, nothing to stop.
+func MailpitAt(httpURL string) *Mailpit {
+	return &Mailpit{HTTPURL: strings.TrimSuffix(httpURL, "/"), http: &http.Client{Timeout: 30 * time.Second}}
 }
 
 // NewMailpit starts a Mailpit for one test and stops it when the test ends.
@@ -230,6 +237,8 @@ type MailpitSummary struct {
 	To        []MailpitAddress
 	Subject   string
 	Snippet   string
+	// Created is when the server received the message.
+	Created time.Time
 }
 
 // MailpitMessage is one message with its parts.
@@ -245,16 +254,37 @@ type MailpitMessage struct {
 
 // Messages lists every message held, newest first.
 func (m *Mailpit) Messages(ctx context.Context) ([]MailpitSummary, error) {
+	return m.list(ctx, "/api/v1/messages?")
+}
+
+// Search lists the messages matching a Mailpit search query, newest
+// first. Mailpit matches a part of a field: to:"a@x.example" also finds
+// "aa@x.example", so callers compare addresses exactly.
+func (m *Mailpit) Search(ctx context.Context, query string) ([]MailpitSummary, error) {
+	return m.list(ctx, "/api/v1/search?query="+url.QueryEscape(query)+"&")
+}
+
+// list reads every page of a listing. The pages are newest first, so a
+// message arriving while they are read pushes the older ones one place
+// on: one may show on two pages (never on none), and it is kept once, by
+// Mailpit's own id (a second copy of an email gets an id of its own).
+func (m *Mailpit) list(ctx context.Context, path string) ([]MailpitSummary, error) {
 	var out []MailpitSummary
+	seen := map[string]bool{}
 	for start := 0; ; {
 		var page struct {
 			Total    int
 			Messages []MailpitSummary
 		}
-		if err := m.get(ctx, "/api/v1/messages?limit=500&start="+strconv.Itoa(start), &page); err != nil {
+		if err := m.get(ctx, path+"limit=500&start="+strconv.Itoa(start), &page); err != nil {
 			return nil, err
 		}
-		out = append(out, page.Messages...)
+		for _, msg := range page.Messages {
+			if !seen[msg.ID] {
+				seen[msg.ID] = true
+				out = append(out, msg)
+			}
+		}
 		start += len(page.Messages)
 		if len(page.Messages) == 0 || start >= page.Total {
 			return out, nil
@@ -444,4 +474,13 @@ func installMailpit(dir string) error {
 func isExecutable(p string) bool {
 	st, err := os.Stat(p)
 	return err == nil && !st.IsDir() && st.Mode()&0o111 != 0
+}
+
+// PID is the mailpit process id (0 when stopped), for a benchmark that
+// reads its CPU time.
+func (m *Mailpit) PID() int {
+	if m.cmd == nil || m.cmd.Process == nil {
+		return 0
+	}
+	return m.cmd.Process.Pid
 }

@@ -2,10 +2,12 @@ package testenv_test
 
 import (
 	"context"
+	"fmt"
 	"net/smtp"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -67,6 +69,31 @@ func TestMailpitKeepsWhatItReceivesAndFailsOnDemand(t *testing.T) {
 	m.Stop()
 	if err := sendMail(t, m.SMTPAddr, "e@ok.example", "m5@shop.example"); err == nil {
 		t.Error("a stopped Mailpit accepted a message")
+	}
+}
+
+// TestMailpitSearchFindsOneRecipient: Search with to:"address", through a
+// client made by MailpitAt, lists the messages to addresses containing it
+// (Mailpit matches a part: callers compare the address exactly) and no
+// other's.
+func TestMailpitSearchFindsOneRecipient(t *testing.T) {
+	m := testenv.NewMailpit(t, testenv.MailpitOptions{})
+	for i, to := range []string{"a@ok.example", "b@ok.example", "a@ok.example", "aa@ok.example"} {
+		if err := sendMail(t, m.SMTPAddr, to, fmt.Sprintf("s%d@shop.example", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	msgs, err := testenv.MailpitAt(m.HTTPURL+"/").Search(context.Background(), `to:"a@ok.example"`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, msg := range msgs {
+		got = append(got, msg.MessageID)
+	}
+	slices.Sort(got)
+	if want := []string{"s0@shop.example", "s2@shop.example", "s3@shop.example"}; !slices.Equal(got, want) {
+		t.Errorf("to:a@ok.example found %q, want %q", got, want)
 	}
 }
 

@@ -171,3 +171,12 @@ func (r *Redis) signal(sig syscall.Signal) error {
 	}
 	return nil
 }
+
+// PID is the redis-server process id (0 for the embedded stand-in or a
+// stopped server), for a benchmark that reads its CPU time.
+func (r *Redis) PID() int {
+	if r.cmd == nil || r.cmd.Process == nil {
+		return 0
+	}
+	return r.cmd.Process.Pid
+}

@@ -38,6 +38,12 @@ const (
 	// DeliveryStatus carries events.DeliveryStatus, key = notification id:
 	// every delivery outcome the gateways and providers report.
 	DeliveryStatus = "delivery.status.v1"
+	// Clicks carries events.ClickEvent, key = notification id: every
+	// follow of a notification's tracked link (the engagement service).
+	Clicks = "engagement.clicks.v1"
+	// Orders carries events.Order, key = order id: the shop's purchases,
+	// the input of conversion attribution (the engagement service).
+	Orders = "orders.v1"
 	// DeadLetter receives poison records from every consumer.
 	DeadLetter = "deadletter.v1"
 	// NotifyTemplate is the catalogue entry expanded into one topic per

@@ -19,7 +19,7 @@ func TestEmbeddedCatalogue(t *testing.T) {
 	if err := cat.Validate(); err != nil {
 		t.Fatalf("Validate on the loaded catalogue: %v", err)
 	}
-	want := []string{catalog.Restock, catalog.Stock, catalog.WishlistChanges, catalog.DeliveryStatus, catalog.DeadLetter}
+	want := []string{catalog.Restock, catalog.Stock, catalog.WishlistChanges, catalog.DeliveryStatus, catalog.Clicks, catalog.Orders, catalog.DeadLetter}
 	for _, r := range catalog.DefaultRegions {
 		for _, c := range events.ChannelNames() {
 			want = append(want, catalog.Notify(r, c))
@@ -40,6 +40,8 @@ func TestEmbeddedCatalogue(t *testing.T) {
 		catalog.WishlistChanges:            events.SchemaWishlistChange,
 		catalog.Notify("us-east-1", "sms"): events.SchemaNotification,
 		catalog.DeliveryStatus:             events.SchemaDeliveryStatus,
+		catalog.Clicks:                     events.SchemaClickEvent,
+		catalog.Orders:                     events.SchemaOrder,
 		catalog.DeadLetter:                 "",
 	} {
 		tp, ok := cat.Lookup(name)

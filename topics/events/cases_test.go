@@ -44,6 +44,10 @@ func validPreferences() events.WishlistPreferences {
 			QuietHours:   &events.QuietHours{Start: "21:30", End: "06:00"},
 			Contacts:     map[string]string{"email": "a@example.com", "sms": "+4915112345678", "app": "fcm:tok_1"},
 			Unsubscribed: true, OptOut: []string{"sms"},
+			Devices: []events.Device{
+				{ID: "phone", Kind: events.DeviceFCM, Token: "fcm-token:APA91b"},
+				{ID: "laptop", Kind: events.DeviceWebPush, Endpoint: "https://push.example/send/abc", P256dh: validPushKey, Auth: validPushAuth},
+			},
 		},
 		At: at,
 	}
@@ -60,6 +64,23 @@ func validNotification() events.Notification {
 	}
 }
 
+// A Web Push subscription's keys as a browser gives them: a P-256 point
+// (65 bytes) and a 16-byte secret, base64url without padding.
+const (
+	validPushKey  = "BNcRdreALRFXTkOOUHK1EtK2wtaz5Ry4YfYCA_0QTpQtUbVlUls0VJXg7A8u-Ts1XbjhazAkj7I99e8QcYP7DkM"
+	validPushAuth = "tBHItJI5svbpez7KI4CCXg"
+)
+
+// validPushNotification is a web notification with a device: with
+// validNotification it sets every field of the schema.
+func validPushNotification() events.Notification {
+	n := validNotification()
+	n.Channel, n.Contact = events.ChannelWeb, "web-contact-handle"
+	n.NotificationID = events.NotificationID(n.UserID, n.SKU, n.Region, n.Episode, n.Channel)
+	n.Devices = []events.Device{{ID: "laptop", Kind: events.DeviceWebPush, Endpoint: "https://push.example/send/abc", P256dh: validPushKey, Auth: validPushAuth}}
+	return n
+}
+
 func validDeliveryStatus() events.DeliveryStatus {
 	n := validNotification()
 	return events.DeliveryStatus{
@@ -67,6 +88,22 @@ func validDeliveryStatus() events.DeliveryStatus {
 		NotificationID: n.NotificationID, UserID: n.UserID, SKU: n.SKU, Region: n.Region, Channel: n.Channel,
 		Status: events.StatusSent, Provider: "smtp", ProviderMessageID: "<" + n.NotificationID + "@shop.example>",
 		Attempt: 2, Reason: "250 2.0.0 Ok: queued", At: at,
+	}
+}
+
+func validClick() events.ClickEvent {
+	n := validNotification()
+	return events.ClickEvent{
+		EventID: "0123456789abcdef0123456789abcdef", Type: events.ClickTypeClicked,
+		NotificationID: n.NotificationID, UserID: n.UserID, SKU: n.SKU, Region: n.Region, Channel: n.Channel, Episode: n.Episode,
+		URL: n.URL, At: at,
+	}
+}
+
+func validOrder() events.Order {
+	return events.Order{
+		OrderID: "order-1001", UserID: "user_42", OrderedAt: at, Currency: "EUR", Region: "eu-west-1",
+		Lines: []events.OrderLine{{SKU: "SKU-1", Quantity: 2, UnitPrice: "19.99"}, {SKU: "SKU-2", Quantity: 1, UnitPrice: "5"}},
 	}
 }
 
@@ -277,6 +314,29 @@ func eventCases(t *testing.T) []eventCase {
 		prefs("contact app empty", map[string]any{"preferences.contacts.app": ""}, "preferences.contacts.app: required"),
 		prefs("contact for an unknown channel", map[string]any{"preferences.contacts.fax": "123"}, "preferences.contacts.fax: must be one of"),
 		prefs("contact a number", map[string]any{"preferences.contacts.sms": 4915112345678}, "preferences.contacts.sms: must be a string"),
+		prefs("valid without devices", map[string]any{"preferences.devices": del}, ""),
+		prefs("devices of both kinds with a key padded", map[string]any{"preferences.devices": []any{
+			map[string]any{"id": "phone", "kind": "fcm", "token": "t1"},
+			map[string]any{"id": "laptop", "kind": "webpush", "endpoint": "https://push.example/x", "p256dh": validPushKey + "=", "auth": validPushAuth},
+		}}, ""),
+		prefs("device without token", map[string]any{"preferences.devices": []any{map[string]any{"id": "phone", "kind": "fcm"}}}, "preferences.devices[0].token: required"),
+		prefs("device of an unknown kind", map[string]any{"preferences.devices": []any{map[string]any{"id": "phone", "kind": "apns", "token": "t"}}}, "preferences.devices[0].kind: must be one of fcm, webpush"),
+		prefs("device subscription key short", map[string]any{"preferences.devices": []any{map[string]any{"id": "b", "kind": "webpush", "endpoint": "https://push.example/x", "p256dh": "AAAA", "auth": validPushAuth}}}, "preferences.devices[0].p256dh: must be 65 bytes"),
+		prefs("device with an unknown field", map[string]any{"preferences.devices": []any{map[string]any{"id": "phone", "kind": "fcm", "token": "t", "apns": "x"}}}, "apns"),
+		prefs("too many devices", map[string]any{"preferences.devices": func() []any {
+			out := make([]any, events.MaxDevices+1)
+			for i := range out {
+				out[i] = map[string]any{"id": "d" + strconv.Itoa(i), "kind": "fcm", "token": "t" + strconv.Itoa(i)}
+			}
+			return out
+		}()}, "preferences.devices: must hold at most 10 devices"),
+		func() eventCase {
+			c := prefs("device id repeated", map[string]any{"preferences.devices": []any{
+				map[string]any{"id": "phone", "kind": "fcm", "token": "t1"}, map[string]any{"id": "phone", "kind": "fcm", "token": "t2"}}},
+				"preferences.devices[1].id: repeats")
+			c.goOnly = true // uniqueness of a property across items: beyond JSON Schema
+			return c
+		}(),
 		eventCase{schema: events.SchemaWishlistPreferences, name: "a WishlistChange", doc: jsonOf(t, w, nil), want: "sku: unknown field"},
 	)
 
@@ -306,6 +366,59 @@ func eventCases(t *testing.T) []eventCase {
 		notif("created_at missing", map[string]any{"created_at": del}, "created_at: required"),
 		notif("user id with a space", map[string]any{"user_id": "user 42"}, "user_id: must match"),
 		notif("unknown field", map[string]any{"priority": "high"}, "priority: unknown field"),
+	)
+
+	// Push devices: fcm on app, webpush on web, none elsewhere.
+	web := app
+	web.Channel = "web"
+	web.NotificationID = events.NotificationID(web.UserID, web.SKU, web.Region, web.Episode, web.Channel)
+	appCase := func(name string, m map[string]any, want string) eventCase {
+		return eventCase{schema: events.SchemaNotification, name: name, doc: jsonOf(t, app, m), want: want}
+	}
+	webCase := func(name string, m map[string]any, want string) eventCase {
+		return eventCase{schema: events.SchemaNotification, name: name, doc: jsonOf(t, web, m), want: want}
+	}
+	fcm := map[string]any{"id": "phone", "kind": "fcm", "token": "fcm-token:APA91b"}
+	sub := map[string]any{"id": "laptop", "kind": "webpush", "endpoint": "https://push.example/send/abc",
+		"p256dh": validPushKey, "auth": validPushAuth}
+	with := func(d map[string]any, k string, v any) map[string]any {
+		out := map[string]any{}
+		for kk, vv := range d {
+			out[kk] = vv
+		}
+		if v == del {
+			delete(out, k)
+		} else {
+			out[k] = v
+		}
+		return out
+	}
+	many := make([]any, events.MaxDevices+1)
+	for i := range many {
+		many[i] = with(fcm, "id", "d"+strconv.Itoa(i))
+	}
+	cases = append(cases,
+		appCase("valid app with devices", map[string]any{"devices": []any{fcm, with(fcm, "id", "tablet")}}, ""),
+		webCase("valid web with a subscription", map[string]any{"devices": []any{sub}}, ""),
+		webCase("valid web with padded keys", map[string]any{"devices": []any{with(with(sub, "p256dh", validPushKey+"="), "auth", validPushAuth+"==")}}, ""),
+		appCase("webpush device on app", map[string]any{"devices": []any{sub}}, "devices[0].kind: must be fcm on this channel"),
+		webCase("fcm device on web", map[string]any{"devices": []any{fcm}}, "devices[0].kind: must be webpush on this channel"),
+		notif("devices on email", map[string]any{"devices": []any{fcm}}, "devices: must be empty on the email channel"),
+		appCase("unknown device kind", map[string]any{"devices": []any{with(fcm, "kind", "apns")}}, "devices[0].kind: must be one of fcm, webpush"),
+		appCase("fcm without token", map[string]any{"devices": []any{with(fcm, "token", del)}}, "devices[0].token: required"),
+		appCase("fcm with an endpoint", map[string]any{"devices": []any{with(fcm, "endpoint", "https://push.example/x")}}, "devices[0].endpoint: must be empty for an fcm device"),
+		webCase("subscription without endpoint", map[string]any{"devices": []any{with(sub, "endpoint", del)}}, "devices[0].endpoint: required"),
+		webCase("subscription endpoint not a url", map[string]any{"devices": []any{with(sub, "endpoint", "push.example/x")}}, "devices[0].endpoint: must be an absolute"),
+		webCase("subscription key short", map[string]any{"devices": []any{with(sub, "p256dh", "AAAA")}}, "devices[0].p256dh: must be 65 bytes in base64url"),
+		webCase("subscription auth missing", map[string]any{"devices": []any{with(sub, "auth", del)}}, "devices[0].auth: required"),
+		func() eventCase {
+			c := appCase("device id repeated", map[string]any{"devices": []any{fcm, fcm}}, "devices[1].id: repeats")
+			c.goOnly = true // uniqueness of a property across items: beyond JSON Schema
+			return c
+		}(),
+		appCase("device id with a dot", map[string]any{"devices": []any{with(fcm, "id", "a.b")}}, "devices[0].id: must match"),
+		appCase("too many devices", map[string]any{"devices": many}, "devices: must hold at most 10 devices"),
+		appCase("device unknown field", map[string]any{"devices": []any{with(fcm, "apns", "x")}}, "apns"),
 	)
 
 	d := validDeliveryStatus()
@@ -339,6 +452,84 @@ func eventCases(t *testing.T) []eventCase {
 		status("notification id with a dot", map[string]any{"notification_id": "a.b"}, "notification_id: must match"),
 		status("at missing", map[string]any{"at": del}, "at: required"),
 		status("unknown field", map[string]any{"clicked_at": "2025-01-01T00:00:00Z"}, "clicked_at: unknown field"),
+	)
+
+	ce := validClick()
+	click := func(name string, m map[string]any, want string) eventCase {
+		return eventCase{schema: events.SchemaClickEvent, name: name, doc: jsonOf(t, ce, m), want: want}
+	}
+	cases = append(cases,
+		click("valid", nil, ""),
+		click("type missing", map[string]any{"type": del}, "type: required"),
+		click("type unknown", map[string]any{"type": "opened"}, "type: must be clicked"),
+		click("url not http", map[string]any{"url": "javascript:alert(1)"}, "url: must be an absolute http:// or https:// URL"),
+		click("url missing", map[string]any{"url": del}, "url: required"),
+		click("episode 0", map[string]any{"episode": 0}, "episode: must be at least 1"),
+		click("event id with a dot", map[string]any{"event_id": "a.b"}, "event_id: must match"),
+		click("bad channel", map[string]any{"channel": "fax"}, "channel: must be one of app, web, email, sms"),
+		click("at missing", map[string]any{"at": del}, "at: required"),
+		click("unknown field", map[string]any{"user_agent": "x"}, "user_agent: unknown field"),
+		eventCase{schema: events.SchemaClickEvent, name: "notification id not derived", doc: jsonOf(t, ce, map[string]any{"notification_id": "n1"}),
+			want: "notification_id: must be NotificationID(user_id, sku, region, episode, channel)", goOnly: true},
+	)
+
+	ord := validOrder()
+	order := func(name string, m map[string]any, want string) eventCase {
+		return eventCase{schema: events.SchemaOrder, name: name, doc: jsonOf(t, ord, m), want: want}
+	}
+	manyLines := make([]any, events.MaxOrderLines+1)
+	for i := range manyLines {
+		manyLines[i] = map[string]any{"sku": "S", "quantity": 1, "unit_price": "1"}
+	}
+	cases = append(cases,
+		order("valid", nil, ""),
+		order("without region", map[string]any{"region": del}, ""),
+		order("JPY without decimals", map[string]any{"currency": "JPY", "lines.0.unit_price": "1500", "lines.1.unit_price": "300"}, ""),
+		order("order id missing", map[string]any{"order_id": del}, "order_id: required"),
+		order("order id with a dot", map[string]any{"order_id": "a.b"}, "order_id: must match"),
+		order("user missing", map[string]any{"user_id": del}, "user_id: required"),
+		order("ordered_at missing", map[string]any{"ordered_at": del}, "ordered_at: required"),
+		order("ordered_at not a time", map[string]any{"ordered_at": "yesterday"}, "ordered_at"),
+		order("currency lower case", map[string]any{"currency": "eur"}, "currency: must be an ISO 4217 code"),
+		order("currency missing", map[string]any{"currency": del}, "currency: required"),
+		order("lines missing", map[string]any{"lines": del}, "lines: required"),
+		order("lines empty", map[string]any{"lines": []any{}}, "lines: must hold 1 to 100 lines, got 0"),
+		order("too many lines", map[string]any{"lines": manyLines}, "lines: must hold 1 to 100 lines, got 101"),
+		order("line sku missing", map[string]any{"lines.1.sku": del}, "lines[1].sku: required"),
+		order("quantity 0", map[string]any{"lines.0.quantity": 0}, "lines[0].quantity: must be between 1 and 1000000"),
+		order("quantity too large", map[string]any{"lines.0.quantity": 1_000_001}, "lines[0].quantity: must be between 1 and 1000000"),
+		order("unit price a number", map[string]any{"lines.0.unit_price": 19.99}, "lines[0].unit_price"),
+		order("unit price negative", map[string]any{"lines.0.unit_price": "-1"}, "lines[0].unit_price: must be a decimal string"),
+		order("unit price missing", map[string]any{"lines.0.unit_price": del}, "lines[0].unit_price: required"),
+		order("line unknown field", map[string]any{"lines.0.discount": "1"}, "lines[0].discount: unknown field"),
+		order("bad region", map[string]any{"region": "EU"}, "region: must match"),
+		order("unknown field", map[string]any{"total": "39.98"}, "total: unknown field"),
+		eventCase{schema: events.SchemaOrder, name: "cents of a currency without", doc: jsonOf(t, ord, map[string]any{"currency": "JPY"}),
+			want: "lines[0].unit_price: has 2 decimals; JPY has 0", goOnly: true},
+		eventCase{schema: events.SchemaOrder, name: "line total too large", doc: jsonOf(t, ord, map[string]any{"lines.0.quantity": 1_000_000, "lines.0.unit_price": "999999999999"}),
+			want: "lines[0].unit_price: quantity × unit_price must be at most", goOnly: true},
+	)
+
+	wh := events.NewWebhookEvent(n)
+	hook := func(name string, m map[string]any, want string) eventCase {
+		return eventCase{schema: events.SchemaWebhookEvent, name: name, doc: jsonOf(t, wh, m), want: want}
+	}
+	bareHook := events.NewWebhookEvent(app)
+	cases = append(cases,
+		hook("valid", nil, ""),
+		eventCase{schema: events.SchemaWebhookEvent, name: "valid app without locale and contact", doc: jsonOf(t, bareHook, nil)},
+		hook("another type", map[string]any{"type": "notification.sent"}, `type: must be "notification.back_in_stock"`),
+		hook("type missing", map[string]any{"type": del}, "type: required"),
+		hook("timestamp missing", map[string]any{"timestamp": del}, "timestamp: required"),
+		hook("timestamp not a time", map[string]any{"timestamp": "yesterday"}, "timestamp: must be an RFC 3339 date-time"),
+		hook("data missing", map[string]any{"data": del}, "data: required"),
+		hook("data sku missing", map[string]any{"data.sku": del}, "data.sku: required"),
+		hook("data url not a url", map[string]any{"data.url": "shop.example/p"}, "data.url: must be an absolute"),
+		hook("data email contact wrong", map[string]any{"data.contact": "+14155550100"}, "data.contact: must be an email address"),
+		hook("data contact empty", map[string]any{"data.contact": ""}, "data.contact: must not be empty"),
+		hook("data unknown field", map[string]any{"data.time_zone": "Europe/Berlin"}, "data.time_zone: unknown field"),
+		hook("unknown field", map[string]any{"id": "x"}, "id: unknown field"),
+		eventCase{schema: events.SchemaWebhookEvent, name: "notification id not derived", doc: jsonOf(t, wh, map[string]any{"data.notification_id": "n1"}), want: "data.notification_id: must be NotificationID", goOnly: true},
 	)
 	return cases
 }

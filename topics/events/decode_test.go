@@ -23,6 +23,12 @@ func decode(schema string, data []byte) (any, error) {
 		return events.DecodeWishlistPreferences(data)
 	case events.SchemaDeliveryStatus:
 		return events.DecodeDeliveryStatus(data)
+	case events.SchemaWebhookEvent:
+		return events.DecodeWebhookEvent(data)
+	case events.SchemaClickEvent:
+		return events.DecodeClickEvent(data)
+	case events.SchemaOrder:
+		return events.DecodeOrder(data)
 	}
 	panic("unknown schema " + schema)
 }
@@ -66,6 +72,8 @@ func TestEncodeRoundTrip(t *testing.T) {
 		{events.SchemaWishlistPreferences, validPreferences()},
 		{events.SchemaWishlistPreferences, events.WishlistPreferences{UserID: "u1", At: at}},
 		{events.SchemaDeliveryStatus, validDeliveryStatus()},
+		{events.SchemaClickEvent, validClick()},
+		{events.SchemaOrder, validOrder()},
 	}
 	for _, tc := range values {
 		data, err := events.Encode(tc.v)

@@ -8,7 +8,7 @@ import (
 )
 
 // Delivery statuses: what became of one attempt to reach a person. A
-// gateway writes queued, sent and failed itself; delivered, bounced and
+// gateway writes queued, sent, failed and suppressed itself; delivered, bounced and
 // undelivered come from providers that report later (a delivery receipt, a
 // bounce, a status callback).
 const (
@@ -31,18 +31,23 @@ const (
 	// StatusUndelivered: the provider accepted the message and later says it
 	// could not be delivered (an SMS carrier's "undelivered").
 	StatusUndelivered = "undelivered"
+	// StatusSuppressed: the gateway did not send it because the user
+	// unsubscribed or opted out of the channel after the fan-out (the
+	// user's opt-out record, topics/optout, read right before the
+	// provider). Reason says which.
+	StatusSuppressed = "suppressed"
 )
 
 // DeliveryStatusNames returns the statuses in their canonical order, a
 // fresh slice each time.
 func DeliveryStatusNames() []string {
-	return []string{StatusQueued, StatusSent, StatusDelivered, StatusFailed, StatusBounced, StatusUndelivered}
+	return []string{StatusQueued, StatusSent, StatusDelivered, StatusFailed, StatusBounced, StatusUndelivered, StatusSuppressed}
 }
 
 // ValidDeliveryStatus reports whether s is one of DeliveryStatusNames.
 func ValidDeliveryStatus(s string) bool {
 	switch s {
-	case StatusQueued, StatusSent, StatusDelivered, StatusFailed, StatusBounced, StatusUndelivered:
+	case StatusQueued, StatusSent, StatusDelivered, StatusFailed, StatusBounced, StatusUndelivered, StatusSuppressed:
 		return true
 	}
 	return false
@@ -51,7 +56,7 @@ func ValidDeliveryStatus(s string) bool {
 // statusNeedsReason tells the statuses that say something went wrong: a
 // reader must learn what.
 func statusNeedsReason(s string) bool {
-	return s == StatusFailed || s == StatusBounced || s == StatusUndelivered
+	return s == StatusFailed || s == StatusBounced || s == StatusUndelivered || s == StatusSuppressed
 }
 
 // Limits of a DeliveryStatus.
@@ -94,8 +99,8 @@ type DeliveryStatus struct {
 	// Attempt counts the deliveries of the notification to the gateway (1
 	// for the first), JetStream's delivery count.
 	Attempt int `json:"attempt"`
-	// Reason says why, for failed, bounced and undelivered (required
-	// there); optional otherwise.
+	// Reason says why, for failed, bounced, undelivered and suppressed
+	// (required there); optional otherwise.
 	Reason string    `json:"reason,omitempty"`
 	At     time.Time `json:"at"`
 }

@@ -81,6 +81,9 @@ func FuzzDecodeNotification(f *testing.F) {
 	fuzzDecoder(f, validNotification(), events.DecodeNotification)
 }
 
+func FuzzDecodeClickEvent(f *testing.F) { fuzzDecoder(f, validClick(), events.DecodeClickEvent) }
+func FuzzDecodeOrder(f *testing.F)      { fuzzDecoder(f, validOrder(), events.DecodeOrder) }
+
 func FuzzDecodeDeliveryStatus(f *testing.F) {
 	fuzzDecoder(f, validDeliveryStatus(), events.DecodeDeliveryStatus)
 }

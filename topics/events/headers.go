@@ -17,6 +17,31 @@ const (
 	HeaderTraceparent = "traceparent"
 )
 
+// Dead-letter header keys. The consumer-group runner (shared/kafka) writes
+// the first five on every record it produces to deadletter.v1, after the
+// source record's own headers; `topics deadletter` reads them. They are
+// contracts (the alerts and runbooks name them), so they are spelled here
+// once.
+const (
+	HeaderDLQTopic     = "dlq-source-topic"     // the topic the record was read from
+	HeaderDLQPartition = "dlq-source-partition" // its partition, decimal
+	HeaderDLQOffset    = "dlq-source-offset"    // its offset, decimal
+	HeaderDLQGroup     = "dlq-group"            // the consumer group that rejected it
+	HeaderDLQReason    = "dlq-reason"           // why, e.g. the validation error naming the field
+
+	// HeaderRedrives counts how often a record was redriven from the dead
+	// letters to its source topic (decimal; absent means never). A record
+	// dead-lettered again carries it into deadletter.v1 with its other
+	// headers, so `topics deadletter redrive` can refuse one beyond its
+	// --max-redrives.
+	HeaderRedrives = "dlq-redrives"
+	// HeaderRedriveOf marks a redriven copy with the position of the record
+	// it copies, "<partition>:<offset>" in the same topic: what makes a
+	// redrive idempotent (the tool looks for it in the partition before
+	// writing a copy).
+	HeaderRedriveOf = "dlq-redrive-of"
+)
+
 // ContentTypeJSON is the content-type of every event value.
 const ContentTypeJSON = "application/json"
 
@@ -32,6 +57,13 @@ const (
 	SchemaWishlistPreferences = "WishlistPreferences"
 	// SchemaDeliveryStatus is the value schema of delivery.status.v1.
 	SchemaDeliveryStatus = "DeliveryStatus"
+	// SchemaWebhookEvent is the body of the gateway's webhook deliveries
+	// (an HTTP contract with shops, on no topic).
+	SchemaWebhookEvent = "WebhookEvent"
+	// SchemaClickEvent is the value schema of engagement.clicks.v1.
+	SchemaClickEvent = "ClickEvent"
+	// SchemaOrder is the value schema of orders.v1.
+	SchemaOrder = "Order"
 )
 
 // SchemaVersion is the version of the schemas in this module, written in the
@@ -41,13 +73,13 @@ const SchemaVersion = 1
 
 // SchemaNames returns the known schema names in a fresh slice.
 func SchemaNames() []string {
-	return []string{SchemaRestockEvent, SchemaStockLevel, SchemaWishlistChange, SchemaNotification, SchemaWishlistPreferences, SchemaDeliveryStatus}
+	return []string{SchemaRestockEvent, SchemaStockLevel, SchemaWishlistChange, SchemaNotification, SchemaWishlistPreferences, SchemaDeliveryStatus, SchemaWebhookEvent, SchemaClickEvent, SchemaOrder}
 }
 
 // KnownSchema reports whether name is one of SchemaNames.
 func KnownSchema(name string) bool {
 	switch name {
-	case SchemaRestockEvent, SchemaStockLevel, SchemaWishlistChange, SchemaNotification, SchemaWishlistPreferences, SchemaDeliveryStatus:
+	case SchemaRestockEvent, SchemaStockLevel, SchemaWishlistChange, SchemaNotification, SchemaWishlistPreferences, SchemaDeliveryStatus, SchemaWebhookEvent, SchemaClickEvent, SchemaOrder:
 		return true
 	}
 	return false

@@ -33,6 +33,11 @@ type Notification struct {
 	// Contact is the handle for Channel: an email address for email, an
 	// E.164 number for sms, a push token or subscription for app and web.
 	Contact string `json:"contact,omitempty"`
+	// Devices are the user's push devices for Channel (app: fcm, web:
+	// webpush), copied from the user's record at fan-out; empty for email
+	// and sms. The quick decoder leaves a notification with devices to the
+	// general path.
+	Devices []Device `json:"devices,omitempty"`
 }
 
 // QuietHours is a daily window [Start, End) in local "HH:MM" time; it wraps
@@ -67,6 +72,13 @@ func (n Notification) Validate() error {
 	checkPreferences(p, "", n.Locale, n.TimeZone, n.QuietHours)
 	if n.Contact != "" && chanErr == nil {
 		checkContact(p, "contact", n.Channel, n.Contact)
+	}
+	if len(n.Devices) > 0 && chanErr == nil {
+		if kind := DeviceKindOf(n.Channel); kind == "" {
+			p.add("devices", "must be empty on the "+n.Channel+" channel")
+		} else {
+			checkDevices(p, "devices", n.Devices, kind)
+		}
 	}
 	if userErr == nil && skuErr == nil && regionErr == nil && chanErr == nil && n.Episode >= 1 {
 		if want := NotificationID(n.UserID, n.SKU, n.Region, n.Episode, n.Channel); ValidID(n.NotificationID) && n.NotificationID != want {

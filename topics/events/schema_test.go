@@ -81,9 +81,12 @@ func TestSchemasListTheGoFields(t *testing.T) {
 		events.SchemaRestockEvent:        validRestock(),
 		events.SchemaStockLevel:          validStock(),
 		events.SchemaWishlistChange:      validWishlist(),
-		events.SchemaNotification:        validNotification(),
+		events.SchemaNotification:        validPushNotification(),
 		events.SchemaWishlistPreferences: validPreferences(),
 		events.SchemaDeliveryStatus:      validDeliveryStatus(),
+		events.SchemaWebhookEvent:        events.NewWebhookEvent(validNotification()),
+		events.SchemaClickEvent:          validClick(),
+		events.SchemaOrder:               validOrder(),
 	}
 	for name, v := range docs {
 		data, err := fs.ReadFile(topics.Schemas, topics.SchemaPath(name))

@@ -135,6 +135,12 @@ type Preferences struct {
 	Unsubscribed bool `json:"unsubscribed,omitempty"`
 	// OptOut lists channels the user never wants, whatever an entry says.
 	OptOut []string `json:"opt_out,omitempty"`
+	// Devices are the user's push devices (fcm and webpush together, at
+	// most MaxDevices, ids distinct). They travel with the preferences so
+	// that they are stored, logged and rebuilt the same way and reach the
+	// fan-out with them, which copies those of a channel's kind
+	// (DeviceKindOf) onto the app and web notifications.
+	Devices []Device `json:"devices,omitempty"`
 }
 
 // Validate checks every field and returns a *ValidationError listing all
@@ -166,4 +172,5 @@ func (pr Preferences) check(p *problems, prefix string) {
 	checkPreferences(p, prefix, pr.Locale, pr.TimeZone, pr.QuietHours)
 	checkContacts(p, join(prefix, "contacts"), pr.Contacts)
 	checkChannels(p, join(prefix, "opt_out"), pr.OptOut)
+	checkDevices(p, join(prefix, "devices"), pr.Devices, "")
 }

@@ -153,8 +153,9 @@ func (c *Client) RemoveWish(ctx context.Context, user, sku string) error {
 // Preferences is the body of PUT /v1/users/{user}/preferences (the fields
 // the scenarios use).
 type Preferences struct {
-	Unsubscribed bool     `json:"unsubscribed,omitempty"`
-	OptOut       []string `json:"opt_out,omitempty"`
+	Unsubscribed bool              `json:"unsubscribed,omitempty"`
+	OptOut       []string          `json:"opt_out,omitempty"`
+	Contacts     map[string]string `json:"contacts,omitempty"`
 }
 
 // SetPreferences is PUT /v1/users/{user}/preferences.

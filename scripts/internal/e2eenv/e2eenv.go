@@ -33,6 +33,7 @@ var binaries = []string{
 	"backinstock/services/inventory/cmd/inventory",
 	"backinstock/services/wishlist/cmd/wishlist",
 	"backinstock/services/notifier/cmd/notifier",
+	"backinstock/services/gateway/cmd/gateway",
 	"backinstock/topics/cmd/topics",
 }
 
@@ -81,8 +82,8 @@ type Options struct {
 	BinDir string
 	// Env is added to every service's environment (after the defaults, so
 	// it overrides them); ServiceEnv per service name ("inventory",
-	// "wishlist", "fanout-<region>", "notifier-<region>"; every replica of
-	// a region's fan-out or notifier gets its service's).
+	// "wishlist", "fanout-<region>", "notifier-<region>", "gateway-<region>";
+	// every replica of a region's fan-out or notifier gets its service's).
 	Env        []string
 	ServiceEnv map[string][]string
 }
@@ -113,6 +114,9 @@ type Stack struct {
 	// as the member it was.
 	Fanout   map[string][]*Proc
 	Notifier map[string][]*Proc
+	// Gateway is each region's gateway, once a scenario started one
+	// (StartGateway): its providers point at servers the scenario runs.
+	Gateway map[string]*Proc
 
 	opts Options
 }
@@ -135,7 +139,7 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 		o.Regions = []string{"us-east-1", "eu-west-1", "ap-south-1"}
 	}
 	s := &Stack{Dir: o.Dir, Regions: o.Regions, Log: o.Log, Token: "e2e-token-" + strconv.FormatInt(time.Now().UnixNano(), 36),
-		Fanout: map[string][]*Proc{}, Notifier: map[string][]*Proc{}, opts: o}
+		Fanout: map[string][]*Proc{}, Notifier: map[string][]*Proc{}, Gateway: map[string]*Proc{}, opts: o}
 	if err := s.start(ctx); err != nil {
 		s.Close()
 		return nil, err
@@ -270,7 +274,10 @@ func (s *Stack) startServices(ctx context.Context) error {
 	if s.Inventory, err = s.newProc("inventory", "inventory", []string{"inventory"}, "HTTP_ADDR"); err != nil {
 		return err
 	}
-	if s.Wishlist, err = s.newProc("wishlist", "wishlist", []string{"wishlist", "serve"}, "HTTP_ADDR"); err != nil {
+	// The wishlist API reaches NATS for a user's export and erasure (the
+	// edge streams) as its own service user.
+	if s.Wishlist, err = s.newProc("wishlist", "wishlist", []string{"wishlist", "serve"}, "HTTP_ADDR",
+		"NATS_CREDS="+filepath.Join(s.EdgeDir, edgeauth.FileWishlistCreds)); err != nil {
 		return err
 	}
 	all = append(all, s.Inventory, s.Wishlist)
@@ -336,12 +343,43 @@ func (s *Stack) Scale(ctx context.Context, region string, n int) error {
 	return nil
 }
 
+// StartGateway starts `gateway run` for region with the edge's service
+// credentials and env (channels, providers and their servers), and waits
+// until it is ready. The stack stops it on Close; StopGateway earlier.
+func (s *Stack) StartGateway(ctx context.Context, region string, env ...string) (*Proc, error) {
+	if s.Gateway[region] != nil {
+		return nil, fmt.Errorf("gateway-%s is already running", region)
+	}
+	env = append([]string{"NATS_CREDS=" + filepath.Join(s.EdgeDir, edgeauth.FileServiceCreds), "REGION=" + region}, env...)
+	p, err := s.newProc("gateway-"+region, "gateway-"+region, []string{"gateway", "run"}, "HTTP_ADDR", env...)
+	if err != nil {
+		return nil, err
+	}
+	if err := startAll(ctx, []*Proc{p}); err != nil {
+		_ = p.Stop(15 * time.Second)
+		return nil, err
+	}
+	s.Gateway[region] = p
+	return p, nil
+}
+
+// StopGateway stops region's gateway gracefully.
+func (s *Stack) StopGateway(region string) error {
+	p := s.Gateway[region]
+	if p == nil {
+		return nil
+	}
+	delete(s.Gateway, region)
+	return p.Stop(30 * time.Second)
+}
+
 // Procs lists every service process.
 func (s *Stack) Procs() []*Proc {
 	out := []*Proc{s.Inventory, s.Wishlist}
 	for _, r := range s.Regions {
 		out = append(out, s.Fanout[r]...)
 		out = append(out, s.Notifier[r]...)
+		out = append(out, s.Gateway[r])
 	}
 	var live []*Proc
 	for _, p := range out {

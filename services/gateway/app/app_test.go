@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -31,6 +32,7 @@ import (
 	"backinstock/services/gateway/internal/gatewaytest"
 	"backinstock/shared/kafka"
 	"backinstock/shared/testenv"
+	"backinstock/topics/clicklink"
 	topicsedge "backinstock/topics/edge"
 	"backinstock/topics/events"
 	"backinstock/topics/unsubscribe"
@@ -66,9 +68,10 @@ type gateway struct {
 	stop   func() error
 }
 
-// newGateway prepares a region (stream, receipts topic, Mailpit) and a
-// config; mp configures Mailpit, mut the gateway. start runs it.
-func newGateway(t *testing.T, mp testenv.MailpitOptions, mut func(*app.Config)) *gateway {
+// newRegion is what every gateway test's region has: a JetStream client,
+// the region's edge stream as the notifier makes it, and a receipts topic.
+// The caller adds its provider and the config.
+func newRegion(t *testing.T) *gateway {
 	t.Helper()
 	k := env.Kafka(t)
 	nc, err := nats.Connect(env.NATS(t).URL())
@@ -80,8 +83,18 @@ func newGateway(t *testing.T, mp testenv.MailpitOptions, mut func(*app.Config)) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := &gateway{t: t, region: gatewaytest.Region(), js: js, mail: testenv.NewMailpit(t, mp), topic: gatewaytest.CreateTopic(t, k, 3)}
+	g := &gateway{t: t, region: gatewaytest.Region(), js: js, topic: gatewaytest.CreateTopic(t, k, 3)}
 	gatewaytest.CreateStream(t, js, g.region)
+	return g
+}
+
+// newGateway prepares a region (stream, receipts topic, Mailpit) and a
+// config; mp configures Mailpit, mut the gateway. start runs it.
+func newGateway(t *testing.T, mp testenv.MailpitOptions, mut func(*app.Config)) *gateway {
+	t.Helper()
+	k := env.Kafka(t)
+	g := newRegion(t)
+	g.mail = testenv.NewMailpit(t, mp)
 	host, port, _ := net.SplitHostPort(g.mail.SMTPAddr)
 	p, _ := strconv.Atoi(port)
 	g.cfg = app.Config{
@@ -175,6 +188,24 @@ func (g *gateway) receipts() []events.DeliveryStatus {
 }
 
 // waitReceipts waits until the topic holds n receipts and returns them.
+// wantReceipt is a receipt's status and text its reason must contain.
+type wantReceipt struct{ status, reason string }
+
+// checkFirstAttemptReceipts wants exactly one receipt per notification of
+// want, each decided on the first attempt as want says.
+func checkFirstAttemptReceipts(t *testing.T, rs []events.DeliveryStatus, want map[string]wantReceipt) {
+	t.Helper()
+	if len(rs) != len(want) {
+		t.Fatalf("receipts:%s", gatewaytest.Describe(rs))
+	}
+	for _, r := range rs {
+		w := want[r.NotificationID]
+		if r.Status != w.status || !strings.Contains(r.Reason, w.reason) || r.Attempt != 1 {
+			t.Errorf("receipt %s %s attempt %d %q, want %s with %q at attempt 1", r.NotificationID, r.Status, r.Attempt, r.Reason, w.status, w.reason)
+		}
+	}
+}
+
 func (g *gateway) waitReceipts(n int) []events.DeliveryStatus {
 	g.t.Helper()
 	var rs []events.DeliveryStatus
@@ -366,22 +397,14 @@ func TestPermanentFailures(t *testing.T) {
 
 	rs := g.waitReceipts(5)
 	g.settled()
-	want := map[string]struct{ status, reason string }{
+	want := map[string]wantReceipt{
 		refused.NotificationID:   {events.StatusFailed, "550"},
 		none.NotificationID:      {events.StatusFailed, "no email address"},
 		malformed.NotificationID: {events.StatusFailed, "invalid notification: Notification: contact: must be an email address"},
 		stray.NotificationID:     {events.StatusFailed, "notification for elsewhere-1/email on the " + g.region + "/email consumer"},
 		good.NotificationID:      {events.StatusSent, ""},
 	}
-	if len(rs) != 5 {
-		t.Fatalf("receipts:%s", gatewaytest.Describe(rs))
-	}
-	for _, r := range rs {
-		w := want[r.NotificationID]
-		if r.Status != w.status || !strings.Contains(r.Reason, w.reason) || r.Attempt != 1 {
-			t.Errorf("receipt %s %s attempt %d %q, want %s with %q at attempt 1", r.NotificationID, r.Status, r.Attempt, r.Reason, w.status, w.reason)
-		}
-	}
+	checkFirstAttemptReceipts(t, rs, want)
 	if msgs := g.messages(); len(msgs) != 1 || msgs[0].MessageID != messageID(good) {
 		t.Errorf("mailpit holds %+v, want the good one only", msgs)
 	}
@@ -586,5 +609,50 @@ func TestEmailCarriesOneClickUnsubscribe(t *testing.T) {
 	}
 	if !strings.Contains(full.Text, link) || !strings.Contains(full.HTML, link) {
 		t.Fatalf("the parts do not show the link %s:\n%s\n%s", link, full.Text, full.HTML)
+	}
+}
+
+// TestEmailLinksThroughTheTrackedLink: with CLICK_KEYS and
+// ENGAGEMENT_BASE_URL both parts of the email link to the product only
+// through <base>/c/<token>, and the token is the notification's, carrying
+// its product URL, signed with the first key. (That following it counts
+// and redirects is the engagement service's test; the whole chain through
+// Mailpit runs in deploy/devstack.)
+func TestEmailLinksThroughTheTrackedLink(t *testing.T) {
+	const keySpec = "c2:a-click-test-secret-of-32-bytes-at-least-x,c1:the-older-click-secret-still-verifying"
+	g := newGateway(t, testenv.MailpitOptions{}, func(c *app.Config) {
+		c.ClickKeys, c.EngagementBaseURL = keySpec, "https://e.shop.example/"
+	})
+	g.start()
+	n := g.notification("dora")
+	g.publish(n)
+	g.waitReceipts(1)
+	msgs := g.messages()
+	if len(msgs) != 1 {
+		t.Fatalf("mailpit holds %d messages, want 1", len(msgs))
+	}
+	full, err := g.mail.Message(context.Background(), msgs[0].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	re := regexp.MustCompile(`https://e\.shop\.example/c/([A-Za-z0-9._-]+)`)
+	m := re.FindStringSubmatch(full.Text)
+	if m == nil {
+		t.Fatalf("the text part has no tracked link:\n%s", full.Text)
+	}
+	if !strings.Contains(full.HTML, `href="`+m[0]+`"`) {
+		t.Errorf("the HTML part does not link %s:\n%s", m[0], full.HTML)
+	}
+	if strings.Contains(full.Text, n.URL) || strings.Contains(full.HTML, n.URL) {
+		t.Errorf("the email still links to %s itself", n.URL)
+	}
+	keys, _ := clicklink.ParseKeys(keySpec)
+	c, err := keys.Verify(m[1], time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.NotificationID() != n.NotificationID || c.URL != n.URL || c.KeyID != "c2" || c.Channel != events.ChannelEmail ||
+		c.Expires.Before(time.Now().Add(29*24*time.Hour)) {
+		t.Errorf("token claim %+v", c)
 	}
 }

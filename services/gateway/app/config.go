@@ -5,6 +5,7 @@ package app
 
 import (
 	"fmt"
+	"maps"
 	"net/mail"
 	"net/url"
 	"regexp"
@@ -13,20 +14,29 @@ import (
 	"time"
 
 	"backinstock/services/gateway/internal/delivery"
+	"backinstock/services/gateway/internal/devices"
 	"backinstock/services/gateway/internal/email"
+	"backinstock/services/gateway/internal/fcm"
+	"backinstock/services/gateway/internal/ratelimit"
 	"backinstock/services/gateway/internal/render"
 	"backinstock/services/gateway/internal/retry"
+	"backinstock/services/gateway/internal/sms"
+	"backinstock/services/gateway/internal/webhook"
+	"backinstock/services/gateway/internal/webpush"
 	"backinstock/shared/config"
 	"backinstock/shared/kafka"
 	"backinstock/topics/catalog"
+	"backinstock/topics/clicklink"
 	"backinstock/topics/events"
 	"backinstock/topics/unsubscribe"
 )
 
-// Providers the gateway has, per channel. The others (sms, app, web, and
-// webhook for any channel) come in later steps of issue 14.
+// Providers the gateway has, per channel; the webhook serves any channel.
 var Providers = map[string][]string{
-	events.ChannelEmail: {email.ProviderName},
+	events.ChannelEmail: {email.ProviderName, webhook.ProviderName},
+	events.ChannelSMS:   {sms.ProviderName, webhook.ProviderName},
+	events.ChannelApp:   {fcm.ProviderName, webhook.ProviderName},
+	events.ChannelWeb:   {webpush.ProviderName, webhook.ProviderName},
 }
 
 // Config is the configuration of `gateway run`.
@@ -46,6 +56,9 @@ type Config struct {
 	// ProviderSpec is "channel=provider,..." (GATEWAY_PROVIDERS).
 	ProviderSpec string
 	HTTPAddr     string
+	// APIToken is the bearer token of the admin routes (pause/resume);
+	// without one they answer 503.
+	APIToken string
 
 	// Workers is how many notifications of one channel this replica sends
 	// at once; MaxAckPending bounds those out over all replicas.
@@ -77,15 +90,46 @@ type Config struct {
 	// point at. Both or neither: without them emails carry no link.
 	UnsubscribeKeys    string
 	UnsubscribeBaseURL string
+	// ClickKeys sign the tracked links (CLICK_KEYS, the engagement
+	// service's value: kid:secret,..., the first signs);
+	// EngagementBaseURL is the engagement service's public address the
+	// links point at; ClickLinkTTL is how long a link works. Keys and base
+	// URL both or neither: without them messages link to the product
+	// itself.
+	ClickKeys         string
+	EngagementBaseURL string
+	ClickLinkTTL      time.Duration
 
-	// CrashAt and CrashAfterN are a TEST-ONLY hook: at the CrashAfterN-th
-	// time the protocol reaches step CrashAt (delivery.CrashPoints) the
-	// process SIGKILLs itself. Off when empty.
+	// Webhook configures the webhook provider (WEBHOOK_*); Conns follows
+	// Workers.
+	Webhook webhook.Config
+
+	// CrashAt and CrashAfterN are a TEST-ONLY hook, in builds with
+	// -tags crashhook only: at the CrashAfterN-th time the protocol reaches
+	// step CrashAt (delivery.CrashPoints) the process SIGKILLs itself. Off
+	// when empty; a build without the hook refuses a CrashAt.
 	CrashAt     string
 	CrashAfterN int
 	// Crash, when set, replaces CrashAt in-process (tests): it is called at
 	// every crash point and returns true to abandon the message there.
 	Crash func(point string) bool
+
+	// FCM configures the app channel's fcm provider, WebPush the web
+	// channel's webpush provider.
+	FCM     fcm.Config
+	WebPush webpush.Config
+	// Wishlist is the wishlist API the push providers remove dead devices
+	// through (required with app or web).
+	Wishlist devices.Config
+	// SMS configures the twilio provider (PublicURL comes from PublicURL).
+	SMS sms.Config
+	// PublicURL is the gateway's public base URL (GATEWAY_PUBLIC_URL),
+	// which providers' callbacks reach it at.
+	PublicURL string
+	// RateLimits are the providers' rate limits shared by every replica
+	// of the region (GATEWAY_RATE_LIMITS, "twilio=50/s,...": package
+	// ratelimit).
+	RateLimits string
 
 	// OnListen, when set, receives the bound HTTP address.
 	OnListen func(addr string)
@@ -115,7 +159,17 @@ func defaults() Config {
 		SMTP: email.Config{
 			Host: "127.0.0.1", Port: 587, TLS: email.TLSStartTLS, Timeout: 15 * time.Second,
 		},
+		SMS:         sms.Config{BaseURL: sms.DefaultBaseURL, Timeout: 10 * time.Second},
+		Webhook:     webhook.Config{Timeout: 10 * time.Second},
 		CrashAfterN: 1,
+		FCM:         fcm.Config{BaseURL: fcm.DefaultBaseURL, Timeout: 10 * time.Second},
+		// A day: a restock alert read later than that is about stock that
+		// may be gone again.
+		WebPush:  webpush.Config{TTL: 24 * time.Hour, Urgency: "normal", Timeout: 10 * time.Second},
+		Wishlist: devices.Config{Timeout: 5 * time.Second},
+		// A restock alert clicked a month later is about stock long gone;
+		// the link then shows the engagement service's 404 page.
+		ClickLinkTTL: 30 * 24 * time.Hour,
 	}
 }
 
@@ -130,8 +184,9 @@ func (c *Config) Bind(s *config.Set) {
 	s.String(&c.NATSCAFile, "nats-tls-ca-file", "NATS_TLS_CA_FILE", "", "PEM CA bundle for the NATS servers' TLS certificate (empty: system roots)")
 	s.String(&c.Region, "region", "REGION", "", "region this deployment serves (required)")
 	s.List(&c.Channels, "channels", "GATEWAY_CHANNELS", d.Channels, "channels this deployment delivers")
-	s.String(&c.ProviderSpec, "providers", "GATEWAY_PROVIDERS", d.ProviderSpec, `provider per channel, "email=smtp"`)
-	s.String(&c.HTTPAddr, "http-addr", "HTTP_ADDR", d.HTTPAddr, "HTTP listen address (health, readiness, metrics)")
+	s.String(&c.ProviderSpec, "providers", "GATEWAY_PROVIDERS", d.ProviderSpec, `provider per channel, "email=smtp,app=fcm,web=webpush,sms=webhook"`)
+	s.String(&c.HTTPAddr, "http-addr", "HTTP_ADDR", d.HTTPAddr, "HTTP listen address (health, readiness, metrics, admin)")
+	s.String(&c.APIToken, "api-token", "API_TOKEN", "", "bearer token of the admin (pause/resume) routes; empty: they answer 503")
 	s.Int(&c.Workers, "workers", "GATEWAY_WORKERS", d.Workers, "notifications of one channel this replica sends at once")
 	s.Int(&c.MaxAckPending, "max-ack-pending", "GATEWAY_MAX_ACK_PENDING", d.MaxAckPending, "notifications of one channel out at once over all replicas (sending or waiting to retry): the backpressure bound")
 	s.Duration(&c.AckWait, "ack-wait", "GATEWAY_ACK_WAIT", d.AckWait, "how long a replica may hold a notification without a sign of life before JetStream hands it to another (doubles per redelivery)")
@@ -141,7 +196,7 @@ func (c *Config) Bind(s *config.Set) {
 	s.Duration(&c.MarkerTTL, "marker-ttl", "GATEWAY_MARKER_TTL", d.MarkerTTL, "lifetime of the Redis delivered markers (at least the edge stream's max age)")
 	s.Duration(&c.StopTimeout, "stop-timeout", "GATEWAY_STOP_TIMEOUT", d.StopTimeout, "how long a stop waits for the sends in flight to finish and be acknowledged")
 	s.String(&c.StatusTopic, "status-topic", "DELIVERY_STATUS_TOPIC", d.StatusTopic, "topic of the delivery receipts")
-	s.String(&c.TemplatesDir, "templates-dir", "GATEWAY_TEMPLATES_DIR", "", "directory of templates overriding the built-in ones (email/<locale>/subject.txt, body.html, body.txt)")
+	s.String(&c.TemplatesDir, "templates-dir", "GATEWAY_TEMPLATES_DIR", "", "directory of templates overriding the built-in ones (email/<locale>/{subject.txt,body.html,body.txt}, sms/<locale>/body.txt, push/<locale>/{title.txt,body.txt})")
 	s.String(&c.DefaultLocale, "default-locale", "GATEWAY_DEFAULT_LOCALE", d.DefaultLocale, "locale of a notification whose locale has no templates")
 	s.String(&c.SMTP.Host, "smtp-host", "SMTP_HOST", d.SMTP.Host, "SMTP server host")
 	s.Int(&c.SMTP.Port, "smtp-port", "SMTP_PORT", d.SMTP.Port, "SMTP server port (587 submission, 465 implicit TLS, 25 relay)")
@@ -158,8 +213,36 @@ func (c *Config) Bind(s *config.Set) {
 	s.String(&c.MessageIDDomain, "email-message-id-domain", "EMAIL_MESSAGE_ID_DOMAIN", "", "domain of the Message-IDs (default: EMAIL_FROM's)")
 	s.String(&c.UnsubscribeKeys, "unsubscribe-keys", "UNSUBSCRIBE_KEYS", "", "keys of the one-click unsubscribe links, kid:secret,... (the wishlist API's value; the first signs)")
 	s.String(&c.UnsubscribeBaseURL, "unsubscribe-base-url", "GATEWAY_UNSUBSCRIBE_BASE_URL", "", "public base URL of the wishlist API the unsubscribe links point at (with UNSUBSCRIBE_KEYS)")
-	s.String(&c.CrashAt, "crash-at", "GATEWAY_CRASH_AT", "", "TEST ONLY: SIGKILL self at this protocol step ("+strings.Join(delivery.CrashPoints, "|")+")")
-	s.Int(&c.CrashAfterN, "crash-after-n", "GATEWAY_CRASH_AFTER_N", d.CrashAfterN, "TEST ONLY: crash the N-th time the step is reached")
+	s.String(&c.ClickKeys, "click-keys", "CLICK_KEYS", "", "keys of the tracked links, kid:secret,... (the engagement service's value; the first signs); with ENGAGEMENT_BASE_URL every message links to the product through it")
+	s.String(&c.EngagementBaseURL, "engagement-base-url", "ENGAGEMENT_BASE_URL", "", "public base URL of the engagement service the tracked links point at (<url>/c/<token>; with CLICK_KEYS)")
+	s.Duration(&c.ClickLinkTTL, "click-link-ttl", "CLICK_LINK_TTL", d.ClickLinkTTL, "how long a tracked link works after the message is rendered")
+	s.String(&c.SMS.BaseURL, "twilio-base-url", "TWILIO_BASE_URL", d.SMS.BaseURL, "base URL of Twilio's API (or a service of its shape)")
+	s.String(&c.SMS.AccountSID, "twilio-account-sid", "TWILIO_ACCOUNT_SID", "", "Twilio account SID, AC... (required for sms=twilio)")
+	s.String(&c.SMS.AuthToken, "twilio-auth-token", "TWILIO_AUTH_TOKEN", "", "Twilio auth token: the API password unless an API key is given; verifies the status callbacks' signatures")
+	s.String(&c.SMS.APIKeySID, "twilio-api-key-sid", "TWILIO_API_KEY_SID", "", "Twilio API key SID, SK... (with TWILIO_API_KEY_SECRET: the API's credentials instead of the auth token)")
+	s.String(&c.SMS.APIKeySecret, "twilio-api-key-secret", "TWILIO_API_KEY_SECRET", "", "Twilio API key secret")
+	s.String(&c.SMS.From, "twilio-from", "TWILIO_FROM", "", "sender: an E.164 number, short code or alphanumeric sender id (or TWILIO_MESSAGING_SERVICE_SID)")
+	s.String(&c.SMS.MessagingServiceSID, "twilio-messaging-service-sid", "TWILIO_MESSAGING_SERVICE_SID", "", "Twilio Messaging Service SID, MG... (instead of TWILIO_FROM)")
+	s.Duration(&c.SMS.Timeout, "sms-timeout", "SMS_TIMEOUT", d.SMS.Timeout, "timeout of one call to the SMS provider's API (below GATEWAY_ACK_WAIT)")
+	s.String(&c.PublicURL, "public-url", "GATEWAY_PUBLIC_URL", "", "public base URL of this gateway, where providers' callbacks reach it (Twilio's StatusCallback: <url>/v1/sms/status); empty: no status callbacks")
+	s.String(&c.RateLimits, "rate-limits", "GATEWAY_RATE_LIMITS", "", `provider rate limits shared by the region's replicas, "twilio=50/s,fcm=600/m" or by channel "sms=50/s" (units s, m, h)`)
+	s.String(&c.Webhook.URL, "webhook-url", "WEBHOOK_URL", "", "the shop's endpoint the webhook provider POSTs to (required for a channel with it)")
+	s.List(&c.Webhook.Secrets, "webhook-secrets", "WEBHOOK_SECRETS", nil, "Standard Webhooks signing secrets, whsec_...; each request is signed with every one (rotation)")
+	s.Duration(&c.Webhook.Timeout, "webhook-timeout", "WEBHOOK_TIMEOUT", d.Webhook.Timeout, "timeout of one webhook request (below GATEWAY_ACK_WAIT)")
+	s.String(&c.FCM.BaseURL, "fcm-base-url", "FCM_BASE_URL", d.FCM.BaseURL, "base URL of the FCM HTTP v1 API")
+	s.String(&c.FCM.CredentialsFile, "fcm-credentials-file", "FCM_CREDENTIALS_FILE", "", "service account JSON key of the Firebase project (required for app=fcm); its token_uri is where access tokens come from")
+	s.String(&c.FCM.ProjectID, "fcm-project-id", "FCM_PROJECT_ID", "", "Firebase project id (default: the key's project_id)")
+	s.Duration(&c.FCM.Timeout, "fcm-timeout", "FCM_TIMEOUT", d.FCM.Timeout, "timeout of one FCM call, the token exchange included (below GATEWAY_ACK_WAIT)")
+	s.String(&c.WebPush.PublicKey, "vapid-public-key", "VAPID_PUBLIC_KEY", "", "VAPID public key, base64url (the storefront's applicationServerKey; gateway vapid-keys makes a pair)")
+	s.String(&c.WebPush.PrivateKey, "vapid-private-key", "VAPID_PRIVATE_KEY", "", "VAPID private key, base64url (required for web=webpush)")
+	s.String(&c.WebPush.Subject, "vapid-subject", "VAPID_SUBJECT", "", "VAPID contact, mailto:push@shop.example or an https: URL (required for web=webpush)")
+	s.Duration(&c.WebPush.TTL, "webpush-ttl", "WEBPUSH_TTL", d.WebPush.TTL, "how long a push service keeps a message for an offline browser")
+	s.String(&c.WebPush.Urgency, "webpush-urgency", "WEBPUSH_URGENCY", d.WebPush.Urgency, "Urgency of web pushes: "+strings.Join(webpush.Urgencies, ", "))
+	s.Duration(&c.WebPush.Timeout, "webpush-timeout", "WEBPUSH_TIMEOUT", d.WebPush.Timeout, "timeout of one push service call (below GATEWAY_ACK_WAIT)")
+	s.String(&c.Wishlist.URL, "wishlist-api-url", "WISHLIST_API_URL", "", "wishlist API base URL, where dead push devices are removed (required for app and web)")
+	s.String(&c.Wishlist.Token, "wishlist-api-token", "WISHLIST_API_TOKEN", "", "bearer token of the wishlist API (its API_TOKEN)")
+	s.Duration(&c.Wishlist.Timeout, "wishlist-api-timeout", "WISHLIST_API_TIMEOUT", d.Wishlist.Timeout, "timeout of one device removal")
+	c.bindCrash(s, d)
 }
 
 // setDefaults fills the fields an in-process caller left zero (the local
@@ -187,7 +270,19 @@ func (c *Config) setDefaults() {
 	config.Default(&c.SMTP.Port, d.SMTP.Port)
 	config.Default(&c.SMTP.Host, d.SMTP.Host)
 	config.Default(&c.SMTP.Conns, c.Workers)
+	config.Default(&c.SMS.BaseURL, d.SMS.BaseURL)
+	config.Default(&c.SMS.Timeout, d.SMS.Timeout)
+	config.Default(&c.SMS.Conns, c.Workers)
 	config.Default(&c.CrashAfterN, d.CrashAfterN)
+	config.Default(&c.Webhook.Timeout, d.Webhook.Timeout)
+	config.Default(&c.Webhook.Conns, c.Workers)
+	config.Default(&c.FCM.BaseURL, d.FCM.BaseURL)
+	config.Default(&c.FCM.Timeout, d.FCM.Timeout)
+	config.Default(&c.WebPush.TTL, d.WebPush.TTL)
+	config.Default(&c.WebPush.Urgency, d.WebPush.Urgency)
+	config.Default(&c.WebPush.Timeout, d.WebPush.Timeout)
+	config.Default(&c.Wishlist.Timeout, d.Wishlist.Timeout)
+	config.Default(&c.ClickLinkTTL, d.ClickLinkTTL)
 	if c.MessageIDDomain == "" {
 		if a, err := mail.ParseAddress(c.SMTP.From); err == nil {
 			_, c.MessageIDDomain, _ = strings.Cut(a.Address, "@")
@@ -275,12 +370,40 @@ func (c Config) Validate() error {
 	if providers[events.ChannelEmail] == email.ProviderName && slices.Contains(c.Channels, events.ChannelEmail) {
 		c.validateSMTP(&p)
 	}
+	if providers[events.ChannelSMS] == sms.ProviderName && slices.Contains(c.Channels, events.ChannelSMS) {
+		p.Add(c.smsConfig().Validate(c.AckWait))
+	}
+	if _, err := c.providerLimits(providers); err != nil {
+		p.Addf("GATEWAY_RATE_LIMITS", "%v", err)
+	}
+	if usesProvider(providers, c.Channels, webhook.ProviderName) {
+		p.Add(c.Webhook.Validate())
+		if c.Webhook.Timeout >= c.AckWait && c.AckWait > 0 {
+			p.Addf("WEBHOOK_TIMEOUT", "%s is not below GATEWAY_ACK_WAIT %s: a stuck send would outlive its claim", c.Webhook.Timeout, c.AckWait)
+		}
+	}
+	c.validatePush(&p, providers)
 	c.validateUnsubscribe(&p)
-	if c.CrashAt != "" && !slices.Contains(delivery.CrashPoints, c.CrashAt) {
+	c.validateClicks(&p)
+	if c.CrashAt != "" && !crashHooks {
+		p.Addf("GATEWAY_CRASH_AT", "this build has no crash hook (the crash tests build with -tags crashhook)")
+	} else if c.CrashAt != "" && !slices.Contains(delivery.CrashPoints, c.CrashAt) {
 		p.Addf("GATEWAY_CRASH_AT", "%q is not one of %v", c.CrashAt, delivery.CrashPoints)
 	}
-	config.Positive(&p, "GATEWAY_CRASH_AFTER_N", c.CrashAfterN)
+	if crashHooks { // the setting exists in crash-test builds only
+		config.Positive(&p, "GATEWAY_CRASH_AFTER_N", c.CrashAfterN)
+	}
 	return p.Err()
+}
+
+// usesProvider reports whether one of channels is configured with provider.
+func usesProvider(providers map[string]string, channels []string, provider string) bool {
+	for _, ch := range channels {
+		if providers[ch] == provider {
+			return true
+		}
+	}
+	return false
 }
 
 func (c Config) validateSMTP(p *config.Problems) {
@@ -319,6 +442,67 @@ func (c Config) validateSMTP(p *config.Problems) {
 	}
 }
 
+// serves reports whether the deployment delivers ch with provider.
+func (c Config) serves(providers map[string]string, ch, provider string) bool {
+	return providers[ch] == provider && slices.Contains(c.Channels, ch)
+}
+
+func (c Config) validatePush(p *config.Problems, providers map[string]string) {
+	app, web := c.serves(providers, events.ChannelApp, fcm.ProviderName), c.serves(providers, events.ChannelWeb, webpush.ProviderName)
+	if app {
+		p.Add(c.FCM.Validate(c.AckWait))
+	}
+	if web {
+		p.Add(c.WebPush.Validate(c.AckWait))
+	}
+	if app || web {
+		p.Add(c.Wishlist.Validate())
+	}
+}
+
+// smsConfig is the twilio provider's configuration with the gateway's
+// public URL.
+func (c Config) smsConfig() sms.Config {
+	s := c.SMS
+	s.PublicURL = c.PublicURL
+	return s
+}
+
+// providerLimits parses GATEWAY_RATE_LIMITS into limits per provider.
+// A key is a provider name (twilio=50/s) or, for convenience, a channel
+// (sms=50/s), which means that channel's provider in this deployment; the
+// limiter is keyed by the provider either way, so every replica shares it.
+// A key that is neither, or a provider limited twice, is refused (a typo
+// would otherwise leave a provider unlimited without a word).
+func (c Config) providerLimits(providers map[string]string) (map[string]ratelimit.Limit, error) {
+	limits, err := ratelimit.Parse(c.RateLimits)
+	if err != nil {
+		return nil, err
+	}
+	var known []string
+	for _, provs := range Providers {
+		known = append(known, provs...)
+	}
+	slices.Sort(known)
+	known = slices.Compact(known)
+	out := map[string]ratelimit.Limit{}
+	for _, name := range slices.Sorted(maps.Keys(limits)) {
+		prov := name
+		if events.ValidChannel(name) {
+			if prov = providers[name]; prov == "" {
+				return nil, fmt.Errorf("%q: channel %s has no provider in GATEWAY_PROVIDERS", name, name)
+			}
+		} else if !slices.Contains(known, name) {
+			return nil, fmt.Errorf("%q is neither a provider (have: %v) nor a channel (%v)", name, known, events.ChannelNames())
+		}
+		if _, dup := out[prov]; dup {
+			return nil, fmt.Errorf("%q: provider %s is limited twice (by its name and by its channel)", name, prov)
+		}
+		out[prov] = limits[name]
+	}
+	return out, nil
+}
+
 func (c Config) validateUnsubscribe(p *config.Problems) {
 	switch {
 	case c.UnsubscribeKeys == "" && c.UnsubscribeBaseURL == "":
@@ -337,6 +521,31 @@ func (c Config) validateUnsubscribe(p *config.Problems) {
 		u, err := url.Parse(c.UnsubscribeBaseURL)
 		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
 			p.Addf("GATEWAY_UNSUBSCRIBE_BASE_URL", "%q is not an http(s) URL without query or fragment, such as https://shop.example/wishlist", c.UnsubscribeBaseURL)
+		}
+	}
+}
+
+func (c Config) validateClicks(p *config.Problems) {
+	if c.ClickLinkTTL < time.Hour {
+		p.Addf("CLICK_LINK_TTL", "must be at least 1h, got %s", c.ClickLinkTTL)
+	}
+	switch {
+	case c.ClickKeys == "" && c.EngagementBaseURL == "":
+		return
+	case c.ClickKeys == "":
+		p.Addf("CLICK_KEYS", "required with ENGAGEMENT_BASE_URL")
+	case c.EngagementBaseURL == "":
+		p.Addf("ENGAGEMENT_BASE_URL", "required with CLICK_KEYS")
+	}
+	if c.ClickKeys != "" {
+		if _, err := clicklink.ParseKeys(c.ClickKeys); err != nil {
+			p.Addf("CLICK_KEYS", "%v", err)
+		}
+	}
+	if c.EngagementBaseURL != "" {
+		u, err := url.Parse(c.EngagementBaseURL)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+			p.Addf("ENGAGEMENT_BASE_URL", "%q is not an http(s) URL without query or fragment, such as https://e.shop.example", c.EngagementBaseURL)
 		}
 	}
 }

@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"backinstock/services/gateway/app"
+	"backinstock/services/gateway/internal/providertest"
+	"backinstock/services/gateway/internal/webpush"
 	"backinstock/shared/config"
 )
 
@@ -41,6 +43,40 @@ func TestDefaultsFromTheCommandLineAreValid(t *testing.T) {
 	}
 }
 
+func TestPushSettingsFromTheCommandLineAreValid(t *testing.T) {
+	f := providertest.NewFCM(t)
+	pub, priv, err := webpush.GenerateKeys()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := bind(t, map[string]string{"REGION": "us-east-1", "GATEWAY_CHANNELS": "app,web", "GATEWAY_PROVIDERS": "app=fcm,web=webpush",
+		"FCM_CREDENTIALS_FILE": f.CredentialsFile, "VAPID_PUBLIC_KEY": pub, "VAPID_PRIVATE_KEY": priv, "VAPID_SUBJECT": "mailto:push@shop.example",
+		"WISHLIST_API_URL": "http://127.0.0.1:8081", "WISHLIST_API_TOKEN": "t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.FCM.BaseURL != "https://fcm.googleapis.com" || c.WebPush.TTL.String() != "24h0m0s" || c.WebPush.Urgency != "normal" {
+		t.Errorf("defaults %+v %+v", c.FCM, c.WebPush)
+	}
+}
+
+// TestSMSSettings: an sms deployment on twilio with a rate limit and
+// status callbacks, from the environment.
+func TestSMSSettings(t *testing.T) {
+	c, err := bind(t, map[string]string{
+		"REGION": "us-east-1", "GATEWAY_CHANNELS": "email,sms", "GATEWAY_PROVIDERS": "email=smtp,sms=twilio", "EMAIL_FROM": "shop@shop.example",
+		"TWILIO_ACCOUNT_SID": "AC0123456789abcdef0123456789abcdef", "TWILIO_API_KEY_SID": "SK0123456789abcdef0123456789abcdef",
+		"TWILIO_API_KEY_SECRET": "secret", "TWILIO_AUTH_TOKEN": "token", "TWILIO_MESSAGING_SERVICE_SID": "MG0123456789abcdef0123456789abcdef",
+		"GATEWAY_PUBLIC_URL": "https://hooks.shop.example/gateway/us-east-1", "GATEWAY_RATE_LIMITS": "sms=50/s,smtp=600/m", // a channel means its provider
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.SMS.BaseURL != "https://api.twilio.com" || c.SMS.Timeout.String() != "10s" || c.RateLimits != "sms=50/s,smtp=600/m" {
+		t.Errorf("config %+v", c)
+	}
+}
+
 // TestBadSettingsAreNamed: each bad setting is refused with its variable's
 // name, all of them at once.
 func TestBadSettingsAreNamed(t *testing.T) {
@@ -69,9 +105,27 @@ func TestBadSettingsAreNamed(t *testing.T) {
 		{"unsubscribe base without keys", map[string]string{"GATEWAY_UNSUBSCRIBE_BASE_URL": "https://shop.example/w"}, []string{"UNSUBSCRIBE_KEYS: required with GATEWAY_UNSUBSCRIBE_BASE_URL"}},
 		{"unsubscribe short secret", map[string]string{"UNSUBSCRIBE_KEYS": "k1:short", "GATEWAY_UNSUBSCRIBE_BASE_URL": "https://shop.example/w"}, []string{"UNSUBSCRIBE_KEYS: key 1 (k1): secret must be at least 32 bytes"}},
 		{"unsubscribe base not a URL", map[string]string{"UNSUBSCRIBE_KEYS": "k1:0123456789abcdef0123456789abcdef", "GATEWAY_UNSUBSCRIBE_BASE_URL": "shop.example?x=1"}, []string{`GATEWAY_UNSUBSCRIBE_BASE_URL: "shop.example?x=1" is not an http(s) URL`}},
+		{"click keys without base", map[string]string{"CLICK_KEYS": "c1:0123456789abcdef0123456789abcdef"}, []string{"ENGAGEMENT_BASE_URL: required with CLICK_KEYS"}},
+		{"click base without keys", map[string]string{"ENGAGEMENT_BASE_URL": "https://e.shop.example"}, []string{"CLICK_KEYS: required with ENGAGEMENT_BASE_URL"}},
+		{"click short secret", map[string]string{"CLICK_KEYS": "c1:short", "ENGAGEMENT_BASE_URL": "https://e.shop.example"}, []string{"CLICK_KEYS: key 1 (c1): secret must be at least 32 bytes"}},
+		{"click base not a URL", map[string]string{"CLICK_KEYS": "c1:0123456789abcdef0123456789abcdef", "ENGAGEMENT_BASE_URL": "e.shop.example"}, []string{`ENGAGEMENT_BASE_URL: "e.shop.example" is not an http(s) URL`}},
+		{"click link ttl", map[string]string{"CLICK_LINK_TTL": "10m"}, []string{"CLICK_LINK_TTL: must be at least 1h, got 10m0s"}},
 		{"default locale", map[string]string{"GATEWAY_DEFAULT_LOCALE": "english"}, []string{`GATEWAY_DEFAULT_LOCALE: "english" is not a BCP 47 locale`}},
 		{"default locale without templates", map[string]string{"GATEWAY_DEFAULT_LOCALE": "pt"}, []string{`GATEWAY_TEMPLATES_DIR: default locale "pt" has no email templates`}},
-		{"crash point", map[string]string{"GATEWAY_CRASH_AT": "before-lunch"}, []string{`GATEWAY_CRASH_AT: "before-lunch" is not one of`}},
+		{"push without settings", map[string]string{"GATEWAY_CHANNELS": "app,web", "GATEWAY_PROVIDERS": "app=fcm,web=webpush"},
+			[]string{"FCM_CREDENTIALS_FILE: required for app=fcm", "VAPID_PRIVATE_KEY: VAPID_PRIVATE_KEY and VAPID_PUBLIC_KEY are required", "VAPID_SUBJECT:", "WISHLIST_API_URL:", "WISHLIST_API_TOKEN: required"}},
+		{"push timeouts", map[string]string{"GATEWAY_CHANNELS": "app,web", "GATEWAY_PROVIDERS": "app=fcm,web=webpush", "FCM_TIMEOUT": "1m", "WEBPUSH_TIMEOUT": "30s", "WEBPUSH_URGENCY": "asap"},
+			[]string{"FCM_TIMEOUT: 1m0s is not below GATEWAY_ACK_WAIT", "WEBPUSH_TIMEOUT: 30s is not below", `WEBPUSH_URGENCY: "asap" is not one of`}},
+		{"rate limits spec", map[string]string{"GATEWAY_RATE_LIMITS": "twilio=50"}, []string{`GATEWAY_RATE_LIMITS: "twilio=50": "50" has no /unit`}},
+		{"rate limits of nothing", map[string]string{"GATEWAY_RATE_LIMITS": "twillio=50/s"}, []string{`GATEWAY_RATE_LIMITS: "twillio" is neither a provider (have: [fcm smtp twilio webhook webpush]) nor a channel`}},
+		{"rate limit of a channel without provider", map[string]string{"GATEWAY_RATE_LIMITS": "sms=50/s"}, []string{`GATEWAY_RATE_LIMITS: "sms": channel sms has no provider in GATEWAY_PROVIDERS`}},
+		{"rate limit twice", map[string]string{"GATEWAY_PROVIDERS": "email=smtp", "GATEWAY_RATE_LIMITS": "email=10/s,smtp=20/s"}, []string{`GATEWAY_RATE_LIMITS: "smtp": provider smtp is limited twice`}},
+		{"sms needs twilio settings", map[string]string{"GATEWAY_CHANNELS": "sms", "GATEWAY_PROVIDERS": "sms=twilio"},
+			[]string{"TWILIO_ACCOUNT_SID: required", "TWILIO_AUTH_TOKEN: required", "TWILIO_FROM: required"}},
+		{"sms timeout", map[string]string{"GATEWAY_CHANNELS": "sms", "GATEWAY_PROVIDERS": "sms=twilio", "TWILIO_ACCOUNT_SID": "AC0123456789abcdef0123456789abcdef",
+			"TWILIO_AUTH_TOKEN": "t", "TWILIO_FROM": "+14155550100", "SMS_TIMEOUT": "45s"}, []string{"SMS_TIMEOUT: 45s is not below GATEWAY_ACK_WAIT 30s"}},
+		{"public url", map[string]string{"GATEWAY_CHANNELS": "sms", "GATEWAY_PROVIDERS": "sms=twilio", "TWILIO_ACCOUNT_SID": "AC0123456789abcdef0123456789abcdef",
+			"TWILIO_AUTH_TOKEN": "t", "TWILIO_FROM": "+14155550100", "GATEWAY_PUBLIC_URL": "hooks.shop.example"}, []string{`GATEWAY_PUBLIC_URL: "hooks.shop.example" is not an http(s) base URL`}},
 		{"several at once", map[string]string{"REGION": "", "SMTP_TLS": "x", "GATEWAY_WORKERS": "-1"},
 			[]string{"REGION:", "SMTP_TLS:", "GATEWAY_WORKERS:"}},
 	}

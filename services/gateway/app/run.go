@@ -3,9 +3,7 @@ package app
 import (
 	"context"
 	"fmt"
-	"os"
-	"sync"
-	"syscall"
+	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -13,16 +11,27 @@ import (
 	"go.uber.org/zap"
 
 	"backinstock/services/gateway/internal/delivery"
+	"backinstock/services/gateway/internal/devices"
 	"backinstock/services/gateway/internal/edge"
 	"backinstock/services/gateway/internal/email"
+	"backinstock/services/gateway/internal/fcm"
+	"backinstock/services/gateway/internal/push"
+	"backinstock/services/gateway/internal/ratelimit"
 	"backinstock/services/gateway/internal/receipts"
 	"backinstock/services/gateway/internal/render"
+	"backinstock/services/gateway/internal/sms"
 	"backinstock/services/gateway/internal/store"
+	"backinstock/services/gateway/internal/webhook"
+	"backinstock/services/gateway/internal/webpush"
 	"backinstock/shared/httpapi"
 	"backinstock/shared/kafka"
 	"backinstock/shared/lifecycle"
 	"backinstock/shared/natsconn"
+	"backinstock/shared/optoutcheck"
+	"backinstock/shared/pause"
 	"backinstock/shared/redisconn"
+	"backinstock/topics/clicklink"
+	"backinstock/topics/events"
 	"backinstock/topics/unsubscribe"
 )
 
@@ -30,7 +39,7 @@ import (
 // message through the delivery protocol, until ctx ends; then the
 // consumers stop pulling, finish and acknowledge what they hold, the
 // producer flushes, NATS drains and Redis closes, in that order. Health,
-// readiness and metrics are served over HTTP.
+// readiness, metrics and the operator's pause/resume are served over HTTP.
 func Run(ctx context.Context, cfg Config, log *zap.Logger, reg *prometheus.Registry) error {
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
@@ -44,6 +53,10 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger, reg *prometheus.Regis
 	templates, err := render.Load(cfg.TemplatesDir, cfg.DefaultLocale)
 	if err != nil {
 		return err
+	}
+	if cfg.ClickKeys != "" {
+		keys, _ := clicklink.ParseKeys(cfg.ClickKeys) // Validate parsed them
+		templates.Track(clickTracker(keys, cfg.EngagementBaseURL, cfg.ClickLinkTTL))
 	}
 
 	rdb, err := redisconn.New(ctx, cfg.RedisURL, redisconn.Options{})
@@ -76,12 +89,36 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger, reg *prometheus.Regis
 	st := store.New(rdb, cfg.Region, cfg.AckWait, cfg.MarkerTTL)
 	writer := receipts.New(producer, cfg.StatusTopic)
 	dm, em := delivery.NewMetrics(reg, cfg.Region), edge.NewMetrics(reg, cfg.Region)
+	pm := push.NewMetrics(reg, cfg.Region)
 	crash := cfg.Crash
 	if crash == nil {
 		crash = crashHook(cfg.CrashAt, cfg.CrashAfterN, log)
 	}
 
-	srv := httpapi.NewServer(cfg.HTTPAddr, log, reg, nil)
+	limits, _ := cfg.providerLimits(providerOf)
+	rm, sm := ratelimit.NewMetrics(reg, cfg.Region), sms.NewMetrics(reg, cfg.Region)
+	pauseStore := pause.NewStore(rdb)
+	pauses := pause.NewWatcher(pauseStore, pause.WatcherOptions{
+		Region: cfg.Region, Channels: cfg.Channels, Metrics: pause.NewMetrics(reg, "backinstock_gateway_", cfg.Region), Log: log.Named("pause"),
+	})
+	// A replica started while its region is paused must not send before
+	// its first poll.
+	if err := pauses.Refresh(ctx); err != nil {
+		return err
+	}
+	// The admin routes need the API token; provider callbacks are public
+	// routes: each verifies its provider's signature instead.
+	rt := httpapi.NewRouter(httpapi.RouterOptions{Token: cfg.APIToken, Metrics: httpapi.NewRouteMetrics(reg, "gateway"), Log: log})
+	adminOff := ""
+	if cfg.APIToken == "" {
+		adminOff = "this gateway has no API_TOKEN"
+	}
+	pause.Routes(rt, pause.RouteOptions{Region: cfg.Region, Store: pauseStore, Watcher: pauses, Disabled: adminOff, Log: log.Named("pause")})
+	if providerOf[events.ChannelSMS] == sms.ProviderName && slices.Contains(cfg.Channels, events.ChannelSMS) && cfg.PublicURL != "" {
+		h := sms.NewStatusHandler(cfg.SMS.AuthToken, cfg.PublicURL, writer, sm)
+		rt.Public("POST "+sms.StatusPath, "sms_status", h.Serve)
+	}
+	srv := httpapi.NewServer(cfg.HTTPAddr, log, reg, rt)
 	srv.AddCheck("redis", func(ctx context.Context) error { return rdb.Ping(ctx).Err() })
 	srv.AddCheck("nats", func(context.Context) error {
 		if nc.Status() != nats.CONNECTED {
@@ -91,20 +128,29 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger, reg *prometheus.Regis
 	})
 	srv.AddCheck("kafka", func(ctx context.Context) error { return kafka.Ping(ctx, producer.Client()) })
 
-	parts := []lifecycle.Part{{Name: "http", Run: srv.Run}}
+	parts := []lifecycle.Part{{Name: "http", Run: srv.Run}, {Name: "pause-watcher", Run: pauses.Run}}
+	optouts := optoutcheck.New(rdb)
 	for _, ch := range cfg.Channels {
-		prov, closeProv, err := newProvider(cfg, ch, providerOf[ch], templates)
+		prov, closeProv, err := newProvider(cfg, ch, providerOf[ch], templates, st, pm, sm, log)
 		if err != nil {
 			return err
 		}
 		defer closeProv()
+		var lim delivery.Limiter
+		if l, ok := limits[providerOf[ch]]; ok {
+			lim = ratelimit.New(rdb, cfg.Region, providerOf[ch], l, rm)
+		}
 		proto := delivery.New(delivery.Options{
-			Region: cfg.Region, Channel: ch, Provider: prov, Store: st, Receipts: writer,
-			Policy: cfg.Policy(), Metrics: dm, Log: log, Crash: crash,
+			Region: cfg.Region, Channel: ch, Provider: prov, Limiter: lim, Store: st, Receipts: writer,
+			// The wishlist writes the opt-out records to this same Redis
+			// (every deployment gives both one REDIS_URL).
+			OptOuts: optouts,
+			Policy:  cfg.Policy(), Metrics: dm, Log: log, Crash: crash, Gate: pauses.Gate(ch),
 		})
 		cons := edge.NewConsumer(js, proto, edge.Options{
 			Region: cfg.Region, Channel: ch, Policy: cfg.Policy(), MaxAckPending: cfg.MaxAckPending,
 			Workers: cfg.Workers, StopTimeout: cfg.StopTimeout, Metrics: em, Log: log.With(zap.String("channel", ch)),
+			Gate: pauses.Gate(ch),
 		})
 		srv.AddCheck("edge-"+ch, func(context.Context) error { return cons.Ready() })
 		parts = append(parts, lifecycle.Part{Name: "edge-" + ch, Run: cons.Run})
@@ -115,14 +161,37 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger, reg *prometheus.Regis
 	if cfg.OnListen != nil {
 		cfg.OnListen(srv.Addr())
 	}
-	log.Info("gateway starting", zap.Strings("channels", cfg.Channels), zap.Any("providers", providerOf),
-		zap.Strings("locales", templates.Locales()), zap.String("http", srv.Addr()))
+	log.Info("gateway starting", zap.Strings("channels", cfg.Channels), zap.Any("providers", providerOf), zap.String("rate_limits", ratelimit.Format(limits)),
+		zap.Strings("locales", templates.Locales()), zap.Bool("tracked_links", cfg.ClickKeys != ""), zap.String("http", srv.Addr()))
 	return lifecycle.Run(ctx, log, parts...)
 }
 
+// clickTracker signs n's tracked link: the notification's fields, its
+// product URL and an expiry ttl from now (topics/clicklink).
+func clickTracker(keys clicklink.Keys, base string, ttl time.Duration) render.Tracker {
+	return func(n events.Notification) (string, error) {
+		return keys.URL(base, clicklink.Link{
+			UserID: n.UserID, SKU: n.SKU, Region: n.Region, Channel: n.Channel, Episode: n.Episode,
+			URL: n.URL, Expires: time.Now().Add(ttl),
+		})
+	}
+}
+
 // newProvider builds the provider configured for ch, and what closes it.
-func newProvider(cfg Config, ch, name string, templates *render.Set) (delivery.Provider, func(), error) {
+func newProvider(cfg Config, ch, name string, templates *render.Set, st *store.Store, pm *push.Metrics, sm *sms.Metrics, log *zap.Logger) (delivery.Provider, func(), error) {
+	pushOpts := push.Options{Templates: templates, Progress: st, Remover: devices.New(cfg.Wishlist), Metrics: pm, Log: log.With(zap.String("channel", ch))}
 	switch name {
+	case fcm.ProviderName:
+		s, err := fcm.NewSender(cfg.FCM)
+		if err != nil {
+			return nil, nil, err
+		}
+		return push.New(s, pushOpts), func() {}, nil
+	case webpush.ProviderName:
+		return push.New(webpush.NewSender(cfg.WebPush), pushOpts), func() {}, nil
+	case sms.ProviderName:
+		p := sms.NewProvider(cfg.smsConfig(), templates, sm, log.With(zap.String("channel", ch)))
+		return p, p.Close, nil
 	case email.ProviderName:
 		cl, err := email.NewClient(cfg.SMTP)
 		if err != nil {
@@ -138,30 +207,12 @@ func newProvider(cfg Config, ch, name string, templates *render.Set) (delivery.P
 			opts = append(opts, email.WithUnsubscribe(keys, cfg.UnsubscribeBaseURL))
 		}
 		return email.NewProvider(cl, templates, cfg.MessageIDDomain, opts...), func() { _ = cl.Close() }, nil
+	case webhook.ProviderName:
+		p, err := webhook.New(cfg.Webhook)
+		if err != nil {
+			return nil, nil, err
+		}
+		return p, p.Close, nil
 	}
 	return nil, nil, fmt.Errorf("channel %s: no provider %q", ch, name)
-}
-
-// crashHook is the test-only SIGKILL at a protocol step.
-func crashHook(point string, afterN int, log *zap.Logger) func(string) bool {
-	if point == "" {
-		return nil
-	}
-	var mu sync.Mutex
-	hits := 0
-	return func(p string) bool {
-		if p != point {
-			return false
-		}
-		mu.Lock()
-		defer mu.Unlock()
-		hits++
-		if hits < afterN {
-			return false
-		}
-		log.Warn("GATEWAY_CRASH_AT reached; killing this process", zap.String("point", p), zap.Int("hit", hits))
-		_ = log.Sync()
-		_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
-		select {} // never returns
-	}
 }

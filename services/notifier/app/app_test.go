@@ -196,7 +196,7 @@ func (f *fixture) assertExactlyOnce(t *testing.T, want int) {
 func (f *fixture) replay(t *testing.T, from string) string {
 	t.Helper()
 	var out bytes.Buffer
-	err := app.Replay(context.Background(), app.ReplayConfig{Kafka: f.kcfg, Region: f.region, Channels: f.chans, From: from}, &out, zap.NewNop())
+	err := app.Replay(context.Background(), app.ReplayConfig{Config: app.Config{Kafka: f.kcfg, Region: f.region, Channels: f.chans}, From: from}, &out, zap.NewNop(), nil)
 	if err != nil {
 		t.Fatalf("replay: %v", err)
 	}
@@ -286,7 +286,7 @@ func TestReplayFromBeginningTwiceDeliversNothingNew(t *testing.T) {
 	}
 	if _, err := (func() (string, error) {
 		var out bytes.Buffer
-		err := app.Replay(context.Background(), app.ReplayConfig{Kafka: f.kcfg, Region: f.region, Channels: f.chans, From: "beginning"}, &out, zap.NewNop())
+		err := app.Replay(context.Background(), app.ReplayConfig{Config: app.Config{Kafka: f.kcfg, Region: f.region, Channels: f.chans}, From: "beginning"}, &out, zap.NewNop(), nil)
 		return out.String(), err
 	})(); !errors.Is(err, app.ErrGroupActive) {
 		t.Fatalf("replay of a running group: %v, want ErrGroupActive", err)
@@ -466,7 +466,10 @@ func TestSMSRateLimit(t *testing.T) {
 	// nats-server under -race on a loaded 2-core machine can stall for a few
 	// hundred ms and then store a backlog at once), so the check uses the
 	// stream's own storage times, allows two chunks of jitter, and also holds
-	// the rate over longer windows and the whole run.
+	// the rate over longer windows and the whole run. The jitter allowed is
+	// one half-second stall (25 at 50/s): CI once stored 70 in a second at
+	// load 10. The whole-run span below still fails an absent limiter.
+	const jitter = 25
 	stored := smsStoredTimes(t, f)
 	if len(stored) != sms {
 		t.Fatalf("stream holds %d sms, want %d", len(stored), sms)
@@ -483,11 +486,11 @@ func TestSMSRateLimit(t *testing.T) {
 		return most
 	}
 	t.Logf("max sms stored in 1s: %d, in 2s: %d; at the subscriber in 1s: %d", maxIn(stored, time.Second), maxIn(stored, 2*time.Second), maxIn(times, time.Second))
-	if got := maxIn(stored, time.Second); got > 50+5+10 {
-		t.Fatalf("%d sms within one second, limit 50 + burst 5 (+10 jitter)", got)
+	if got := maxIn(stored, time.Second); got > 50+5+jitter {
+		t.Fatalf("%d sms within one second, limit 50 + burst 5 (+%d jitter)", got, jitter)
 	}
-	if got := maxIn(stored, 5*time.Second); got > 5*50+5+10 {
-		t.Fatalf("%d sms within five seconds, limit 250 + burst 5 (+10 jitter)", got)
+	if got := maxIn(stored, 5*time.Second); got > 5*50+5+jitter {
+		t.Fatalf("%d sms within five seconds, limit 250 + burst 5 (+%d jitter)", got, jitter)
 	}
 	if span := stored[len(stored)-1].Sub(stored[0]); span < 9*time.Second {
 		t.Fatalf("500 sms took %s; a 50/s limit needs about 10s", span)

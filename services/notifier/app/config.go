@@ -123,6 +123,30 @@ func defaults() Config {
 // Bind registers every setting on s, with defaults() as the flag defaults.
 func (c *Config) Bind(s *config.Set) {
 	d := defaults()
+	c.bindDelivery(s, d)
+	s.String(&c.GroupInstanceID, "group-instance-id", "KAFKA_GROUP_INSTANCE_ID", "", "static group member id, unique per replica and kept across its restarts, e.g. the pod name (empty: dynamic member)")
+	s.String(&c.HTTPAddr, "http-addr", "HTTP_ADDR", d.HTTPAddr, "HTTP listen address (health, metrics, edge tokens)")
+	s.String(&c.APIToken, "api-token", "API_TOKEN", "", "bearer token of the edge-token, revocation and admin (pause/resume) routes; empty: the admin routes answer 503")
+	s.Duration(&c.DuplicateWindow, "duplicate-window", "EDGE_DUPLICATE_WINDOW", d.DuplicateWindow, "JetStream de-duplication window of the edge stream")
+	s.Duration(&c.StreamMaxAge, "stream-max-age", "EDGE_MAX_AGE", d.StreamMaxAge, "how long the edge stream keeps messages (>= duplicate window)")
+	s.Int64(&c.StreamMaxBytes, "stream-max-bytes", "EDGE_MAX_BYTES", d.StreamMaxBytes, "size cap of the edge stream (oldest discarded)")
+	s.Int(&c.StreamReplicas, "stream-replicas", "EDGE_REPLICAS", d.StreamReplicas, "edge stream replicas (3 on a NATS cluster)")
+	s.Duration(&c.Linger, "linger", "NOTIFIER_LINGER", d.Linger, "how long a batch waits to fill")
+	s.Duration(&c.ReleaseInterval, "release-interval", "NOTIFIER_RELEASE_INTERVAL", d.ReleaseInterval, "how often held notifications are checked for release")
+	s.String(&c.DeadLetterTopic, "dead-letter-topic", "DEAD_LETTER_TOPIC", d.DeadLetterTopic, "topic for poison records")
+	s.String(&c.EdgeAccountSeedFile, "edge-account-seed-file", "EDGE_ACCOUNT_SEED_FILE", "", "NATS account seed that signs browser tokens (enables POST /v1/edge/token)")
+	s.String(&c.EdgeWSURL, "edge-ws-url", "NATS_WS_URL", "", "websocket URL handed to browsers with their token")
+	s.Duration(&c.EdgeTokenTTL, "edge-token-ttl", "EDGE_TOKEN_TTL", d.EdgeTokenTTL, "lifetime of a browser edge token")
+	s.String(&c.EdgeSystemCreds, "edge-system-creds", "EDGE_SYSTEM_CREDS", "", "NATS system-account .creds file: enables the per-user connection limit (and, with --edge-operator-seed-file, revocations)")
+	s.String(&c.EdgeOperatorSeedFile, "edge-operator-seed-file", "EDGE_OPERATOR_SEED_FILE", "", "operator signing key seed that re-signs the edge account with revocations (enables POST /v1/edge/revocations)")
+	s.Int(&c.EdgeMaxConnsPerUser, "edge-max-conns-per-user", "EDGE_MAX_CONNS_PER_USER", d.EdgeMaxConnsPerUser, "most edge connections one user_id keeps open (the newest beyond are closed)")
+	c.bindCrash(s, d)
+}
+
+// bindDelivery registers the settings the delivery protocol runs with:
+// `notifier run`'s and a window replay's (`notifier replay --to`), which
+// delivers with the same pipeline.
+func (c *Config) bindDelivery(s *config.Set, d Config) {
 	c.Kafka.Bind(s)
 	s.String(&c.RedisURL, "redis-url", "REDIS_URL", d.RedisURL, "Redis URL (redis:// or rediss://)")
 	s.String(&c.NATSURL, "nats-url", "NATS_URL", d.NATSURL, "NATS URL of the edge")
@@ -132,30 +156,13 @@ func (c *Config) Bind(s *config.Set) {
 	s.String(&c.Region, "region", "REGION", "", "region this deployment serves (required)")
 	s.List(&c.Channels, "channels", "NOTIFIER_CHANNELS", d.Channels, "channels this deployment consumes")
 	s.String(&c.Group, "group", "NOTIFIER_GROUP", "", "consumer group (default notifier.<region>)")
-	s.String(&c.GroupInstanceID, "group-instance-id", "KAFKA_GROUP_INSTANCE_ID", "", "static group member id, unique per replica and kept across its restarts, e.g. the pod name (empty: dynamic member)")
-	s.String(&c.HTTPAddr, "http-addr", "HTTP_ADDR", d.HTTPAddr, "HTTP listen address (health, metrics, edge tokens)")
-	s.String(&c.APIToken, "api-token", "API_TOKEN", "", "bearer token for POST /v1/edge/token")
 	s.String(&c.RateLimits, "rate-limits", "RATE_LIMITS", "", `per-channel limits per second, "sms=100,email=2000[:burst]" (default burst rate/10)`)
 	s.Duration(&c.MarkerTTL, "marker-ttl", "NOTIFIER_MARKER_TTL", d.MarkerTTL, "lifetime of the Redis sent markers")
-	s.Duration(&c.DuplicateWindow, "duplicate-window", "EDGE_DUPLICATE_WINDOW", d.DuplicateWindow, "JetStream de-duplication window of the edge stream")
-	s.Duration(&c.StreamMaxAge, "stream-max-age", "EDGE_MAX_AGE", d.StreamMaxAge, "how long the edge stream keeps messages (>= duplicate window)")
-	s.Int64(&c.StreamMaxBytes, "stream-max-bytes", "EDGE_MAX_BYTES", d.StreamMaxBytes, "size cap of the edge stream (oldest discarded)")
-	s.Int(&c.StreamReplicas, "stream-replicas", "EDGE_REPLICAS", d.StreamReplicas, "edge stream replicas (3 on a NATS cluster)")
 	s.Int(&c.MaxBatch, "max-batch", "NOTIFIER_MAX_BATCH", d.MaxBatch, "most records per batch (a batch closes earlier when the linger passes)")
-	s.Duration(&c.Linger, "linger", "NOTIFIER_LINGER", d.Linger, "how long a batch waits to fill")
 	s.Duration(&c.PublishTimeout, "publish-timeout", "NOTIFIER_PUBLISH_TIMEOUT", d.PublishTimeout, "how long a batch waits for its PubAcks before the partition pauses and retries")
 	s.Int(&c.MaxPending, "max-pending", "NOTIFIER_MAX_PENDING", d.MaxPending, "publishes awaiting their PubAck (bounds memory when the edge is slow)")
-	s.Duration(&c.ReleaseInterval, "release-interval", "NOTIFIER_RELEASE_INTERVAL", d.ReleaseInterval, "how often held notifications are checked for release")
-	s.String(&c.DeadLetterTopic, "dead-letter-topic", "DEAD_LETTER_TOPIC", d.DeadLetterTopic, "topic for poison records")
 	s.Bool(&c.StaleDrop, "stale-drop", "NOTIFIER_STALE_DROP", d.StaleDrop, "skip notifications whose sku sold out again (reads inventory.stock.v1)")
 	s.Duration(&c.StockReadyTimeout, "stock-ready-timeout", "NOTIFIER_STOCK_READY_TIMEOUT", d.StockReadyTimeout, "how long start-up waits for the stock view to catch up")
-	s.String(&c.EdgeAccountSeedFile, "edge-account-seed-file", "EDGE_ACCOUNT_SEED_FILE", "", "NATS account seed that signs browser tokens (enables POST /v1/edge/token)")
-	s.String(&c.EdgeWSURL, "edge-ws-url", "NATS_WS_URL", "", "websocket URL handed to browsers with their token")
-	s.Duration(&c.EdgeTokenTTL, "edge-token-ttl", "EDGE_TOKEN_TTL", d.EdgeTokenTTL, "lifetime of a browser edge token")
-	s.String(&c.EdgeSystemCreds, "edge-system-creds", "EDGE_SYSTEM_CREDS", "", "NATS system-account .creds file: enables the per-user connection limit (and, with --edge-operator-seed-file, revocations)")
-	s.String(&c.EdgeOperatorSeedFile, "edge-operator-seed-file", "EDGE_OPERATOR_SEED_FILE", "", "operator signing key seed that re-signs the edge account with revocations (enables POST /v1/edge/revocations)")
-	s.Int(&c.EdgeMaxConnsPerUser, "edge-max-conns-per-user", "EDGE_MAX_CONNS_PER_USER", d.EdgeMaxConnsPerUser, "most edge connections one user_id keeps open (the newest beyond are closed)")
-	c.bindCrash(s, d)
 }
 
 // setDefaults fills the fields an in-process caller left zero (the local
@@ -190,28 +197,11 @@ func (c *Config) setDefaults() {
 // Validate names every setting that is wrong.
 func (c Config) Validate() error {
 	var p config.Problems
-	p.Add(c.Kafka.Validate())
-	if !events.ValidRegion(c.Region) {
-		p.Addf("REGION", "%q is not a region id (%s)", c.Region, events.RegionPattern)
-	}
-	for _, ch := range c.Channels {
-		if !events.ValidChannel(ch) {
-			p.Addf("NOTIFIER_CHANNELS", "%q is not one of %v", ch, events.ChannelNames())
-		}
-	}
-	if c.RedisURL == "" {
-		p.Addf("REDIS_URL", "required")
-	}
+	c.validateDelivery(&p)
 	if c.GroupInstanceID != "" {
 		if err := kafka.CheckInstanceID(c.GroupInstanceID); err != nil {
 			p.Addf("KAFKA_GROUP_INSTANCE_ID", "%v", err)
 		}
-	}
-	if c.NATSURL == "" {
-		p.Addf("NATS_URL", "required")
-	}
-	if _, err := ratelimit.Parse(c.RateLimits, events.ValidChannel); err != nil {
-		p.Addf("RATE_LIMITS", "%v", err)
 	}
 	if c.StreamMaxAge > 0 && c.DuplicateWindow > c.StreamMaxAge {
 		p.Addf("EDGE_DUPLICATE_WINDOW", "%s is longer than EDGE_MAX_AGE %s: the window must outlive no message", c.DuplicateWindow, c.StreamMaxAge)
@@ -228,16 +218,11 @@ func (c Config) Validate() error {
 	if c.EdgeOperatorSeedFile != "" && c.EdgeSystemCreds == "" {
 		p.Addf("EDGE_SYSTEM_CREDS", "required with EDGE_OPERATOR_SEED_FILE: revocations are pushed through the system account")
 	}
-	config.Positive(&p, "NOTIFIER_MARKER_TTL", c.MarkerTTL)
 	config.Positive(&p, "EDGE_DUPLICATE_WINDOW", c.DuplicateWindow)
 	config.Positive(&p, "EDGE_MAX_AGE", c.StreamMaxAge)
-	config.Positive(&p, "NOTIFIER_PUBLISH_TIMEOUT", c.PublishTimeout)
 	config.Positive(&p, "NOTIFIER_RELEASE_INTERVAL", c.ReleaseInterval)
-	config.Positive(&p, "NOTIFIER_STOCK_READY_TIMEOUT", c.StockReadyTimeout)
 	config.Positive(&p, "EDGE_TOKEN_TTL", c.EdgeTokenTTL)
 	config.Positive(&p, "EDGE_MAX_CONNS_PER_USER", c.EdgeMaxConnsPerUser)
-	config.Positive(&p, "NOTIFIER_MAX_BATCH", c.MaxBatch)
-	config.Positive(&p, "NOTIFIER_MAX_PENDING", c.MaxPending)
 	if crashHooks { // the setting exists in crash-test builds only
 		config.Positive(&p, "NOTIFIER_CRASH_AFTER_N", c.CrashAfterN)
 	}
@@ -249,6 +234,33 @@ func (c Config) Validate() error {
 		p.Addf("NOTIFIER_CRASH_AT", "%q is not one of %v", c.CrashAt, pipeline.CrashPoints)
 	}
 	return p.Err()
+}
+
+// validateDelivery checks what bindDelivery binds.
+func (c Config) validateDelivery(p *config.Problems) {
+	p.Add(c.Kafka.Validate())
+	if !events.ValidRegion(c.Region) {
+		p.Addf("REGION", "%q is not a region id (%s)", c.Region, events.RegionPattern)
+	}
+	for _, ch := range c.Channels {
+		if !events.ValidChannel(ch) {
+			p.Addf("NOTIFIER_CHANNELS", "%q is not one of %v", ch, events.ChannelNames())
+		}
+	}
+	if c.RedisURL == "" {
+		p.Addf("REDIS_URL", "required")
+	}
+	if c.NATSURL == "" {
+		p.Addf("NATS_URL", "required")
+	}
+	if _, err := ratelimit.Parse(c.RateLimits, events.ValidChannel); err != nil {
+		p.Addf("RATE_LIMITS", "%v", err)
+	}
+	config.Positive(p, "NOTIFIER_MARKER_TTL", c.MarkerTTL)
+	config.Positive(p, "NOTIFIER_PUBLISH_TIMEOUT", c.PublishTimeout)
+	config.Positive(p, "NOTIFIER_STOCK_READY_TIMEOUT", c.StockReadyTimeout)
+	config.Positive(p, "NOTIFIER_MAX_BATCH", c.MaxBatch)
+	config.Positive(p, "NOTIFIER_MAX_PENDING", c.MaxPending)
 }
 
 // Topics are the notify topics this deployment consumes.

@@ -47,12 +47,15 @@ notifier (Secret backinstock-edge, mounted at /etc/backinstock/edge):
   %-20s EDGE_OPERATOR_SEED_FILE: re-signs the app account with revocations
 gateway (Secret backinstock-gateway-edge):
   %-20s NATS_CREDS of the gateway
+wishlist API (Secret backinstock-wishlist-edge):
+  %-20s NATS_CREDS of the wishlist (export and erasure of a user's edge messages)
 keep offline, never mounted: %s (the operator's identity key) and %s
 (the system account's key): with them the accounts can be re-signed.
 `, cfg.Dir, pub(s.OperatorKP), s.SystemPub, s.AppPub,
 		edgeauth.FileOperatorJWT, edgeauth.FileServerConf,
 		edgeauth.FileServiceCreds, edgeauth.FileAppSeed, edgeauth.FileSystemCreds, edgeauth.FileOperatorSigningSeed,
 		edgeauth.FileGatewayCreds,
+		edgeauth.FileWishlistCreds,
 		edgeauth.FileOperatorSeed, edgeauth.FileSystemSeed)
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"backinstock/shared/config"
@@ -17,28 +18,36 @@ import (
 	"backinstock/topics/events"
 )
 
-// ReplayConfig is the configuration of `notifier replay`.
+// ReplayConfig is the configuration of `notifier replay`. Without To it
+// resets the stopped group to From (Kafka, Region, Channels and Group are
+// used); with To it is a window replay (ReplayWindow), which delivers with
+// the settings `notifier run` binds for the protocol (bindDelivery).
 type ReplayConfig struct {
-	Kafka    kafka.Config
-	Region   string
-	Channels []string
-	Group    string
+	Config
 	// From is an RFC 3339 time or "beginning".
 	From string
+	// To, an RFC 3339 time after From, bounds a window replay: the records
+	// timestamped in [From, To) are delivered again by a group-less run
+	// that leaves the group's offsets alone.
+	To string
 }
 
 // Bind registers the replay settings.
 func (c *ReplayConfig) Bind(s *config.Set) {
-	c.Kafka.Bind(s)
-	s.String(&c.Region, "region", "REGION", "", "region whose notifier group is reset (required)")
-	s.List(&c.Channels, "channels", "NOTIFIER_CHANNELS", events.ChannelNames(), "channels whose topics are reset")
-	s.String(&c.Group, "group", "NOTIFIER_GROUP", "", "consumer group (default notifier.<region>)")
-	s.String(&c.From, "from", "", "", `where to restart: an RFC 3339 time (e.g. 2026-11-24T08:00:00Z) or "beginning" (required)`)
+	c.bindDelivery(s, defaults())
+	s.String(&c.From, "from", "", "", `where to start: an RFC 3339 time (e.g. 2026-11-24T08:00:00Z) or "beginning" (required)`)
+	s.String(&c.To, "to", "", "", "replay only the records timestamped before this RFC 3339 time, in a bounded run beside the group, which keeps its offsets (empty: reset the stopped group to --from)")
 }
 
 // Validate names every setting that is wrong.
 func (c ReplayConfig) Validate() error {
 	var p config.Problems
+	if c.To != "" {
+		c.validateDelivery(&p)
+		_, _, err := kafka.ParseWindow(c.From, c.To)
+		p.Add(err)
+		return p.Err()
+	}
 	p.Add(c.Kafka.Validate())
 	if !events.ValidRegion(c.Region) {
 		p.Addf("REGION", "%q is not a region id", c.Region)
@@ -54,8 +63,9 @@ func (c ReplayConfig) Validate() error {
 	return p.Err()
 }
 
+// parseFrom reads --from: an RFC 3339 time, or "beginning".
 func parseFrom(s string) (t time.Time, beginning bool, err error) {
-	if s == "beginning" {
+	if s == kafka.Beginning {
 		return time.Time{}, true, nil
 	}
 	t, err = time.Parse(time.RFC3339Nano, s)
@@ -69,19 +79,19 @@ func parseFrom(s string) (t time.Time, beginning bool, err error) {
 // running group would be overwritten by its next commit.
 var ErrGroupActive = errors.New("consumer group has active members; stop the notifiers of this region first")
 
-// Replay resets the group's committed offsets on the region's notify topics
-// to the first record at or after From (or the oldest), and prints old → new
-// per partition. Replayed notifications are absorbed by the dedupe layers, so
-// a replay delivers only what was never delivered.
-func Replay(ctx context.Context, cfg ReplayConfig, out io.Writer, log *zap.Logger) error {
-	if cfg.Group == "" {
-		cfg.Group = "notifier." + cfg.Region
-	}
-	if len(cfg.Channels) == 0 {
-		cfg.Channels = events.ChannelNames()
-	}
+// Replay is `notifier replay`. With To it is a window replay
+// (ReplayWindow). Without, it resets the group's committed offsets on the
+// region's notify topics to the first record at or after From (or the
+// oldest), and prints old → new per partition. Replayed notifications are
+// absorbed by the dedupe layers, so a replay delivers only what was never
+// delivered. reg (nil: none) receives a window replay's metrics.
+func Replay(ctx context.Context, cfg ReplayConfig, out io.Writer, log *zap.Logger, reg *prometheus.Registry) error {
+	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
 		return err
+	}
+	if cfg.To != "" {
+		return ReplayWindow(ctx, cfg, out, log, reg)
 	}
 	from, beginning, _ := parseFrom(cfg.From)
 	cl, err := kafka.NewClient(cfg.Kafka)

@@ -25,6 +25,8 @@ import (
 	"backinstock/shared/kafka"
 	"backinstock/shared/lifecycle"
 	"backinstock/shared/natsconn"
+	"backinstock/shared/optoutcheck"
+	"backinstock/shared/pause"
 	"backinstock/shared/redisconn"
 	"backinstock/shared/stockview"
 	"backinstock/topics/events"
@@ -75,6 +77,15 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger, reg *prometheus.Regis
 	}
 
 	metrics := pipeline.NewMetrics(reg, cfg.Region)
+	pauseStore := pause.NewStore(rdb)
+	pauses := pause.NewWatcher(pauseStore, pause.WatcherOptions{
+		Region: cfg.Region, Channels: cfg.Channels, Metrics: pause.NewMetrics(reg, "backinstock_notifier_", cfg.Region), Log: log.Named("pause"),
+	})
+	// A replica started while its region is paused must not publish before
+	// its first poll.
+	if err := pauses.Refresh(ctx); err != nil {
+		return err
+	}
 	var stock pipeline.StockLevels
 	var parts []lifecycle.Part
 	waitStock := func(context.Context) {}
@@ -104,8 +115,11 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger, reg *prometheus.Regis
 
 	proc := pipeline.New(pipeline.Options{
 		Region: cfg.Region, Store: store.New(rdb, cfg.Region, cfg.MarkerTTL), Pub: pub,
-		Limits: ratelimit.NewSet(limits), Stock: stock, Now: cfg.Now, Metrics: metrics, Log: log,
-		Crash: crashHook(cfg.CrashAt, cfg.CrashAfterN, pub, log),
+		Limits: ratelimit.NewSet(limits), Stock: stock, Now: cfg.Now, Metrics: metrics, Log: log, Pause: pauses,
+		// The wishlist writes the opt-out records to this same Redis
+		// (every deployment gives both one REDIS_URL).
+		OptOuts: optoutcheck.New(rdb),
+		Crash:   crashHook(cfg.CrashAt, cfg.CrashAfterN, pub, log),
 	})
 	group, err := kafka.NewGroup(cfg.Kafka, kafka.GroupOptions{
 		Group: cfg.Group, InstanceID: cfg.GroupInstanceID, Topics: cfg.Topics(), MaxBatch: cfg.MaxBatch, Linger: cfg.Linger,
@@ -150,6 +164,11 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger, reg *prometheus.Regis
 			}
 		}
 	}
+	adminOff := ""
+	if cfg.APIToken == "" {
+		adminOff = "this notifier has no API_TOKEN"
+	}
+	pause.Routes(routes, pause.RouteOptions{Region: cfg.Region, Store: pauseStore, Watcher: pauses, Disabled: adminOff, Log: log.Named("pause")})
 	if cfg.EdgeOperatorSeedFile == "" {
 		disabledRoute(routes, "POST /v1/edge/revocations", "edge_revocation", "edge_revocation_disabled", "this notifier has no EDGE_SYSTEM_CREDS and EDGE_OPERATOR_SEED_FILE")
 	}
@@ -170,7 +189,7 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger, reg *prometheus.Regis
 	}
 	log.Info("notifier starting", zap.String("group", cfg.Group), zap.Strings("topics", cfg.Topics()), zap.String("http", srv.Addr()))
 
-	all := append([]lifecycle.Part{{Name: "http", Run: srv.Run}}, parts...)
+	all := append([]lifecycle.Part{{Name: "http", Run: srv.Run}, {Name: "pause-watcher", Run: pauses.Run}}, parts...)
 	all = append(all,
 		lifecycle.Part{Name: "releaser", Run: func(ctx context.Context) error { return proc.RunReleaser(ctx, cfg.ReleaseInterval) }},
 		lifecycle.Part{Name: "consumer", Run: func(ctx context.Context) error {

@@ -49,11 +49,14 @@ func TestDriver(t *testing.T) {
 			}
 		}
 	})
-	// The benchmark itself, small: it must run its three parts and print
-	// every figure (make bench runs it at full size).
+	// The benchmark itself, small: it must run its three parts, print
+	// every figure (make bench runs it at full size) and find the edge
+	// exactly once despite 5% duplicate records in the notifier's input
+	// (TestReadBackCatchesBrokenDedupe shows the read-back failing).
 	t.Run("bench", func(t *testing.T) {
 		out := runDriver(t, driver, "bench", "-notifier", notifier, "-n", "20000", "-rate", "2000", "-latency-for", "2s")
-		for _, want := range []string{"notifier: 20000 notifications", "latency produce -> edge at 2000/s", "produce -> Kafka ack", "bare loop: 20000", "ratio notifier / bare loop:"} {
+		for _, want := range []string{"(20000 distinct, 1000 duplicates)", "notifier: 20000 notifications",
+			"expected=20000 delivered=20000 distinct=20000 duplicates=0 missing=0 unexpected=0 bad_headers=0", "exactly once: PASS", "latency produce -> edge at 2000/s", "produce -> Kafka ack", "bare loop: 20000", "ratio notifier / bare loop:"} {
 			if !strings.Contains(out, want) {
 				t.Fatalf("output lacks %q", want)
 			}

@@ -4,8 +4,13 @@
 //
 //	notifier-bench bench -notifier ./notifier [-n 1000000] [-rate 20000] [-latency-for 10s]
 //	    throughput of one notifier (Kafka -> Redis -> JetStream) on a
-//	    preloaded topic, the same for a bare Kafka -> SET NX -> JetStream
-//	    loop, their ratio, and produce-to-edge latency at a fixed rate. The
+//	    preloaded topic holding 5% duplicate records (-dup-percent; the
+//	    same record value at a later offset, as a replay produces), a
+//	    read-back of the edge stream that fails unless it holds every
+//	    distinct notification id exactly once, the same throughput for a
+//	    bare Kafka -> SET NX -> JetStream loop (on input without
+//	    duplicates: it dedupes by record position), their ratio, and
+//	    produce-to-edge latency at a fixed rate. The
 //	    notifier binary and the bare loop run as child processes, as the
 //	    notifier does in production: the servers this process hosts (a
 //	    kfake cluster holding millions of records, nats-server) keep their
@@ -43,6 +48,7 @@ import (
 	"backinstock/services/notifier/internal/edge"
 	"backinstock/services/notifier/internal/notifiertest"
 	"backinstock/services/notifier/internal/pipeline"
+	"backinstock/shared/edgecheck"
 	"backinstock/shared/kafka"
 	"backinstock/shared/lifecycle"
 	"backinstock/shared/testenv"
@@ -129,25 +135,82 @@ func (s *servers) close() {
 
 func (s *servers) kcfg() kafka.Config { return kafka.Config{Brokers: s.kafka.Brokers} }
 
-// preload creates region's topics and produces n notifications.
-func (s *servers) preload(ctx context.Context, region string, channels []string, n int) (time.Duration, error) {
+// preloaded is what preload produced.
+type preloaded struct {
+	took time.Duration
+	// ids are the n distinct notification ids.
+	ids map[string]bool
+	// dups are the records produced a second time.
+	dups int
+}
+
+// preload creates region's topics and produces n notifications, and again
+// dupPercent% of them (the same record value at a later offset of the same
+// partition, as a producer's retry or a replay of the fan-out writes it).
+func (s *servers) preload(ctx context.Context, region string, channels []string, n, dupPercent int) (preloaded, error) {
+	res := preloaded{ids: make(map[string]bool, n)}
 	if err := notifiertest.CreateTopics(s.kcfg(), region, channels, 12); err != nil {
-		return 0, err
+		return res, err
 	}
 	p, err := notifiertest.NewProducer(s.kcfg())
 	if err != nil {
-		return 0, err
+		return res, err
 	}
 	defer p.Close()
 	start := time.Now()
 	const chunk = 100000
 	for i := 0; i < n; i += chunk {
 		ns := notifiertest.Many(region, channels, min(chunk, n-i), "sku-"+strconv.Itoa(i), time.Now())
+		for j, nt := range ns {
+			res.ids[nt.NotificationID] = true
+			if (i+j)%100 < dupPercent {
+				ns = append(ns, nt)
+				res.dups++
+			}
+		}
 		if err := notifiertest.Produce(ctx, p, ns); err != nil {
-			return 0, err
+			return res, err
 		}
 	}
-	return time.Since(start), nil
+	res.took = time.Since(start)
+	return res, nil
+}
+
+// verifyEdge waits until group has committed all of region's notify topics
+// (so a duplicate the notifier let through would be on the stream by then),
+// reads the region's edge stream back and requires every id of want exactly
+// once: no duplicate, none missing, none unexpected, Nats-Msg-Id and subject
+// matching the payload.
+func (s *servers) verifyEdge(ctx context.Context, region string, channels []string, group string, want map[string]bool, out io.Writer) error {
+	cl, adm, topics, err := s.notifyAdmin(region, channels)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	deadline := time.Now().Add(5 * time.Minute)
+	for {
+		c, h, err := notifiertest.Committed(cl, adm, group, topics)
+		if err == nil && h > 0 && c == h {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("edge read-back: %s committed %d of %d records after 5m", group, c, h)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	got, err := edgecheck.Collect(cctx, s.js, region, 1, nil)
+	if err != nil {
+		return fmt.Errorf("edge read-back: %w", err)
+	}
+	c := edgecheck.Tally("edge read-back", want, got)
+	fmt.Fprintln(out, c)
+	if !c.OK() {
+		return fmt.Errorf("NOT exactly once at the edge of %s: %s", region, c)
+	}
+	fmt.Fprintln(out, "exactly once: PASS")
+	return nil
 }
 
 // waitStream waits until the region's stream holds want messages and
@@ -175,6 +238,7 @@ func bench(args []string, out io.Writer) error {
 	n := fs.Int("n", 1000000, "notifications preloaded for the throughput runs")
 	rate := fs.Int("rate", 20000, "produce rate of the latency run (per second)")
 	latFor := fs.Duration("latency-for", 10*time.Second, "length of the latency run")
+	dupPercent := fs.Int("dup-percent", 5, "percent of the notifier's input records produced twice (0-100)")
 	skipBare := fs.Bool("skip-bare", false, "skip the bare loop")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of this process (kfake, nats-server, the load) during the notifier runs to this file")
 	if err := fs.Parse(args); err != nil {
@@ -182,6 +246,9 @@ func bench(args []string, out io.Writer) error {
 	}
 	if *bin == "" {
 		return errors.New("-notifier is required")
+	}
+	if *dupPercent < 0 || *dupPercent > 100 {
+		return fmt.Errorf("-dup-percent %d: want 0 to 100", *dupPercent)
 	}
 	// This process hosts the kfake cluster (every record on the heap) and
 	// nats-server, which stand in for servers of their own. Collecting a heap
@@ -196,14 +263,15 @@ func bench(args []string, out io.Writer) error {
 		return err
 	}
 	channels := []string{"app"}
-	fmt.Fprintf(out, "preloading %d notifications for the notifier and %d for the bare loop...\n", *n, *n)
-	d, err := s.preload(ctx, "bench", channels, *n)
+	fmt.Fprintf(out, "preloading %d notifications (+%d%% duplicate records) for the notifier and %d for the bare loop...\n", *n, *dupPercent, *n)
+	pre, err := s.preload(ctx, "bench", channels, *n, *dupPercent)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "  produced %d in %s (%.0f/s)\n", *n, d.Round(time.Millisecond), float64(*n)/d.Seconds())
+	recs := *n + pre.dups
+	fmt.Fprintf(out, "  produced %d records (%d distinct, %d duplicates) in %s (%.0f/s)\n", recs, *n, pre.dups, pre.took.Round(time.Millisecond), float64(recs)/pre.took.Seconds())
 	if !*skipBare {
-		if _, err := s.preload(ctx, "bare", channels, *n); err != nil {
+		if _, err := s.preload(ctx, "bare", channels, *n, 0); err != nil {
 			return err
 		}
 	}
@@ -229,7 +297,11 @@ func bench(args []string, out io.Writer) error {
 		return err
 	}
 	notifierRate := float64(*n-1) / last.Sub(first).Seconds()
-	fmt.Fprintf(out, "notifier: %d notifications Kafka -> Redis -> JetStream in %s: %.0f/s\n", *n, last.Sub(first).Round(time.Millisecond), notifierRate)
+	fmt.Fprintf(out, "notifier: %d notifications Kafka -> Redis -> JetStream in %s: %.0f/s (%d records read, %d duplicates among them)\n", *n, last.Sub(first).Round(time.Millisecond), notifierRate, recs, pre.dups)
+	// The read-back runs between the measured phases, not inside them.
+	if err := s.verifyEdge(ctx, "bench", channels, "notifier.bench", pre.ids, out); err != nil {
+		return err
+	}
 
 	// 2. Latency at a fixed rate, same notifier still running.
 	// As testing.B does before each benchmark: collect now, so that this
@@ -410,12 +482,23 @@ func bareChild(args []string) error {
 	if _, err := edge.EnsureStream(ctx, js, *region, edge.StreamOptions{Duplicates: 6 * time.Hour, MaxAge: 24 * time.Hour}); err != nil {
 		return err
 	}
-	return runBare(ctx, kcfg, rdb, pub, *region)
+	return runBare(ctx, kcfg, rdb, pub, *region, "bare."+*region, true)
 }
 
-func runBare(ctx context.Context, kcfg kafka.Config, rdb *redis.Client, pub *edge.Publisher, region string) error {
+// runBare runs the bare loop as consumer group group. dedupe false is the
+// test-only broken loop (no SET NX, no Nats-Msg-Id): the test proving that
+// the edge read-back catches duplicates runs it.
+func runBare(ctx context.Context, kcfg kafka.Config, rdb *redis.Client, pub *edge.Publisher, region, group string, dedupe bool) error {
 	topics := []string{catalog.Notify(region, "app")}
 	h := kafka.HandlerFunc(func(ctx context.Context, b *kafka.Batch) error {
+		if !dedupe {
+			items := make([]edge.Item, len(b.Records))
+			for i, r := range b.Records {
+				items[i] = edge.Item{Subject: topicsedge.Subject(region, "app", string(r.Key)), Data: r.Value}
+			}
+			_, err := pub.Publish(items).Wait(ctx)
+			return err
+		}
 		cmds := make([]*redis.BoolCmd, len(b.Records))
 		if _, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 			for i, r := range b.Records {
@@ -434,7 +517,7 @@ func runBare(ctx context.Context, kcfg kafka.Config, rdb *redis.Client, pub *edg
 		_, err := pub.Publish(items).Wait(ctx)
 		return err
 	})
-	g, err := kafka.NewGroup(kcfg, kafka.GroupOptions{Group: "bare." + region, Topics: topics, MaxBatch: 4000, Linger: 2 * time.Millisecond}, h, zap.NewNop())
+	g, err := kafka.NewGroup(kcfg, kafka.GroupOptions{Group: group, Topics: topics, MaxBatch: 4000, Linger: 2 * time.Millisecond}, h, zap.NewNop())
 	if err != nil {
 		return err
 	}
@@ -493,22 +576,14 @@ func crash(args []string, out io.Writer) error {
 	}
 	const region = "crash"
 	channels := events.ChannelNames()
-	if _, err := s.preload(ctx, region, channels, *n); err != nil {
+	if _, err := s.preload(ctx, region, channels, *n, 0); err != nil {
 		return err
 	}
-	cl, err := kafka.NewClient(s.kcfg())
+	cl, adm, topics, err := s.notifyAdmin(region, channels)
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
-	adm, err := sarama.NewClusterAdminFromClient(cl)
-	if err != nil {
-		return err
-	}
-	topics := make([]string, len(channels))
-	for i, ch := range channels {
-		topics[i] = catalog.Notify(region, ch)
-	}
 	progress := func() (int64, int64) {
 		c, h, _ := notifiertest.Committed(cl, adm, "notifier."+region, topics)
 		return c, h
@@ -560,4 +635,24 @@ func crash(args []string, out io.Writer) error {
 	}
 	fmt.Fprintln(out, "exactly once: PASS")
 	return nil
+}
+
+// notifyAdmin is a client and an admin on it, for reading the committed
+// progress of the region's notify topics on channels (also returned); the
+// caller closes the client.
+func (s *servers) notifyAdmin(region string, channels []string) (sarama.Client, sarama.ClusterAdmin, []string, error) {
+	cl, err := kafka.NewClient(s.kcfg())
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	adm, err := sarama.NewClusterAdminFromClient(cl)
+	if err != nil {
+		cl.Close()
+		return nil, nil, nil, err
+	}
+	topics := make([]string, len(channels))
+	for i, ch := range channels {
+		topics[i] = catalog.Notify(region, ch)
+	}
+	return cl, adm, topics, nil
 }

@@ -49,6 +49,10 @@ const (
 	// FileGatewayCreds is the gateway's service user (NATS_CREDS of
 	// `gateway`): it reads the edge streams of the same app account.
 	FileGatewayCreds = "gateway.creds"
+	// FileWishlistCreds is the wishlist API's service user (NATS_CREDS of
+	// `wishlist serve`): its export reads and its erasure purges a user's
+	// messages in the edge streams.
+	FileWishlistCreds = "wishlist.creds"
 	// FileServerConf is the nats.conf fragment a deployment's NATS
 	// includes: the system account and the resolver preload of both
 	// account JWTs (deploy/compose/nats.conf, the k8s nats ConfigMap).
@@ -165,6 +169,10 @@ func (s *Setup) Write(dir string) error {
 	if err != nil {
 		return err
 	}
+	wlCreds, err := s.ServiceCreds("wishlist")
+	if err != nil {
+		return err
+	}
 	return writeFiles(dir, []file{
 		{FileOperatorJWT, []byte(s.OperatorJWT), 0o644},
 		{FileOperatorSeed, oseed, 0o600},
@@ -176,6 +184,7 @@ func (s *Setup) Write(dir string) error {
 		{FileServiceCreds, creds, 0o600},
 		{FileSystemCreds, sysCreds, 0o600},
 		{FileGatewayCreds, gwCreds, 0o600},
+		{FileWishlistCreds, wlCreds, 0o600},
 		// Public JWTs only, but a NATS container reads it as another user.
 		{FileServerConf, s.ServerConfig(), 0o644},
 	})

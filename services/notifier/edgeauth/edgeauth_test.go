@@ -365,7 +365,7 @@ func TestWriteNewRefusesAnExistingSetup(t *testing.T) {
 			t.Errorf("%s lacks %.60q", edgeauth.FileServerConf, want)
 		}
 	}
-	for _, f := range []string{edgeauth.FileServiceCreds, edgeauth.FileGatewayCreds, edgeauth.FileSystemCreds, edgeauth.FileAppSeed, edgeauth.FileOperatorSigningSeed} {
+	for _, f := range []string{edgeauth.FileServiceCreds, edgeauth.FileGatewayCreds, edgeauth.FileWishlistCreds, edgeauth.FileSystemCreds, edgeauth.FileAppSeed, edgeauth.FileOperatorSigningSeed} {
 		st, err := os.Stat(filepath.Join(dir, f))
 		if err != nil {
 			t.Errorf("%s: %v", f, err)

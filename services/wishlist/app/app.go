@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
@@ -20,6 +21,7 @@ import (
 	"backinstock/services/wishlist/internal/api"
 	"backinstock/services/wishlist/internal/changelog"
 	"backinstock/services/wishlist/internal/fanout"
+	"backinstock/services/wishlist/internal/privacy"
 	"backinstock/services/wishlist/internal/service"
 	"backinstock/services/wishlist/internal/store"
 	"backinstock/services/wishlist/internal/wishes"
@@ -27,6 +29,7 @@ import (
 	"backinstock/shared/httpapi"
 	"backinstock/shared/kafka"
 	"backinstock/shared/lifecycle"
+	"backinstock/shared/natsconn"
 	"backinstock/shared/redisconn"
 	"backinstock/shared/stockview"
 	"backinstock/topics/catalog"
@@ -52,6 +55,10 @@ type Config struct {
 	// UnsubscribeKeys verify one-click unsubscribe links (kid:secret,...;
 	// topics/unsubscribe); empty: the unsubscribe routes are not served.
 	UnsubscribeKeys string
+	// The edge (NATS), where the export reads and the erasure purges the
+	// user's notifications; empty NATSURL: those two routes answer 503.
+	NATSURL, NATSCreds, NATSToken, NATSCAFile string
+	PrivacyTimeout                            time.Duration
 
 	// fanout
 	Region        string
@@ -68,6 +75,10 @@ type Config struct {
 	// GroupInstanceID makes this worker a static member of its group
 	// (shared/kafka GroupOptions.InstanceID).
 	GroupInstanceID string
+
+	// replay: the window [ReplayFrom, ReplayTo) of restocks fanned out again
+	ReplayFrom string
+	ReplayTo   string
 
 	// import
 	ImportFile string
@@ -96,6 +107,7 @@ func defaults() Config {
 		MaxImportBytes: lim.MaxImportBytes,
 		ImportBatch:    lim.ImportBatch,
 		RequestTimeout: lim.RequestTimeout,
+		PrivacyTimeout: lim.PrivacyTimeout,
 		MetricsAddr:    ":9181",
 		DeliveryMode:   events.DeliveryAll,
 		PerUnit:        2,
@@ -119,6 +131,7 @@ func (c *Config) setDefaults() {
 	config.Default(&c.MinStock, d.MinStock)
 	config.Default(&c.ImportBatch, d.ImportBatch)
 	config.Default(&c.RequestTimeout, d.RequestTimeout)
+	config.Default(&c.PrivacyTimeout, d.PrivacyTimeout)
 	config.Default(&c.PerUnit, d.PerUnit)
 	config.Default(&c.PageSize, d.PageSize)
 	config.Default(&c.InFlightPages, d.InFlightPages)
@@ -147,6 +160,11 @@ func (c *Config) BindServe(s *config.Set) {
 	s.Int64(&c.MaxImportBytes, "max-import-bytes", "MAX_IMPORT_BYTES", d.MaxImportBytes, "largest bulk-import body (streamed)")
 	s.Int(&c.ImportBatch, "import-batch", "IMPORT_BATCH", d.ImportBatch, "entries written per pipeline during an import")
 	s.Duration(&c.RequestTimeout, "request-timeout", "REQUEST_TIMEOUT", d.RequestTimeout, "longest an API request (imports excepted) takes to answer; a store that has not answered by then is a 503")
+	s.String(&c.NATSURL, "nats-url", "NATS_URL", "", "NATS URL of the edge, whose streams the export reads and the erasure purges (empty: GET /v1/users/{user_id}/export and DELETE /v1/users/{user_id} answer 503)")
+	s.String(&c.NATSCreds, "nats-creds", "NATS_CREDS", "", "NATS .creds file (user JWT and seed)")
+	s.String(&c.NATSToken, "nats-token", "NATS_TOKEN", "", "NATS token")
+	s.String(&c.NATSCAFile, "nats-tls-ca-file", "NATS_TLS_CA_FILE", "", "PEM CA bundle for the NATS servers' TLS certificate (empty: system roots)")
+	s.Duration(&c.PrivacyTimeout, "privacy-timeout", "PRIVACY_TIMEOUT", d.PrivacyTimeout, "longest an export or erasure takes (they scan the Redis keyspace and the edge streams)")
 	s.String(&c.UnsubscribeKeys, "unsubscribe-keys", "UNSUBSCRIBE_KEYS", "", "keys of the one-click unsubscribe links, kid:secret,... (secrets of 32+ bytes; the gateway signs with the first, all verify); empty: no unsubscribe routes")
 }
 
@@ -156,6 +174,12 @@ func (c *Config) BindFanout(s *config.Set) {
 	s.String(&c.Region, "region", "REGION", "", "region whose restocks this worker fans out (group fanout.<region>) (required)")
 	s.String(&c.MetricsAddr, "metrics-addr", "METRICS_ADDR", d.MetricsAddr, "listen address for /metrics, /healthz, /readyz (--metrics-addr \"\": none)")
 	s.String(&c.GroupInstanceID, "group-instance-id", "KAFKA_GROUP_INSTANCE_ID", "", "static group member id, unique per worker and kept across its restarts, e.g. the pod name (empty: dynamic member)")
+	c.bindFanoutPolicy(s, d)
+}
+
+// bindFanoutPolicy registers how a restock is fanned out: the worker's and
+// the replay's settings.
+func (c *Config) bindFanoutPolicy(s *config.Set, d Config) {
 	s.String(&c.DeliveryMode, "delivery-mode", "DELIVERY_MODE", d.DeliveryMode, "default policy: all, or stock_aware (a restock may override it)")
 	s.Int(&c.PerUnit, "per-unit", "DELIVERY_PER_UNIT", d.PerUnit, "stock_aware: wishlisters notified per unit in stock, per wave")
 	s.Int64(&c.MinStock, "min-stock", "DELIVERY_MIN_STOCK", d.MinStock, "stock_aware: stock a further wave needs")
@@ -165,6 +189,16 @@ func (c *Config) BindFanout(s *config.Set) {
 	s.Duration(&c.CheckpointTTL, "checkpoint-ttl", "FANOUT_CHECKPOINT_TTL", d.CheckpointTTL, "how long fan-out checkpoints and done markers are kept (longer than the restock topic's retention)")
 	s.String(&c.URLTemplate, "url-template", "PRODUCT_URL_TEMPLATE", d.URLTemplate, "product link for restocks without a product URL; {sku} is replaced")
 	s.Duration(&c.Linger, "linger", "KAFKA_PRODUCER_LINGER", d.Linger, "how long the producer waits to fill a batch")
+}
+
+// BindReplay registers the fan-out replay's settings: the fan-out's policy
+// and the window.
+func (c *Config) BindReplay(s *config.Set) {
+	d := defaults()
+	s.String(&c.Region, "region", "REGION", "", "region whose restocks are fanned out again (required)")
+	c.bindFanoutPolicy(s, d)
+	s.String(&c.ReplayFrom, "from", "", "", `replay the restocks timestamped from this RFC 3339 time (e.g. 2026-11-24T08:00:00Z), or "beginning" (required)`)
+	s.String(&c.ReplayTo, "to", "", "", "replay the restocks timestamped before this RFC 3339 time, after --from (required)")
 }
 
 // BindImport registers the import settings.
@@ -209,6 +243,13 @@ func (c Config) ValidateServe() error {
 	}
 	if c.RequestTimeout < 100*time.Millisecond || c.RequestTimeout > time.Minute {
 		p.Addf("REQUEST_TIMEOUT", "must be between 100ms and 1m, got %s", c.RequestTimeout)
+	}
+	// The server cuts a response after its 60 s write timeout.
+	if c.PrivacyTimeout < time.Second || c.PrivacyTimeout > 55*time.Second {
+		p.Addf("PRIVACY_TIMEOUT", "must be between 1s and 55s, got %s", c.PrivacyTimeout)
+	}
+	if c.NATSURL == "" && (c.NATSCreds != "" || c.NATSToken != "" || c.NATSCAFile != "") {
+		p.Addf("NATS_URL", "required when NATS credentials are set")
 	}
 	if c.UnsubscribeKeys != "" {
 		if _, err := unsubscribe.ParseKeys(c.UnsubscribeKeys); err != nil {
@@ -261,6 +302,15 @@ func (c Config) ValidateFanout() error {
 	return p.Err()
 }
 
+// ValidateReplay checks the replay settings too.
+func (c Config) ValidateReplay() error {
+	var p config.Problems
+	p.Add(c.ValidateFanout())
+	_, _, err := kafka.ParseWindow(c.ReplayFrom, c.ReplayTo)
+	p.Add(err)
+	return p.Err()
+}
+
 // ValidateImport checks the import settings too.
 func (c Config) ValidateImport() error {
 	var p config.Problems
@@ -300,16 +350,28 @@ func RunServe(ctx context.Context, cfg Config, log *zap.Logger, reg *prometheus.
 			return fmt.Errorf("UNSUBSCRIBE_KEYS: %w", err)
 		}
 	}
+	finder := &privacy.Finder{Redis: rdb, Regions: cfg.Regions}
+	var nc *nats.Conn
+	if cfg.NATSURL != "" {
+		if nc, finder.JS, err = natsconn.Connect(cfg.NATSURL, natsconn.Options{Name: "wishlist", CredsFile: cfg.NATSCreds,
+			Token: cfg.NATSToken, CAFile: cfg.NATSCAFile}, log); err != nil {
+			return err
+		}
+		defer closeInto(&err, "drain nats", func() error { return natsconn.Drain(nc, 10*time.Second) })
+	}
 	svc := &service.Service{Store: store.New(rdb), Producer: prod, Topic: catalog.WishlistChanges, Regions: cfg.Regions}
 	h, err := api.Handler(api.Options{Token: cfg.APIToken, Regions: cfg.Regions, MaxBodyBytes: cfg.MaxBodyBytes,
 		MaxImportBytes: cfg.MaxImportBytes, ImportBatch: cfg.ImportBatch, RequestTimeout: cfg.RequestTimeout,
-		Unsubscribe: keys}, svc, api.NewMetrics(registerer(reg)), log)
+		PrivacyTimeout: cfg.PrivacyTimeout, Privacy: finder, Unsubscribe: keys}, svc, api.NewMetrics(registerer(reg)), log)
 	if err != nil {
 		return err
 	}
 	srv := httpapi.NewServer(cfg.HTTPAddr, log, gatherer(reg), h)
 	srv.AddCheck("redis", func(ctx context.Context) error { return rdb.Ping(ctx).Err() })
 	srv.AddCheck("kafka", func(ctx context.Context) error { return kafka.Ping(ctx, prod.Client()) })
+	if nc != nil {
+		srv.AddCheck("nats", func(ctx context.Context) error { return nc.FlushWithContext(ctx) })
+	}
 	if err := srv.Listen(); err != nil {
 		return err
 	}
@@ -319,6 +381,75 @@ func RunServe(ctx context.Context, cfg Config, log *zap.Logger, reg *prometheus.
 	return lifecycle.Run(ctx, log, lifecycle.Part{Name: "http", Run: srv.Run})
 }
 
+// fanoutDeps are what a fan-out runs on, live (RunFanout) or replayed
+// (RunReplay): Redis, the producer, and the region's stock view.
+type fanoutDeps struct {
+	rdb  redis.UniversalClient
+	prod *kafka.Producer
+	view *stockview.View
+}
+
+// openFanout opens a fan-out's dependencies; closeAll closes them, the
+// last opened first. The caller runs the stock view.
+func openFanout(ctx context.Context, cfg Config, log *zap.Logger) (d fanoutDeps, closeAll func() error, err error) {
+	var closers []func() error
+	closeAll = func() error {
+		var errs []error
+		for i := len(closers) - 1; i >= 0; i-- {
+			errs = append(errs, closers[i]())
+		}
+		return errors.Join(errs...)
+	}
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, closeAll())
+		}
+	}()
+	if d.rdb, err = cfg.redis(ctx); err != nil {
+		return d, nil, err
+	}
+	closers = append(closers, func() error { return wrapClose("redis", d.rdb.Close()) })
+	if d.prod, err = kafka.NewProducer(cfg.Kafka, kafka.ProducerOptions{Linger: cfg.Linger}, log); err != nil {
+		return d, nil, err
+	}
+	closers = append(closers, func() error { return wrapClose("producer", d.prod.Close()) })
+	vcl, err := kafka.NewClient(cfg.Kafka)
+	if err != nil {
+		return d, nil, err
+	}
+	closers = append(closers, func() error {
+		if err := vcl.Close(); err != nil && !errors.Is(err, sarama.ErrClosedClient) {
+			return wrapClose("stock view client", err)
+		}
+		return nil
+	})
+	if d.view, err = stockview.New(vcl, stockview.Config{Region: cfg.Region}, log.Named("stockview")); err != nil {
+		return d, nil, err
+	}
+	return d, closeAll, nil
+}
+
+func wrapClose(what string, err error) error {
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	return nil
+}
+
+// newFanout is the region's fan-out on d with cfg's policy; scope keeps a
+// replay's checkpoints apart from the live ones ("" for the live group).
+func newFanout(cfg Config, d fanoutDeps, m *fanout.Metrics, scope string, log *zap.Logger) (*fanout.Fanout, error) {
+	return fanout.New(fanout.Config{
+		Region:          cfg.Region,
+		Policy:          wishes.Policy{Mode: cfg.DeliveryMode, PerUnit: cfg.PerUnit, MinStock: cfg.MinStock, Interval: cfg.BatchInterval},
+		PageSize:        cfg.PageSize,
+		InFlightPages:   cfg.InFlightPages,
+		CheckpointTTL:   cfg.CheckpointTTL,
+		URLTemplate:     cfg.URLTemplate,
+		CheckpointScope: scope,
+	}, store.New(d.rdb), d.prod, d.view, m, log)
+}
+
 // RunFanout runs the fan-out group of cfg.Region until ctx ends.
 func RunFanout(ctx context.Context, cfg Config, log *zap.Logger, reg *prometheus.Registry) (err error) {
 	cfg.setDefaults()
@@ -326,39 +457,14 @@ func RunFanout(ctx context.Context, cfg Config, log *zap.Logger, reg *prometheus
 		return err
 	}
 	log = log.With(zap.String("region", cfg.Region))
-	rdb, err := cfg.redis(ctx)
+	d, closeAll, err := openFanout(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
-	defer closeInto(&err, "close redis", rdb.Close)
-	prod, err := kafka.NewProducer(cfg.Kafka, kafka.ProducerOptions{Linger: cfg.Linger}, log)
-	if err != nil {
-		return err
-	}
-	defer closeInto(&err, "close producer", prod.Close)
-	vcl, err := kafka.NewClient(cfg.Kafka)
-	if err != nil {
-		return err
-	}
-	defer closeInto(&err, "close stock view client", func() error {
-		if err := vcl.Close(); err != nil && !errors.Is(err, sarama.ErrClosedClient) {
-			return err
-		}
-		return nil
-	})
-	view, err := stockview.New(vcl, stockview.Config{Region: cfg.Region}, log.Named("stockview"))
-	if err != nil {
-		return err
-	}
+	defer closeInto(&err, "close", closeAll)
+	rdb, view := d.rdb, d.view
 	r := registerer(reg)
-	fo, err := fanout.New(fanout.Config{
-		Region:        cfg.Region,
-		Policy:        wishes.Policy{Mode: cfg.DeliveryMode, PerUnit: cfg.PerUnit, MinStock: cfg.MinStock, Interval: cfg.BatchInterval},
-		PageSize:      cfg.PageSize,
-		InFlightPages: cfg.InFlightPages,
-		CheckpointTTL: cfg.CheckpointTTL,
-		URLTemplate:   cfg.URLTemplate,
-	}, store.New(rdb), prod, view, fanout.NewMetrics(r, cfg.Region), log)
+	fo, err := newFanout(cfg, d, fanout.NewMetrics(r, cfg.Region), "", log)
 	if err != nil {
 		return err
 	}

@@ -45,6 +45,13 @@ func TestRebuildReproducesStore(t *testing.T) {
 	c.do("PUT", "/v1/users/"+users[0]+"/preferences", token, "application/json", `{"locale":"en-GB","opt_out":["email"],"contacts":{"email":"x@example.com"}}`, nil)
 	c.do("PUT", "/v1/users/"+users[1]+"/preferences", token, "application/json", `{"unsubscribed":true}`, nil)
 	c.do("PUT", "/v1/users/"+users[1]+"/preferences", token, "application/json", `{"unsubscribed":false,"channels":["app"]}`, nil)
+	// Devices travel in the preferences record; a removal is a new record.
+	c.putDevice(users[1], "phone", `{"kind":"fcm","token":"tok-1"}`)
+	c.putDevice(users[2], "laptop", `{"kind":"webpush","endpoint":"https://push.example/send/1","p256dh":"`+pushKey+`","auth":"`+pushAuth+`"}`)
+	c.putDevice(users[2], "phone", `{"kind":"fcm","token":"tok-2"}`)
+	if code := c.do("DELETE", "/v1/users/"+users[2]+"/devices/phone", token, "", "", nil); code != 204 {
+		t.Fatalf("delete device: %d", code)
+	}
 
 	// Preferences records the contract rejects, for a user whose valid
 	// preferences they would otherwise replace: the rebuild must skip and
@@ -71,6 +78,7 @@ func TestRebuildReproducesStore(t *testing.T) {
 			c.do("GET", "/v1/users/"+u+"/wishlist", token, "", "", &list)
 			c.do("GET", "/v1/users/"+u+"/preferences", token, "", "", &prefs)
 			out["list "+u], out["prefs "+u] = list, prefs
+			out["devices "+u] = c.devices(u)
 		}
 		for _, s := range skus {
 			var counts any

@@ -42,6 +42,7 @@ func TestRedisStallWritesAreIdempotent(t *testing.T) {
 	c.putEntry(u, kept, "us-east-1", "app")
 	c.putEntry(u, moved, "us-east-1", "app")
 	c.putEntry(u, gone, "us-east-1", "app")
+	c.putDevice(u, "old-phone", `{"kind":"fcm","token":"tok-old"}`)
 	var before struct {
 		Items []struct {
 			SKU   string    `json:"sku"`
@@ -60,6 +61,8 @@ func TestRedisStallWritesAreIdempotent(t *testing.T) {
 		{"PUT", "/v1/users/" + u + "/wishlist/" + moved, `{"region":"ap-south-1","channels":["sms"]}`},
 		{"DELETE", "/v1/users/" + u + "/wishlist/" + gone, ""},
 		{"PUT", "/v1/users/" + u + "/preferences", `{"locale":"en-GB","channels":["web"]}`},
+		{"PUT", "/v1/users/" + u + "/devices/phone", `{"kind":"fcm","token":"tok-stall"}`},
+		{"DELETE", "/v1/users/" + u + "/devices/old-phone", ""},
 	}
 	send := func(w write) (int, string, time.Duration) {
 		t.Helper()
@@ -104,8 +107,13 @@ func TestRedisStallWritesAreIdempotent(t *testing.T) {
 	for round := range 2 {
 		for _, w := range writes {
 			code, body, _ := send(w)
-			ok := code == http.StatusOK || (w.method == "DELETE" && (code == http.StatusNoContent || code == http.StatusNotFound))
-			if !ok || (round == 1 && w.method == "DELETE" && code != http.StatusNotFound) {
+			// A device PUT is a 201 if the stalled attempt did not apply
+			// (the id is new) and a 200 if it did; a device DELETE is 204
+			// either way.
+			device := strings.Contains(w.path, "/devices/")
+			ok := code == http.StatusOK || (device && w.method == "PUT" && code == http.StatusCreated) ||
+				(w.method == "DELETE" && (code == http.StatusNoContent || code == http.StatusNotFound && !device))
+			if !ok || (round == 1 && w.method == "DELETE" && !device && code != http.StatusNotFound) {
 				t.Fatalf("round %d: %s %s: %d %s", round, w.method, w.path, code, body)
 			}
 		}
@@ -129,6 +137,9 @@ func TestRedisStallWritesAreIdempotent(t *testing.T) {
 	want := map[string]string{kept: "us-east-1 app", moved: "ap-south-1 sms", added: "eu-west-1 app,email"}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("entries after the stall %v, want %v", got, want)
+	}
+	if ids := deviceIDs(c.devices(u)); ids != "phone" {
+		t.Fatalf("devices after the stall: %s, want phone", ids)
 	}
 	for sku, region := range map[string]string{moved: "ap-south-1", gone: ""} {
 		var counts struct {

@@ -2,6 +2,8 @@ package app_test
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"io"
 	"mime/multipart"
 	"net/http"
@@ -9,8 +11,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/redis/go-redis/v9"
+
 	"backinstock/shared/testenv"
 	"backinstock/topics/catalog"
+	"backinstock/topics/optout"
 	"backinstock/topics/unsubscribe"
 )
 
@@ -164,5 +169,79 @@ func TestUnsubscribeNotConfigured(t *testing.T) {
 	cfg.UnsubscribeKeys = "k1:short"
 	if err := cfg.ValidateServe(); err == nil || !strings.Contains(err.Error(), "UNSUBSCRIBE_KEYS") || strings.Contains(err.Error(), "short") {
 		t.Fatalf("ValidateServe = %v, want an UNSUBSCRIBE_KEYS problem without the secret", err)
+	}
+}
+
+// TestOptOutRecordFollowsPreferences: every preferences change (the PUT,
+// a one-click unsubscribe, scope all) has written the user's opt-out
+// record (topics/optout) by the time it answers 2xx, the one the notifier
+// and the gateway read; opting back in deletes it; a click that finds the
+// user already unsubscribed writes a record that went missing.
+func TestOptOutRecordFollowsPreferences(t *testing.T) {
+	kcfg := sharedKafka(t)
+	r := env.Redis(t)
+	cfg := baseConfig(t, kcfg, r.URL())
+	cfg.UnsubscribeKeys = "new:" + unsubSecret
+	c := client{t: t, base: startServe(t, cfg)}
+	keys, _ := unsubscribe.ParseKeys(cfg.UnsubscribeKeys)
+	rdb := redis.NewClient(&redis.Options{Addr: r.Addr})
+	defer rdb.Close()
+	user := testenv.Unique(t, "carol")
+	record := func() string {
+		t.Helper()
+		v, err := rdb.Get(context.Background(), optout.Key(user)).Result()
+		if errors.Is(err, redis.Nil) {
+			return "(none)"
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	click := func(scope string) {
+		t.Helper()
+		u, err := keys.URL("", user, scope)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if status, body := c.page("POST", u, "application/x-www-form-urlencoded", "List-Unsubscribe=One-Click"); status != 200 {
+			t.Fatalf("unsubscribe %s: %d %s", scope, status, body)
+		}
+	}
+	put := func(body string) {
+		t.Helper()
+		if code := c.do("PUT", "/v1/users/"+user+"/preferences", token, "application/json", body, nil); code != 200 {
+			t.Fatalf("put preferences %s: %d", body, code)
+		}
+	}
+
+	if got := record(); got != "(none)" {
+		t.Fatalf("record before any preferences: %q", got)
+	}
+	put(`{"channels":["app","email","sms"],"opt_out":["sms"]}`)
+	if got := record(); got != "sms" {
+		t.Fatalf("record after opting out of sms: %q", got)
+	}
+	click("email")
+	if got := record(); got != "email,sms" {
+		t.Fatalf("record after the email one-click: %q", got)
+	}
+	click(unsubscribe.ScopeAll)
+	if got := record(); got != "all" {
+		t.Fatalf("record after unsubscribing from all: %q", got)
+	}
+	// A record lost (or never written, from before records existed): the
+	// next click finds the user unsubscribed already and writes it again.
+	if err := rdb.Del(context.Background(), optout.Key(user)).Err(); err != nil {
+		t.Fatal(err)
+	}
+	click(unsubscribe.ScopeAll)
+	if got := record(); got != "all" {
+		t.Fatalf("record after a repeated click: %q", got)
+	}
+	// Opted back in: no record, so nothing is suppressed any more.
+	put(`{"channels":["app","email","sms"]}`)
+	if got := record(); got != "(none)" {
+		t.Fatalf("record after opting back in: %q", got)
 	}
 }

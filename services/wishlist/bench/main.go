@@ -41,6 +41,7 @@ type options struct {
 	inFlight    int
 	bin         string
 	region      string
+	devices     bool
 }
 
 func main() {
@@ -52,6 +53,7 @@ func main() {
 	fs.IntVar(&o.inFlight, "in-flight-pages", 3, "FANOUT_IN_FLIGHT_PAGES of the worker")
 	fs.StringVar(&o.bin, "wishlist-bin", "", "the wishlist binary (default: go build ./cmd/wishlist into a temporary directory)")
 	fs.StringVar(&o.region, "region", "us-east-1", "region of the restock")
+	fs.BoolVar(&o.devices, "devices", false, "give every wishlister preferences with an fcm device and a webpush subscription (copied onto its app and web notifications)")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			os.Exit(0)
@@ -231,6 +233,11 @@ func load(ctx context.Context, st *store.Store, sku string, o options) error {
 		puts = append(puts, wishes.Entry{UserID: fmt.Sprintf("user-%07d", i), SKU: sku, Region: o.region, Channels: chans,
 			Since: base.Add(time.Duration(i/10) * time.Millisecond)}) // ten per millisecond: ties ordered by id
 		if len(puts) == batch || i == o.wishlisters-1 {
+			if o.devices {
+				if err := withDevices(ctx, st, puts); err != nil {
+					return err
+				}
+			}
 			if err := st.Write(ctx, puts, nil, old[:len(puts)]); err != nil {
 				return err
 			}
@@ -238,6 +245,27 @@ func load(ctx context.Context, st *store.Store, sku string, o options) error {
 		}
 	}
 	return nil
+}
+
+// withDevices stores preferences with two push devices for each entry's
+// user (before the entries, so Write copies them to the fan-out's records):
+// every user's are distinct, as real tokens are.
+func withDevices(ctx context.Context, st *store.Store, puts []wishes.Entry) error {
+	pipe := st.Client().Pipeline()
+	for _, e := range puts {
+		p := wishes.Preferences{Devices: []events.Device{
+			{ID: "phone", Kind: events.DeviceFCM, Token: "fcm-" + e.UserID + ":APA91bHun4MxP5egoKMwt2KZFBaFUH-1RYqx"},
+			{ID: "laptop", Kind: events.DeviceWebPush, Endpoint: "https://fcm.googleapis.com/fcm/send/" + e.UserID,
+				P256dh: "BNcRdreALRFXTkOOUHK1EtK2wtaz5Ry4YfYCA_0QTpQtUbVlUls0VJXg7A8u-Ts1XbjhazAkj7I99e8QcYP7DkM", Auth: "tBHItJI5svbpez7KI4CCXg"},
+		}}
+		data, err := json.Marshal(p)
+		if err != nil {
+			return err
+		}
+		pipe.HSet(ctx, store.UserKey(e.UserID), store.PrefsField, data)
+	}
+	_, err := pipe.Exec(ctx)
+	return err
 }
 
 // watch reads the worker's JSON log lines: it reports when the group has

@@ -39,6 +39,8 @@ Commands:
   plan       show what apply would change on the cluster
   apply      create missing topics, grow partitions, set configs
   list       list the cluster's topics with partitions and configs
+  deadletter list, show and redrive dead letters (topics deadletter --help)
+  groups     consumer groups: list and describe with lag, reset a stopped group's offsets
 
 Kafka is reached through KAFKA_BROKERS (comma-separated) or --brokers, with
 SASL and TLS from KAFKA_SASL_* and KAFKA_TLS_*. Run "topics <command> --help"
@@ -77,6 +79,10 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		code, err = runApply(ctx, rest, stdout, stderr)
 	case "list":
 		code, err = runList(ctx, rest, stdout, stderr)
+	case "deadletter":
+		code, err = runDeadLetter(ctx, rest, stdout, stderr)
+	case "groups":
+		code, err = runGroups(ctx, rest, stdout, stderr)
 	default:
 		fmt.Fprintf(stderr, "topics: unknown command %q\n\n%s", cmd, usage)
 		return ExitUsage

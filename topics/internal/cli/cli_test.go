@@ -82,7 +82,7 @@ func TestUsage(t *testing.T) {
 func TestValidate(t *testing.T) {
 	isolate(t)
 	r := run(t, "validate")
-	if r.code != cli.ExitOK || !strings.Contains(r.stdout, "catalogue ok: 17 topics") || !strings.Contains(r.stdout, "notify.ap-south-1.sms.v1") {
+	if r.code != cli.ExitOK || !strings.Contains(r.stdout, "catalogue ok: 19 topics") || !strings.Contains(r.stdout, "notify.ap-south-1.sms.v1") {
 		t.Fatalf("validate: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	bad := writeFile(t, `topics:
@@ -111,11 +111,11 @@ func TestPlanApplyListEndToEnd(t *testing.T) {
 	brokers := cluster(t, 3)
 
 	r := run(t, "plan", "--brokers", brokers, "--exit-code")
-	if r.code != cli.ExitChanges || strings.Count(r.stdout, "+ create ") != 17 || !strings.Contains(r.stdout, "+ create inventory.restock.v1: partitions=12 replication=3") {
+	if r.code != cli.ExitChanges || strings.Count(r.stdout, "+ create ") != 19 || !strings.Contains(r.stdout, "+ create inventory.restock.v1: partitions=12 replication=3") {
 		t.Fatalf("first plan: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	r = run(t, "apply", "--brokers", brokers)
-	if r.code != cli.ExitOK || !strings.Contains(r.stdout, "applied 17 changes") {
+	if r.code != cli.ExitOK || !strings.Contains(r.stdout, "applied 19 changes") {
 		t.Fatalf("apply: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	r = run(t, "plan", "--brokers", brokers, "--exit-code")

@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"backinstock/deploy/devstack/internal/demo"
+	engagement "backinstock/services/engagement/app"
 	gateway "backinstock/services/gateway/app"
 	inventory "backinstock/services/inventory/app"
 	notifier "backinstock/services/notifier/app"
@@ -105,8 +106,9 @@ func demoURL(e Env) string {
 	return ""
 }
 
-// services configures inventory, the wishlist API, and per region a fan-out
-// group, a notifier and a gateway, each on its own port from HTTPPortBase.
+// services configures inventory, the wishlist API, the engagement service,
+// and per region a fan-out group, a notifier and a gateway, each on its own
+// port from HTTPPortBase.
 func services(cfg Config, e Env) ([]*service, error) {
 	kc := kafka.Config{Brokers: strings.Split(e.KafkaBrokers, ",")}
 	addr := func(offset int) string { return fmt.Sprintf("127.0.0.1:%d", cfg.HTTPPortBase+offset) }
@@ -129,6 +131,9 @@ func services(cfg Config, e Env) ([]*service, error) {
 	}
 	wl.Kafka, wl.RedisURL, wl.APIToken, wl.Regions, wl.HTTPAddr = kc, e.RedisURL, e.APIToken, cfg.Regions, addr(2)
 	wl.UnsubscribeKeys = e.UnsubscribeKeys
+	// The export and erasure read and purge the edge: the service user's
+	// creds (a data dir from before wishlist.creds existed has only these).
+	wl.NATSURL, wl.NATSCreds = e.NATSURL, e.NATSCreds
 	svcs = append(svcs, &service{name: "wishlist", run: func(ctx context.Context, log *zap.Logger, reg *prometheus.Registry, on func(string)) error {
 		c := wl
 		c.OnListen = on
@@ -159,8 +164,21 @@ func services(cfg Config, e Env) ([]*service, error) {
 		}})
 	}
 
+	// One engagement service for every region: the tracked links.
+	var eg engagement.Config
+	if err := bind("engagement", eg.Bind); err != nil {
+		return nil, err
+	}
+	eg.Kafka, eg.RedisURL, eg.APIToken, eg.ClickKeys, eg.HTTPAddr = kc, e.RedisURL, e.APIToken, e.ClickKeys, addr(3)
+	svcs = append(svcs, &service{name: "engagement", run: func(ctx context.Context, log *zap.Logger, reg *prometheus.Registry, on func(string)) error {
+		c := eg
+		c.OnListen = on
+		return engagement.Run(ctx, c, log, reg)
+	}})
+
 	// One gateway per region, email only, to the local Mailpit; its
-	// unsubscribe links point at the wishlist API above.
+	// unsubscribe links point at the wishlist API above, its product links
+	// at the engagement service.
 	var gw gateway.Config
 	if err := bind("gateway", gw.Bind); err != nil {
 		return nil, err
@@ -169,7 +187,7 @@ func services(cfg Config, e Env) ([]*service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mailpit smtp address %q: %w", e.MailpitSMTP, err)
 	}
-	gw.Kafka, gw.RedisURL, gw.NATSURL, gw.NATSCreds = kc, e.RedisURL, e.NATSURL, e.NATSCreds
+	gw.Kafka, gw.RedisURL, gw.NATSURL, gw.NATSCreds, gw.APIToken = kc, e.RedisURL, e.NATSURL, e.NATSCreds, e.APIToken
 	// The bound defaults deliver email over SMTP; Mailpit speaks it in
 	// plain text on 127.0.0.1 (SMTP_TLS=none).
 	gw.SMTP.Host, gw.SMTP.TLS, gw.SMTP.From = smtpHost, "none", "Demo shop <shop@demo.test>"
@@ -177,6 +195,7 @@ func services(cfg Config, e Env) ([]*service, error) {
 		return nil, fmt.Errorf("mailpit smtp port %q: %w", smtpPort, err)
 	}
 	gw.UnsubscribeKeys, gw.UnsubscribeBaseURL = e.UnsubscribeKeys, "http://"+addr(2)
+	gw.ClickKeys, gw.EngagementBaseURL = e.ClickKeys, "http://"+addr(3)
 	for i, region := range cfg.Regions {
 		svcs = append(svcs, &service{name: "gateway." + region, run: func(ctx context.Context, log *zap.Logger, reg *prometheus.Registry, on func(string)) error {
 			c := gw
@@ -238,10 +257,12 @@ func startDemo(ctx context.Context, cfg Config, e Env, svcs []*service, log *zap
 		[2]string{"DEMO_URL", "http://" + srv.Addr()},
 		[2]string{"INVENTORY_URL", byName["inventory"].URL()},
 		[2]string{"WISHLIST_URL", byName["wishlist"].URL()},
+		[2]string{"ENGAGEMENT_URL", byName["engagement"].URL()},
 	)
 	for _, region := range cfg.Regions {
 		key := "NOTIFIER_URL_" + strings.ToUpper(strings.ReplaceAll(region, "-", "_"))
 		e.Extra = append(e.Extra, [2]string{key, byName["notifier."+region].URL()})
+		e.Extra = append(e.Extra, [2]string{strings.Replace(key, "NOTIFIER", "GATEWAY", 1), byName["gateway."+region].URL()})
 	}
 	return e, srv, nil
 }

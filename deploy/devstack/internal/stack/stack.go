@@ -135,7 +135,9 @@ type Env struct {
 	// UnsubscribeKeys sign (gateways) and verify (wishlist API) the
 	// one-click unsubscribe links.
 	UnsubscribeKeys string
-	Extra           [][2]string // service URLs, added as they start
+	// ClickKeys sign (gateways) and verify (engagement) the tracked links.
+	ClickKeys string
+	Extra     [][2]string // service URLs, added as they start
 }
 
 // StartInfra brings up Kafka, NATS and Redis under cfg.DataDir and applies the catalogue.
@@ -143,11 +145,18 @@ func StartInfra(ctx context.Context, cfg Config, log *zap.Logger) (*Infra, error
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, err
 	}
+	if err := checkKafkaLayout(cfg.DataDir); err != nil {
+		return nil, err
+	}
 	token, err := apiToken(cfg)
 	if err != nil {
 		return nil, err
 	}
-	unsubKeys, err := unsubscribeKeys(cfg)
+	unsubKeys, err := generatedKeys(cfg, "unsubscribe-keys")
+	if err != nil {
+		return nil, err
+	}
+	clickKeys, err := generatedKeys(cfg, "click-keys")
 	if err != nil {
 		return nil, err
 	}
@@ -208,7 +217,8 @@ func StartInfra(ctx context.Context, cfg Config, log *zap.Logger) (*Infra, error
 	in.Env = Env{KafkaBrokers: k.BrokerList(), RedisURL: redisURL, NATSURL: n.URL(), NATSWSURL: n.WSURL(), APIToken: token,
 		NATSCreds: filepath.Join(edgeDir, edgeauth.FileServiceCreds), EdgeAccountSeedFile: filepath.Join(edgeDir, edgeauth.FileAppSeed),
 		EdgeSystemCreds: filepath.Join(edgeDir, edgeauth.FileSystemCreds), EdgeOperatorSeedFile: filepath.Join(edgeDir, edgeauth.FileOperatorSigningSeed),
-		MailpitURL: mp.HTTPURL, MailpitSMTP: mp.SMTPAddr, UnsubscribeKeys: unsubKeys}
+		MailpitURL: mp.HTTPURL, MailpitSMTP: mp.SMTPAddr, UnsubscribeKeys: unsubKeys,
+		ClickKeys: clickKeys}
 	return in, nil
 }
 
@@ -232,6 +242,39 @@ func (in *Infra) startRedis(cfg Config, log *zap.Logger) (string, error) {
 	}
 	in.redis = r
 	return r.URL(), nil
+}
+
+// KafkaLayout names how the data dir's Kafka logs map keys to partitions:
+// the producers' murmur2 (kafka.NewPartitioner), kept in
+// <data-dir>/kafka-partitioner. A data dir without it was written by
+// producers hashing with sarama's FNV-1a: its keyed records (the compacted
+// wishlist.changes.v1 and inventory.stock.v1 above all) sit on partitions
+// other than where new records of the same keys go, so a rebuild could
+// read a key's old value after its new one, and compaction never removes
+// it. The stack refuses such a data dir instead of mixing the two.
+const KafkaLayout = "murmur2"
+
+// checkKafkaLayout passes a data dir written with KafkaLayout, or one
+// without Kafka data yet (and marks it); any other is refused with how to
+// start afresh: the demo data is seeded again then.
+func checkKafkaLayout(dataDir string) error {
+	marker := filepath.Join(dataDir, "kafka-partitioner")
+	b, err := os.ReadFile(marker)
+	switch {
+	case err == nil && strings.TrimSpace(string(b)) == KafkaLayout:
+		return nil
+	case err == nil:
+		return fmt.Errorf("%s names partitioner %q, this stack writes %q: remove the data dir (rm -rf %s) and start again; the demo data is seeded again",
+			marker, strings.TrimSpace(string(b)), KafkaLayout, dataDir)
+	case !errors.Is(err, os.ErrNotExist):
+		return fmt.Errorf("read %s: %w", marker, err)
+	}
+	if entries, err := os.ReadDir(filepath.Join(dataDir, "kafka")); err == nil && len(entries) > 0 {
+		return fmt.Errorf("%s holds Kafka data written before the producers partitioned keys with murmur2 (as Java and kcat do): "+
+			"its keyed records sit on other partitions than new records of the same keys. Remove the data dir (rm -rf %s) and start again; the demo data is seeded again",
+			dataDir, dataDir)
+	}
+	return os.WriteFile(marker, []byte(KafkaLayout+"\n"), 0o644)
 }
 
 func startKafka(dir string, ports []int) (*testenv.Kafka, error) {
@@ -286,11 +329,12 @@ func apiToken(cfg Config) (string, error) {
 	return tok, nil
 }
 
-// unsubscribeKeys is the key of the one-click unsubscribe links, generated
-// on the first run and kept in the data dir, so links in emails already in
-// Mailpit keep working after a restart.
-func unsubscribeKeys(cfg Config) (string, error) {
-	path := filepath.Join(cfg.DataDir, "unsubscribe-keys")
+// generatedKeys is the signing key kept in the data dir's file name (the
+// one-click unsubscribe links', the tracked links'), generated on the
+// first run, so links in emails already in Mailpit keep working after a
+// restart.
+func generatedKeys(cfg Config, name string) (string, error) {
+	path := filepath.Join(cfg.DataDir, name)
 	if b, err := os.ReadFile(path); err == nil && len(strings.TrimSpace(string(b))) > 0 {
 		return strings.TrimSpace(string(b)), nil
 	}
@@ -300,7 +344,7 @@ func unsubscribeKeys(cfg Config) (string, error) {
 	}
 	keys := "dev1:" + hex.EncodeToString(buf)
 	if err := os.WriteFile(path, []byte(keys+"\n"), 0o600); err != nil {
-		return "", fmt.Errorf("write unsubscribe keys: %w", err)
+		return "", fmt.Errorf("write %s: %w", name, err)
 	}
 	return keys, nil
 }
@@ -336,6 +380,7 @@ func (e Env) Lines() []string {
 		"MAILPIT_URL=" + e.MailpitURL,
 		"MAILPIT_SMTP_ADDR=" + e.MailpitSMTP,
 		"UNSUBSCRIBE_KEYS=" + e.UnsubscribeKeys,
+		"CLICK_KEYS=" + e.ClickKeys,
 	}
 	for _, kv := range e.Extra {
 		lines = append(lines, kv[0]+"="+kv[1])

@@ -70,7 +70,7 @@ func TestInfraStartsAppliesCatalogAndWritesEnv(t *testing.T) {
 			env[k] = v
 		}
 	}
-	for _, k := range []string{"KAFKA_BROKERS", "REDIS_URL", "NATS_URL", "NATS_WS_URL", "API_TOKEN", "MAILPIT_URL", "MAILPIT_SMTP_ADDR", "UNSUBSCRIBE_KEYS"} {
+	for _, k := range []string{"KAFKA_BROKERS", "REDIS_URL", "NATS_URL", "NATS_WS_URL", "API_TOKEN", "MAILPIT_URL", "MAILPIT_SMTP_ADDR", "UNSUBSCRIBE_KEYS", "CLICK_KEYS"} {
 		if env[k] == "" {
 			t.Errorf("devstack.env lacks %s:\n%s", k, b)
 		}
@@ -115,6 +115,9 @@ func TestInfraStartsAppliesCatalogAndWritesEnv(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("stack did not stop")
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "kafka-partitioner")); err != nil || strings.TrimSpace(string(b)) != stack.KafkaLayout {
+		t.Errorf("kafka-partitioner marker: %q, %v; want %s", b, err, stack.KafkaLayout)
 	}
 	// The token is kept for the next run.
 	tok, _ := os.ReadFile(filepath.Join(dir, "api-token"))
@@ -184,4 +187,66 @@ func TestPortInUseIsRefused(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A data dir whose Kafka logs were written with the old FNV-1a partitioner
+// is refused before anything starts or is written, with how to start
+// afresh; one marked murmur2 goes on (here to the port check, whose
+// refusal shows the layout check passed).
+func TestOldKafkaLayoutIsRefused(t *testing.T) {
+	p := freePorts(t, 8)
+	config := func(dir string) stack.Config {
+		return stack.Config{
+			DataDir:    dir,
+			KafkaPorts: []string{strconv.Itoa(p[0]), strconv.Itoa(p[1]), strconv.Itoa(p[2])},
+			NATSPort:   p[3], NATSWSPort: p[4], RedisPort: p[5], MailpitSMTPPort: p[6], MailpitPort: p[7],
+			InfraOnly: true, Regions: catalog.DefaultRegions,
+		}
+	}
+	withKafkaData := func(t *testing.T, marker string) string {
+		dir := t.TempDir()
+		if err := os.MkdirAll(filepath.Join(dir, "kafka", "wishlist.changes.v1-0"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if marker != "" {
+			if err := os.WriteFile(filepath.Join(dir, "kafka-partitioner"), []byte(marker+"\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return dir
+	}
+	for _, tt := range []struct{ name, marker, want string }{
+		{"no marker", "", "before the producers partitioned keys with murmur2"},
+		{"another partitioner", "fnv1a", `partitioner "fnv1a"`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := withKafkaData(t, tt.marker)
+			in, err := stack.StartInfra(context.Background(), config(dir), zap.NewNop())
+			if err == nil {
+				in.Close()
+				t.Fatal("started on a data dir of the old layout")
+			}
+			if !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), "rm -rf "+dir) {
+				t.Fatalf("error %q does not say %q and how to start afresh", err, tt.want)
+			}
+			if _, err := os.Stat(filepath.Join(dir, "api-token")); err == nil {
+				t.Fatal("the refused data dir was written to")
+			}
+		})
+	}
+	t.Run("murmur2 marker", func(t *testing.T) {
+		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p[5]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		in, err := stack.StartInfra(context.Background(), config(withKafkaData(t, stack.KafkaLayout)), zap.NewNop())
+		if err == nil {
+			in.Close()
+			t.Fatal("started on a port in use")
+		}
+		if !strings.Contains(err.Error(), "--redis-port") {
+			t.Fatalf("got %q, want the port check's refusal (the layout check passed)", err)
+		}
+	})
 }

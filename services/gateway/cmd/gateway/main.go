@@ -4,13 +4,16 @@
 // provider allows, with every outcome written to delivery.status.v1.
 //
 //	gateway run --region R [--channels email]   read edge.R.<channel>.> and deliver
+//	gateway vapid-keys                          print a new VAPID key pair for Web Push
 package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 
 	"backinstock/services/gateway/app"
+	"backinstock/services/gateway/internal/webpush"
 	"backinstock/shared/cli"
 	"backinstock/shared/config"
 )
@@ -18,7 +21,8 @@ import (
 const usage = `usage: gateway <command> [flags]
 
 commands:
-  run      deliver a region's edge notifications (email over SMTP) and write their receipts
+  run         deliver a region's edge notifications (email over SMTP, app push over FCM, Web Push) and write their receipts
+  vapid-keys  print a new VAPID key pair (VAPID_PUBLIC_KEY, VAPID_PRIVATE_KEY) for the web channel
 
 Run "gateway <command> --help" for the flags; every flag has an env variable.
 `
@@ -34,6 +38,16 @@ func main() {
 					return app.Run(ctx, cfg, env.Log, env.Registry)
 				},
 			}
+		}},
+		{Name: "vapid-keys", LogLevel: "warn", Bind: func(*config.Set) cli.Action {
+			return cli.Action{Run: func(_ context.Context, env cli.Env) error {
+				pub, priv, err := webpush.GenerateKeys()
+				if err != nil {
+					return err
+				}
+				_, err = fmt.Fprintf(env.Stdout, "VAPID_PUBLIC_KEY=%s\nVAPID_PRIVATE_KEY=%s\n", pub, priv)
+				return err
+			}}
 		}},
 	}}.Run(os.Args[1:], os.Stdout, os.Stderr))
 }

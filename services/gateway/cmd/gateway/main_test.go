@@ -1,8 +1,8 @@
 package main_test
 
 // These tests run the real binary: its --help and exit codes, and the
-// test-only SIGKILL at a protocol step, restarted as an operator's
-// supervisor would.
+// test-only SIGKILL at a protocol step (a -tags crashhook build), restarted
+// as an operator's supervisor would.
 
 import (
 	"bytes"
@@ -29,10 +29,16 @@ var env *testenv.Env
 
 func TestMain(m *testing.M) { os.Exit(testenv.Main(m, &env)) }
 
-func build(t *testing.T) string {
+// build compiles the gateway with the build tags given (the crash test's
+// needs -tags crashhook).
+func build(t *testing.T, tags ...string) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "gateway")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+	args := []string{"build", "-o", bin}
+	if len(tags) > 0 {
+		args = append(args, "-tags", strings.Join(tags, ","))
+	}
+	if out, err := exec.Command("go", append(args, ".")...).CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	return bin
@@ -46,7 +52,11 @@ func TestHelpAndExitCodes(t *testing.T) {
 		code int
 		want string
 	}{
-		{[]string{"--help"}, nil, 0, "run      deliver a region's edge notifications"},
+		{[]string{"--help"}, nil, 0, "run         deliver a region's edge notifications"},
+		{[]string{"vapid-keys"}, nil, 0, "VAPID_PRIVATE_KEY="},
+		{[]string{"run", "--region", "us-east-1", "--channels", "app,web", "--providers", "app=fcm,web=webpush", "--vapid-subject", "push@shop.example"}, nil, 2, "FCM_CREDENTIALS_FILE: required for app=fcm"},
+		{[]string{"run", "--region", "us-east-1", "--channels", "web", "--providers", "web=webpush", "--vapid-subject", "push@shop.example"}, nil, 2, "VAPID_SUBJECT: \"push@shop.example\" is not a mailto: or https: contact"},
+		{[]string{"run", "--region", "us-east-1", "--channels", "web", "--providers", "web=webpush"}, nil, 2, "WISHLIST_API_URL"},
 		{[]string{"run", "--help"}, nil, 0, "(env GATEWAY_TEMPLATES_DIR)"},
 		{nil, nil, 2, "usage: gateway <command>"},
 		{[]string{"serve"}, nil, 2, `unknown command "serve"`},
@@ -74,7 +84,7 @@ func TestHelpAndExitCodes(t *testing.T) {
 // the same Message-ID — and writes one sent receipt; SIGTERM then stops
 // it cleanly.
 func TestKilledBetweenSendAndMarkerThenRestarted(t *testing.T) {
-	bin := build(t)
+	bin := build(t, "crashhook")
 	k := env.Kafka(t)
 	nc, err := nats.Connect(env.NATS(t).URL())
 	if err != nil {

@@ -8,7 +8,11 @@
 //  2. claim the notification in Redis (SET NX: the same round trip finds
 //     the delivered marker): marked → write its receipt again, ack; another
 //     sender holds it → retry later;
-//  3. call the provider (render, send);
+//  3. wait for the provider's shared rate limit, if it has one, and renew
+//     the claim after a long wait; read the user's opt-out record
+//     (topics/optout): unsubscribed or opted out of the channel since the
+//     fan-out → release the claim, write a suppressed receipt, ack; call
+//     the provider (render, send);
 //  4. accepted → replace the claim with the delivered marker;
 //  5. write the sent receipt (idempotent producer, acks=all);
 //  6. ack the edge message.
@@ -36,7 +40,9 @@ import (
 	"backinstock/services/gateway/internal/retry"
 	"backinstock/services/gateway/internal/store"
 	"backinstock/shared/config"
+	"backinstock/shared/pause"
 	"backinstock/topics/events"
+	"backinstock/topics/optout"
 )
 
 // Crash points of the protocol, for the crash tests' hook.
@@ -57,15 +63,60 @@ type Provider interface {
 	Send(ctx context.Context, n events.Notification) (providerMessageID string, err error)
 }
 
+// Limiter is a provider's rate limit shared by the region's replicas
+// (package ratelimit). Wait returns once a send is allowed; an error means
+// its store failed and nothing was granted.
+type Limiter interface {
+	Wait(ctx context.Context) error
+}
+
+type attemptKey struct{}
+
+// WithAttempt is ctx carrying the delivery's attempt, for a provider that
+// hands it on (the SMS status callback URL carries it, so a later receipt
+// has the attempt of the send it reports on).
+func WithAttempt(ctx context.Context, attempt int) context.Context {
+	return context.WithValue(ctx, attemptKey{}, attempt)
+}
+
+// AttemptOf is the attempt WithAttempt put in ctx, 1 if none.
+func AttemptOf(ctx context.Context) int {
+	if a, ok := ctx.Value(attemptKey{}).(int); ok && a >= 1 {
+		return a
+	}
+	return 1
+}
+
+// OptOuts is what the late opt-out check needs of
+// shared/optoutcheck.Reader.
+type OptOuts interface {
+	State(ctx context.Context, userID string) (optout.State, error)
+}
+
+// noOptOuts knows no opt-out: a protocol without a reader suppresses nothing.
+type noOptOuts struct{}
+
+func (noOptOuts) State(context.Context, string) (optout.State, error) { return optout.State{}, nil }
+
 // Options wire a Protocol.
 type Options struct {
 	Region, Channel string
 	Provider        Provider
-	Store           *store.Store
-	Receipts        *receipts.Writer
-	Policy          retry.Policy
-	Metrics         *Metrics
-	Log             *zap.Logger
+	// Limiter, when set, is waited for just before each provider call
+	// (after the claim: a duplicate spends none of the provider's budget).
+	Limiter Limiter
+	// Gate is the operator's pause of the channel (shared/pause; nil:
+	// never paused). The edge consumer starts nothing while it is paused;
+	// the protocol checks it again after a rate-limit wait.
+	Gate *pause.Gate
+	// OptOuts reads the user's opt-out record right before each provider
+	// call (shared/optoutcheck); unset, nothing is suppressed.
+	OptOuts  OptOuts
+	Store    *store.Store
+	Receipts *receipts.Writer
+	Policy   retry.Policy
+	Metrics  *Metrics
+	Log      *zap.Logger
 	// Now and Rand replace the clock and the jitter's randomness.
 	Now  func() time.Time
 	Rand func() float64
@@ -97,6 +148,9 @@ func New(o Options) *Protocol {
 	}
 	if o.Metrics == nil {
 		o.Metrics = NewMetrics(nil, o.Region)
+	}
+	if o.OptOuts == nil {
+		o.OptOuts = noOptOuts{}
 	}
 	config.Default(&o.DependencyBackoff, 100*time.Millisecond)
 	config.Default(&o.DependencyMaxBackoff, 5*time.Second)
@@ -139,24 +193,52 @@ func (p *Protocol) Handle(ctx context.Context, d edge.Delivery) edge.Outcome {
 	}) {
 		return edge.Outcome{Action: edge.Retry}
 	}
-	switch claim.State {
-	case store.Done:
-		// Sent before; the receipt may not have been written (a crash after
-		// the marker): write it again, the same event.
-		m.Duplicates.WithLabelValues(ch).Inc()
-		dl := claim.Delivered
-		return p.finish(ctx, d, receipts.Status(n, events.StatusSent, dl.Provider, dl.ProviderMessageID, dl.Attempt, "", dl.At))
-	case store.Busy:
-		// Another gateway is sending it right now; it will answer for it.
-		m.Busy.WithLabelValues(ch).Inc()
-		return edge.Outcome{Action: edge.Retry, Delay: p.o.Policy.NakDelay(p.o.Rand())}
+	if out, taken := p.notOurs(ctx, d, n, claim); taken {
+		return out
 	}
 	if p.crash(AfterClaim) {
 		return abandoned
 	}
 
+	if p.o.Limiter != nil {
+		// Waiting keeps the message: the consumer's in-progress acks hold
+		// it, and a Redis failure is retried in place, never a send let
+		// through.
+		start := time.Now()
+		if !p.until(ctx, "redis", p.o.Limiter.Wait) {
+			return edge.Outcome{Action: edge.Retry}
+		}
+		// The claim lapses with the ack wait, which a slow limit can
+		// outlast: once the wait has used a tenth of it, the claim is
+		// renewed, which also tells whether another sender took the
+		// notification meanwhile. (Not after every wait: a round trip
+		// between the grant and the send is jitter the provider sees.)
+		if time.Since(start) >= p.o.Policy.AckWait/10 {
+			if !p.until(ctx, "redis", func(ctx context.Context) (err error) {
+				claim, err = p.o.Store.Renew(ctx, claim)
+				return err
+			}) {
+				return edge.Outcome{Action: edge.Retry}
+			}
+			if out, taken := p.notOurs(ctx, d, n, claim); taken {
+				return out
+			}
+		}
+		// Paused by an operator during the wait: hand it back unsent, to
+		// wait in the stream, unless JetStream would not deliver it again
+		// (its last attempt), which is sent as it was begun.
+		if p.o.Gate.IsPaused() && !p.o.Policy.GiveUp(d.Attempt) {
+			if !p.until(ctx, "redis", func(ctx context.Context) error { return p.o.Store.Release(ctx, claim) }) {
+				return edge.Outcome{Action: edge.Retry}
+			}
+			return edge.Outcome{Action: edge.Retry, Delay: p.o.Policy.NakDelay(p.o.Rand())}
+		}
+	}
+	if out, stop := p.suppressed(ctx, d, n, claim); stop {
+		return out
+	}
 	start := time.Now()
-	pmid, err := p.o.Provider.Send(ctx, n)
+	pmid, err := p.o.Provider.Send(WithAttempt(ctx, d.Attempt), n)
 	m.SendTime.WithLabelValues(ch, p.o.Provider.Name()).Observe(time.Since(start).Seconds())
 	if err != nil {
 		return p.failed(ctx, d, n, claim, err)
@@ -175,6 +257,56 @@ func (p *Protocol) Handle(ctx context.Context, d edge.Delivery) edge.Outcome {
 	}
 	m.Sent.WithLabelValues(ch, dl.Provider).Inc()
 	return p.finish(ctx, d, receipts.Status(n, events.StatusSent, dl.Provider, dl.ProviderMessageID, dl.Attempt, "", dl.At))
+}
+
+// notOurs answers a claim the caller does not hold: the marker (Done) or
+// another sender's claim (Busy). taken is false for a claim it holds.
+func (p *Protocol) notOurs(ctx context.Context, d edge.Delivery, n events.Notification, claim store.Claim) (out edge.Outcome, taken bool) {
+	switch claim.State {
+	case store.Done:
+		// Sent before; the receipt may not have been written (a crash after
+		// the marker): write it again, the same event.
+		p.o.Metrics.Duplicates.WithLabelValues(p.o.Channel).Inc()
+		dl := claim.Delivered
+		return p.finish(ctx, d, receipts.Status(n, events.StatusSent, dl.Provider, dl.ProviderMessageID, dl.Attempt, "", dl.At)), true
+	case store.Busy:
+		// Another gateway is sending it right now; it will answer for it.
+		p.o.Metrics.Busy.WithLabelValues(p.o.Channel).Inc()
+		return edge.Outcome{Action: edge.Retry, Delay: p.o.Policy.NakDelay(p.o.Rand())}, true
+	}
+	return edge.Outcome{}, false
+}
+
+// suppressed reads the user's opt-out record as late as it can, after the
+// claim and the rate-limit wait, one round trip before the provider call:
+// a user who unsubscribed (or opted out of this channel) after the fan-out,
+// while the notification waited in Kafka, in quiet hours or in the edge
+// stream, is not sent it. The claim is released (nothing was sent; a later
+// delivery of the same notification checks again), a suppressed receipt
+// says why, and the message is acked. stop is false when the send may go.
+func (p *Protocol) suppressed(ctx context.Context, d edge.Delivery, n events.Notification, claim store.Claim) (out edge.Outcome, stop bool) {
+	var st optout.State
+	if !p.until(ctx, "redis", func(ctx context.Context) (err error) {
+		st, err = p.o.OptOuts.State(ctx, n.UserID)
+		return err
+	}) {
+		return edge.Outcome{Action: edge.Retry}, true
+	}
+	reason, ok := st.Suppresses(n.Channel)
+	if !ok {
+		return edge.Outcome{}, false
+	}
+	if !p.until(ctx, "redis", func(ctx context.Context) error { return p.o.Store.Release(ctx, claim) }) {
+		return edge.Outcome{Action: edge.Retry}, true
+	}
+	p.o.Metrics.Suppressed.WithLabelValues(p.o.Channel, reason).Inc()
+	log := p.log.With(zap.String("notification_id", n.NotificationID), zap.String("user_id", n.UserID), zap.String("reason", reason))
+	if reason == optout.ReasonUnreadable {
+		log.Warn("opt-out record unreadable; notification suppressed")
+	} else {
+		log.Debug("notification suppressed: the user opted out after the fan-out")
+	}
+	return p.finish(ctx, d, receipts.Status(n, events.StatusSuppressed, p.o.Provider.Name(), "", d.Attempt, optout.Describe(reason, n.Channel), p.o.Now())), true
 }
 
 // failed handles a provider error: release the claim, then fail for good
@@ -198,7 +330,7 @@ func (p *Protocol) failed(ctx context.Context, d edge.Delivery, n events.Notific
 		return p.finish(ctx, d, receipts.Status(n, events.StatusFailed, prov, "", d.Attempt, reason, p.o.Now()))
 	}
 	m.Retries.WithLabelValues(ch, prov, code).Inc()
-	delay := p.o.Policy.NakDelay(p.o.Rand())
+	delay := p.o.Policy.Delay(p.o.Rand(), retry.RetryAfter(err))
 	log.Debug("delivery failed; retrying", zap.Duration("in", p.o.Policy.Wait(d.Attempt, delay)))
 	return edge.Outcome{Action: edge.Retry, Delay: delay}
 }

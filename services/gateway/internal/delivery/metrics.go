@@ -8,6 +8,7 @@ type Metrics struct {
 	Sent              *prometheus.CounterVec
 	Failed            *prometheus.CounterVec
 	Retries           *prometheus.CounterVec
+	Suppressed        *prometheus.CounterVec
 	Duplicates        *prometheus.CounterVec
 	Busy              *prometheus.CounterVec
 	Poison            *prometheus.CounterVec
@@ -27,6 +28,7 @@ func NewMetrics(reg prometheus.Registerer, region string) *Metrics {
 		Sent:       counter("sent_total", "Notifications the provider accepted (once each: a redelivery after the marker is a duplicate).", "channel", "provider"),
 		Failed:     counter("failed_total", "Notifications failed for good, by reason (smtp_550, no_contact, template, invalid, gave_up, ...).", "channel", "provider", "reason"),
 		Retries:    counter("retries_total", "Transient send failures handed back to JetStream for a later attempt, by reason (smtp_451, connect, ...).", "channel", "provider", "reason"),
+		Suppressed: counter("suppressed_total", "Notifications not sent because the user unsubscribed (reason=unsubscribed) or opted out of the channel (opted_out) after the fan-out, or whose opt-out record is malformed (unreadable): a suppressed receipt, acked.", "channel", "reason"),
 		Duplicates: counter("duplicates_total", "Deliveries of a notification already marked delivered: nothing sent, the receipt written again.", "channel"),
 		Busy:       counter("busy_total", "Deliveries of a notification another sender held the claim on: retried later.", "channel"),
 		Poison:     counter("poison_total", "Edge messages that are not a notification at all: dropped (term), no receipt possible.", "channel"),
@@ -39,7 +41,7 @@ func NewMetrics(reg prometheus.Registerer, region string) *Metrics {
 		}, []string{"channel", "provider"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.Sent, m.Failed, m.Retries, m.Duplicates, m.Busy, m.Poison, m.Receipts, m.DependencyRetries, m.SendTime)
+		reg.MustRegister(m.Sent, m.Failed, m.Retries, m.Suppressed, m.Duplicates, m.Busy, m.Poison, m.Receipts, m.DependencyRetries, m.SendTime)
 	}
 	return m
 }

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -21,6 +22,7 @@ import (
 
 	"backinstock/services/gateway/internal/retry"
 	"backinstock/shared/config"
+	"backinstock/shared/pause"
 	topicsedge "backinstock/topics/edge"
 )
 
@@ -84,6 +86,9 @@ type Options struct {
 	StatsInterval time.Duration
 	Metrics       *Metrics
 	Log           *zap.Logger
+	// Gate is the operator's pause of the channel (shared/pause); nil:
+	// never paused.
+	Gate *pause.Gate
 }
 
 // setDefaults fills the zero fields (the app has validated the rest).
@@ -175,7 +180,11 @@ func (c *Consumer) ensure(ctx context.Context) (jetstream.Consumer, error) {
 
 // Run pulls and handles messages until ctx ends, then stops pulling, hands
 // back what it had pulled but not started, lets the handlers finish and ack
-// what they were doing (up to StopTimeout), and returns.
+// what they were doing (up to StopTimeout), and returns. While the
+// channel's Gate is paused it pulls nothing: the sends in progress finish,
+// what it had pulled but not sent is held (kept alive with in-progress
+// acks, so the pause spends none of its deliveries), and the rest waits
+// in the stream.
 func (c *Consumer) Run(ctx context.Context) error {
 	cons, err := c.ensure(ctx)
 	if err != nil {
@@ -188,12 +197,6 @@ func (c *Consumer) Run(ctx context.Context) error {
 	c.cons = cons
 	c.mu.Unlock()
 	log := c.o.Log.With(zap.String("consumer", topicsedge.GatewayConsumer(c.o.Channel)))
-	// A client-side buffer of one message per worker: more would sit with
-	// their ack wait running while the workers are busy.
-	iter, err := cons.Messages(jetstream.PullMaxMessages(c.o.Workers))
-	if err != nil {
-		return fmt.Errorf("pull from %s: %w", topicsedge.GatewayConsumer(c.o.Channel), err)
-	}
 
 	// The handlers' context outlives ctx by the stop timeout.
 	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
@@ -203,19 +206,81 @@ func (c *Consumer) Run(ctx context.Context) error {
 	for range c.o.Workers {
 		workers.Go(func() {
 			for msg := range jobs {
-				c.handle(work, msg, log)
+				c.handle(ctx, work, msg, log)
 			}
 		})
 	}
-	// pull ends with ctx, or when the iterator closes by itself.
-	pull, stopPull := context.WithCancel(ctx)
-	defer stopPull()
 	var aux sync.WaitGroup
-	aux.Go(func() { c.stats(pull, cons) })
-	aux.Go(func() {
-		<-pull.Done()
+	aux.Go(func() { c.stats(ctx, cons) })
+
+	var runErr error
+	var held []jetstream.Msg // pulled, not yet handed to a worker
+	for ctx.Err() == nil {
+		if c.o.Gate.IsPaused() {
+			log.Info("channel paused: pulling nothing", zap.Int("held", len(held)))
+			held = c.holdPaused(ctx, held)
+			if ctx.Err() == nil {
+				log.Info("channel resumed: pulling again", zap.Int("held", len(held)))
+			}
+			continue
+		}
+		if held = c.dispatch(ctx, jobs, held, log); len(held) > 0 {
+			continue // paused meanwhile
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		var closed bool
+		held, closed, err = c.pull(ctx, cons, jobs, log)
+		if err != nil {
+			runErr = err
+			break
+		}
+		if closed {
+			runErr = fmt.Errorf("pull from %s: the server closed the consumer", topicsedge.GatewayConsumer(c.o.Channel))
+			break
+		}
+	}
+	for _, msg := range held {
+		c.nak(msg, 0, log) // pulled but not started: another replica takes it now
+	}
+	close(jobs)
+	done := make(chan struct{})
+	go func() { workers.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(c.o.StopTimeout):
+		log.Warn("stop timeout: abandoning the sends still running", zap.Duration("timeout", c.o.StopTimeout))
+		cancelWork()
+		<-done
+	}
+	aux.Wait()
+	return runErr
+}
+
+// pull runs one pull iterator until ctx ends, the channel is paused (it
+// answers what it had pulled and not handed out, to be held) or the
+// iterator closes by itself (closed).
+func (c *Consumer) pull(ctx context.Context, cons jetstream.Consumer, jobs chan<- jetstream.Msg, log *zap.Logger) (held []jetstream.Msg, closed bool, err error) {
+	// A client-side buffer of one message per worker: more would sit with
+	// their ack wait running while the workers are busy.
+	iter, err := cons.Messages(jetstream.PullMaxMessages(c.o.Workers))
+	if err != nil {
+		return nil, false, fmt.Errorf("pull from %s: %w", topicsedge.GatewayConsumer(c.o.Channel), err)
+	}
+	var paused atomic.Bool
+	ended := make(chan struct{})
+	var stopper sync.WaitGroup
+	stopper.Go(func() {
+		select {
+		case <-ctx.Done():
+		case <-c.o.Gate.Paused():
+			paused.Store(true)
+		case <-ended: // closed by itself
+		}
 		iter.Drain() // Next hands out what is buffered, then ErrMsgIteratorClosed
 	})
+	defer func() { close(ended); stopper.Wait() }()
 
 	for {
 		msg, err := iter.Next()
@@ -230,38 +295,76 @@ func (c *Consumer) Run(ctx context.Context) error {
 			}
 			continue
 		}
-		if ctx.Err() != nil {
+		switch {
+		case ctx.Err() != nil:
 			c.nak(msg, 0, log) // pulled but not started: another replica takes it now
-			continue
+		case len(held) > 0 || paused.Load():
+			held = append(held, msg)
+		default:
+			held = c.dispatch(ctx, jobs, []jetstream.Msg{msg}, log)
 		}
+	}
+	return held, ctx.Err() == nil && !paused.Load(), nil
+}
+
+// dispatch hands msgs to the workers in order, keeping those still
+// waiting alive; it answers the ones left when the channel is paused (at
+// stop it hands them back to the stream).
+func (c *Consumer) dispatch(ctx context.Context, jobs chan<- jetstream.Msg, msgs []jetstream.Msg, log *zap.Logger) []jetstream.Msg {
+	if len(msgs) == 0 {
+		return nil
+	}
+	beat := time.NewTicker(c.o.Policy.AckWait / 3)
+	defer beat.Stop()
+	for len(msgs) > 0 {
 		select {
-		case jobs <- msg:
+		case jobs <- msgs[0]:
+			msgs = msgs[1:]
 		case <-ctx.Done():
-			c.nak(msg, 0, log)
+			for _, msg := range msgs {
+				c.nak(msg, 0, log)
+			}
+			return nil
+		case <-c.o.Gate.Paused():
+			return msgs
+		case <-beat.C:
+			c.keepAlive(msgs, log)
 		}
-	}
-	closed := ctx.Err() == nil // the iterator closed on its own
-	stopPull()
-	close(jobs)
-	done := make(chan struct{})
-	go func() { workers.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(c.o.StopTimeout):
-		log.Warn("stop timeout: abandoning the sends still running", zap.Duration("timeout", c.o.StopTimeout))
-		cancelWork()
-		<-done
-	}
-	aux.Wait()
-	if closed {
-		return fmt.Errorf("pull from %s: the server closed the consumer", topicsedge.GatewayConsumer(c.o.Channel))
 	}
 	return nil
 }
 
+// holdPaused keeps held alive until the channel is resumed (answering
+// them) or ctx ends (handing them back to the stream).
+func (c *Consumer) holdPaused(ctx context.Context, held []jetstream.Msg) []jetstream.Msg {
+	beat := time.NewTicker(c.o.Policy.AckWait / 3)
+	defer beat.Stop()
+	for {
+		select {
+		case <-c.o.Gate.Resumed():
+			return held
+		case <-ctx.Done():
+			return held // Run hands them back
+		case <-beat.C:
+			c.keepAlive(held, c.o.Log)
+		}
+	}
+}
+
+func (c *Consumer) keepAlive(msgs []jetstream.Msg, log *zap.Logger) {
+	for _, msg := range msgs {
+		if err := msg.InProgress(); err != nil {
+			log.Warn("in-progress ack", zap.String("subject", msg.Subject()), zap.Error(err))
+		}
+		c.o.Metrics.InProgress.WithLabelValues(c.o.Channel).Inc()
+	}
+}
+
 // handle runs one message through the handler, keeping it alive with
-// in-progress acks while it runs, and applies the outcome.
-func (c *Consumer) handle(ctx context.Context, msg jetstream.Msg, log *zap.Logger) {
+// in-progress acks while it runs, and applies the outcome. A message of a
+// channel paused before its send began waits for the resume; if the
+// consumer stops first (stop ends), it goes back to the stream unsent.
+func (c *Consumer) handle(stop, ctx context.Context, msg jetstream.Msg, log *zap.Logger) {
 	m := c.o.Metrics
 	m.InFlight.WithLabelValues(c.o.Channel).Inc()
 	defer m.InFlight.WithLabelValues(c.o.Channel).Dec()
@@ -270,14 +373,14 @@ func (c *Consumer) handle(ctx context.Context, msg jetstream.Msg, log *zap.Logge
 		d.Attempt = int(meta.NumDelivered)
 	}
 
-	stop := make(chan struct{})
+	beatStop := make(chan struct{})
 	var beat sync.WaitGroup
 	beat.Go(func() {
 		t := time.NewTicker(c.o.Policy.AckWait / 3)
 		defer t.Stop()
 		for {
 			select {
-			case <-stop:
+			case <-beatStop:
 				return
 			case <-t.C:
 				if err := msg.InProgress(); err != nil {
@@ -287,8 +390,18 @@ func (c *Consumer) handle(ctx context.Context, msg jetstream.Msg, log *zap.Logge
 			}
 		}
 	})
+	for c.o.Gate.IsPaused() {
+		select {
+		case <-c.o.Gate.Resumed():
+		case <-stop.Done():
+			close(beatStop)
+			beat.Wait()
+			c.nak(msg, 0, log)
+			return
+		}
+	}
 	out := c.h.Handle(ctx, d)
-	close(stop)
+	close(beatStop)
 	beat.Wait()
 
 	switch out.Action {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/textproto"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -245,5 +246,86 @@ func TestTLSAndAuth(t *testing.T) {
 				t.Errorf("got %v, want a transient connect error", err)
 			}
 		})
+	}
+}
+
+// rsetDropper is an SMTP server that accepts every message and then drops
+// the connection at the RSET go-mail sends after it: the one failure after
+// which the message has nonetheless been delivered. (Mailpit's chaos
+// settings cannot fail an RSET.) It counts the messages it accepted.
+func rsetDropper(t *testing.T) (addr string, accepted func() int) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	n := 0
+	var wg sync.WaitGroup
+	t.Cleanup(func() { l.Close(); wg.Wait() })
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			conn, err := l.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer conn.Close()
+				tp := textproto.NewConn(conn)
+				_ = tp.PrintfLine("220 rset-dropper ready")
+				for inData := false; ; {
+					line, err := tp.ReadLine()
+					if err != nil {
+						return
+					}
+					switch cmd := strings.ToUpper(strings.SplitN(line, " ", 2)[0]); {
+					case inData:
+						if line == "." {
+							inData = false
+							mu.Lock()
+							n++
+							mu.Unlock()
+							_ = tp.PrintfLine("250 queued")
+						}
+					case cmd == "EHLO":
+						_ = tp.PrintfLine("250-rset-dropper\r\n250 8BITMIME")
+					case cmd == "DATA":
+						inData = true
+						_ = tp.PrintfLine("354 go on")
+					case cmd == "RSET":
+						return // the connection breaks after the delivery
+					default:
+						_ = tp.PrintfLine("250 ok")
+					}
+				}
+			}()
+		}
+	}()
+	return l.Addr().String(), func() int { mu.Lock(); defer mu.Unlock(); return n }
+}
+
+// TestFailureAfterTheFinalDotIsADelivery: when the server has accepted the
+// message and only the RSET after it fails, Send reports success (retrying
+// would send the email twice), and the next Send works on a new connection.
+func TestFailureAfterTheFinalDotIsADelivery(t *testing.T) {
+	addr, accepted := rsetDropper(t)
+	host, port, _ := net.SplitHostPort(addr)
+	p, _ := strconv.Atoi(port)
+	cl, err := email.NewClient(email.Config{Host: host, Port: p, TLS: email.TLSNone, Timeout: 5 * time.Second, Conns: 1, From: "shop@shop.example"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cl.Close() })
+	for i := range 2 {
+		if err := cl.Send(context.Background(), message("a@example.com", fmt.Sprintf("rset-%d", i))); err != nil {
+			t.Fatalf("send %d: %v, want success: the server took the message", i, err)
+		}
+		if got := accepted(); got != i+1 {
+			t.Fatalf("after send %d the server holds %d messages, want %d", i, got, i+1)
+		}
 	}
 }

@@ -170,12 +170,15 @@ func (c *Client) Send(ctx context.Context, m Message) error {
 		}
 		err = c.mc.SendWithSMTPClient(conn, msg)
 	}
+	if err != nil && msg.IsDelivered() {
+		// The server accepted the final dot; only go-mail's RSET after it
+		// failed. The message went out: retrying it would send it twice.
+		// The connection's state is unknown, so it is closed.
+		_ = conn.Close()
+		return nil
+	}
 	if err != nil {
-		if !replied(err) {
-			_ = conn.Close() // the connection's state is unknown
-		} else {
-			c.put(conn) // the server answered and go-mail reset the transaction
-		}
+		c.release(conn, replied(err))
 		return classify(err)
 	}
 	c.put(conn)
@@ -220,6 +223,21 @@ func (c *Client) take() (*smtp.Client, bool) {
 	default:
 		return nil, false
 	}
+}
+
+// release hands back the connection of a failed transaction. One the
+// server answered on goes back to the pool only after an RSET it accepts:
+// go-mail resets after a refused MAIL or RCPT but not after a refused DATA,
+// and a server may keep the envelope after refusing the final dot (Mailpit
+// does, after its "451 Unable to process mail"), so the next message's MAIL
+// FROM would meet "503 Bad sequence of commands" and fail for good. Any
+// other connection's state is unknown: it is closed.
+func (c *Client) release(conn *smtp.Client, answered bool) {
+	if answered && conn.Reset() == nil {
+		c.put(conn)
+		return
+	}
+	_ = conn.Close()
 }
 
 func (c *Client) put(conn *smtp.Client) {
@@ -274,6 +292,10 @@ func classify(err error) error {
 		}
 	}
 	switch {
+	case code == 503:
+		// "Bad sequence of commands" is about the session's state, never
+		// the message: retried, on a connection reset with RSET.
+		return retry.Transient("smtp_503", err)
 	case code >= 500:
 		return retry.Permanent("smtp_"+strconv.Itoa(code), err)
 	case code >= 400:

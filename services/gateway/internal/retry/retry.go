@@ -32,6 +32,9 @@ type Error struct {
 	// "smtp_550", "connection", "no_contact", "template".
 	Code string
 	Err  error
+	// After is the earliest the provider wants a retry (HTTP Retry-After);
+	// zero when it said nothing.
+	After time.Duration
 }
 
 func (e *Error) Error() string { return e.Err.Error() }
@@ -48,6 +51,21 @@ func Permanent(code string, err error) error {
 // 4xx, a provider that is down.
 func Transient(code string, err error) error {
 	return &Error{Code: code, Err: err}
+}
+
+// TransientAfter is Transient for a provider that asked to be retried no
+// sooner than after (HTTP 429 or 503 with Retry-After).
+func TransientAfter(code string, err error, after time.Duration) error {
+	return &Error{Code: code, Err: err, After: max(after, 0)}
+}
+
+// RetryAfter is the earliest retry err's provider asked for, or zero.
+func RetryAfter(err error) time.Duration {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.After
+	}
+	return 0
 }
 
 // Classify says whether err is permanent and gives its label. An error no
@@ -121,6 +139,14 @@ func (p Policy) GiveUp(attempt int) bool { return attempt >= p.MaxAttempts }
 func (p Policy) NakDelay(rnd float64) time.Duration {
 	half := p.FirstRetry / 2
 	return half + time.Duration(rnd*float64(p.FirstRetry-half))
+}
+
+// Delay is the NAK delay after a transient failure: the jittered
+// NakDelay, or what the provider asked for when that is later, never past
+// MaxBackoff (a Retry-After of a day must not park a notification beyond
+// the schedule's cap).
+func (p Policy) Delay(rnd float64, providerAfter time.Duration) time.Duration {
+	return min(max(p.NakDelay(rnd), providerAfter), p.MaxBackoff)
 }
 
 // Wait is when a message NAKed with delay at attempt comes back: delay

@@ -117,3 +117,29 @@ func TestGiveUpAndValidate(t *testing.T) {
 		}
 	}
 }
+
+func TestRetryAfter(t *testing.T) {
+	p := retry.Policy{AckWait: 30 * time.Second, MaxAttempts: 6, MaxBackoff: 2 * time.Minute, FirstRetry: 2 * time.Second}
+	err := fmt.Errorf("send: %w", retry.TransientAfter("http_429", errors.New("slow down"), 7*time.Second))
+	if permanent, code := retry.Classify(err); permanent || code != "http_429" {
+		t.Fatalf("Classify = %v, %q; want transient http_429", permanent, code)
+	}
+	cases := []struct {
+		err  error
+		want time.Duration
+	}{
+		{err, 7 * time.Second}, // the provider's wish is later than the jitter
+		{retry.TransientAfter("http_503", errors.New("down"), 10*time.Millisecond), time.Second},  // earlier: the policy's delay
+		{retry.TransientAfter("http_429", errors.New("tomorrow"), 24*time.Hour), 2 * time.Minute}, // capped
+		{retry.Transient("connection", errors.New("refused")), time.Second},
+		{errors.New("unclassified"), time.Second},
+	}
+	for _, c := range cases {
+		if got := p.Delay(0, retry.RetryAfter(c.err)); got != c.want {
+			t.Errorf("Delay after %v = %s, want %s", c.err, got, c.want)
+		}
+	}
+	if got := retry.RetryAfter(retry.TransientAfter("x", errors.New("x"), -time.Second)); got != 0 {
+		t.Errorf("negative Retry-After kept as %s", got)
+	}
+}

@@ -15,7 +15,9 @@
 // NX that claims is also the lookup that finds the marker.
 //
 // Keys are spread by user, like the notifier's markers, so one big restock
-// lands on every node of a Redis Cluster.
+// lands on every node of a Redis Cluster. They are built by
+// backinstock/topics/userdata, where the wishlist's export and erasure find
+// them.
 package store
 
 import (
@@ -29,6 +31,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"backinstock/topics/userdata"
 )
 
 // State is what Claim found.
@@ -91,10 +95,10 @@ func New(rdb redis.UniversalClient, region string, claimTTL, markerTTL time.Dura
 }
 
 func (s *Store) key(userID, notificationID string) string {
-	return "gwy:{" + s.region + "|" + userID + "}:delivered:" + notificationID
+	return userdata.GatewayDeliveredKey(s.region, userID, notificationID)
 }
 
-const claimPrefix = "claim:"
+const claimPrefix = userdata.GatewayClaimPrefix
 
 // Claim takes the claim on the notification, or says who has it. One
 // round trip when the notification is new (SET NX), two otherwise.
@@ -159,4 +163,36 @@ func (s *Store) Release(ctx context.Context, c Claim) error {
 		return fmt.Errorf("release %s: %w", c.key, err)
 	}
 	return nil
+}
+
+// renew extends the caller's claim, or takes the key again if it lapsed
+// and nobody else took it; otherwise it returns what the key holds now.
+var renew = redis.NewScript(`
+local v = redis.call('GET', KEYS[1])
+if v == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return '' end
+if not v then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return '' end
+return v`)
+
+// Renew gives the claim a fresh lifetime after a wait that may have
+// outlasted it (a provider's rate limit): Claimed if the caller still
+// holds it (or took it back from nobody), Busy if another sender claimed
+// the notification meanwhile, Done with the marker if it was delivered
+// meanwhile. Running it twice is harmless.
+func (s *Store) Renew(ctx context.Context, c Claim) (Claim, error) {
+	v, err := renew.Run(ctx, s.rdb, []string{c.key}, c.token, s.claimTTL.Milliseconds()).Text()
+	if err != nil {
+		return Claim{}, fmt.Errorf("renew %s: %w", c.key, err)
+	}
+	switch {
+	case v == "":
+		c.State = Claimed
+	case strings.HasPrefix(v, claimPrefix):
+		c.State = Busy
+	default:
+		if err := json.Unmarshal([]byte(v), &c.Delivered); err != nil {
+			return Claim{}, fmt.Errorf("renew %s: marker %q: %w", c.key, v, err)
+		}
+		c.State = Done
+	}
+	return c, nil
 }

@@ -3,9 +3,7 @@ package api_test
 import (
 	"context"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
-	"strings"
 	"testing"
 
 	"go.uber.org/zap"
@@ -46,20 +44,6 @@ func fuzzAPI(f *testing.F) http.Handler {
 	return a
 }
 
-func serveFuzz(t *testing.T, h http.Handler, method, path, body string) {
-	req := httptest.NewRequest(method, "http://inventory"+path, strings.NewReader(body))
-	req.Header.Set("Authorization", "Bearer t")
-	req.Header.Set("Content-Type", "application/json")
-	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, req)
-	if rec.Code >= 500 {
-		t.Fatalf("%s %s %q: %d %s", method, path, body, rec.Code, rec.Body)
-	}
-	if rec.Code >= 400 && !strings.Contains(rec.Body.String(), `"message"`) {
-		t.Fatalf("%s %s %q: %d without the error envelope: %s", method, path, body, rec.Code, rec.Body)
-	}
-}
-
 func FuzzPutStock(f *testing.F) {
 	h := fuzzAPI(f)
 	for _, s := range [][2]string{
@@ -73,7 +57,7 @@ func FuzzPutStock(f *testing.F) {
 		f.Add(s[0], s[1])
 	}
 	f.Fuzz(func(t *testing.T, sku, body string) {
-		serveFuzz(t, h, http.MethodPut, "/v1/stock/"+url.PathEscape(sku), body)
+		testenv.ServeFuzz(t, h, http.MethodPut, "http://inventory/v1/stock/"+url.PathEscape(sku), "application/json", "t", body)
 	})
 }
 
@@ -87,6 +71,6 @@ func FuzzBulkStock(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, body string) {
-		serveFuzz(t, h, http.MethodPost, "/v1/stock", body)
+		testenv.ServeFuzz(t, h, http.MethodPost, "http://inventory/v1/stock", "application/json", "t", body)
 	})
 }

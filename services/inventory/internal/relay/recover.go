@@ -56,7 +56,7 @@ func findPublished(ctx context.Context, cl sarama.Client, recs []pendingRecord, 
 		if err != nil {
 			return fmt.Errorf("partitions of %s: %w", rc.msg.Topic, err)
 		}
-		p, err := sarama.NewHashPartitioner(rc.msg.Topic).Partition(rc.msg, int32(len(parts)))
+		p, err := kafka.NewPartitioner(rc.msg.Topic).Partition(rc.msg, int32(len(parts)))
 		if err != nil {
 			return fmt.Errorf("partition of %s: %w", rc.msg.Topic, err)
 		}

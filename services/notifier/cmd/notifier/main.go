@@ -3,6 +3,7 @@
 //
 //	notifier run --region R        consume notify.R.<channel>.v1 and publish to edge.R.<channel>.<user>
 //	notifier replay --region R --from <RFC3339|beginning>   reset group notifier.R (group stopped)
+//	notifier replay --region R --from T1 --to T2   deliver [T1, T2) again beside the group (offsets untouched)
 //	notifier edge-setup --dir D    write the NATS edge's operator, accounts and credentials
 package main
 
@@ -20,7 +21,8 @@ const usage = `usage: notifier <command> [flags]
 
 commands:
   run      consume a region's notify topics and deliver to the NATS edge
-  replay   reset the region's consumer group to a time or the beginning
+  replay   reset the region's consumer group to a time or the beginning,
+           or with --to replay only [--from, --to) beside the group
   edge-setup  write a new NATS edge trust setup (operator, accounts, creds) into a directory
 
 Run "notifier <command> --help" for the flags; every flag has an env variable.
@@ -48,7 +50,9 @@ func main() {
 			cfg.Bind(s)
 			return cli.Action{
 				Validate: func() error { return cfg.Validate() },
-				Run:      func(ctx context.Context, env cli.Env) error { return app.Replay(ctx, cfg, env.Stdout, env.Log) },
+				Run: func(ctx context.Context, env cli.Env) error {
+					return app.Replay(ctx, cfg, env.Stdout, env.Log, env.Registry)
+				},
 			}
 		}},
 		{Name: "edge-setup", LogLevel: "warn", Bind: func(s *config.Set) cli.Action {

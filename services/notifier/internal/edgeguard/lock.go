@@ -7,7 +7,10 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"backinstock/shared/backoff"
 )
 
 // LockBucket is the JetStream key-value bucket (in the app account) whose
@@ -25,15 +28,35 @@ const lockTTL = 20 * time.Second
 // read the same account and the later push would drop the other's entry
 // after it had been confirmed. The lease lives in the NATS cluster whose
 // account it protects, so every notifier that can push there sees it.
+//
+// The account's JetStream API has no responders for a moment while the
+// servers apply an account update, which is what every revocation pushes:
+// a notifier starting during another's revocation waits that out (until
+// ctx ends) instead of failing its start.
 func EnsureLockBucket(ctx context.Context, js jetstream.JetStream, replicas int) (jetstream.KeyValue, error) {
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket: LockBucket, Description: "backinstock: one edge revocation at a time per account",
-		TTL: lockTTL, History: 1, Storage: jetstream.MemoryStorage, Replicas: max(replicas, 1),
-	})
-	if err != nil {
-		return nil, fmt.Errorf("revocation lease bucket %s: %w", LockBucket, err)
+	wait := backoff.New(20*time.Millisecond, time.Second)
+	for {
+		kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+			Bucket: LockBucket, Description: "backinstock: one edge revocation at a time per account",
+			TTL: lockTTL, History: 1, Storage: jetstream.MemoryStorage, Replicas: max(replicas, 1),
+		})
+		if err == nil {
+			return kv, nil
+		}
+		if !applyingAccountUpdate(err) || !wait.Wait(ctx) {
+			return nil, fmt.Errorf("revocation lease bucket %s: %w", LockBucket, err)
+		}
 	}
-	return kv, nil
+}
+
+// applyingAccountUpdate reports an error of the moment an account update
+// takes the account's JetStream API away: it passes by itself. The server
+// answers it as no responders, or as "not enabled" for the account (10039)
+// or, seen in CI, for the server (10076) while the account is re-registered.
+func applyingAccountUpdate(err error) bool {
+	return errors.Is(err, nats.ErrNoResponders) ||
+		errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount) ||
+		errors.Is(err, jetstream.ErrJetStreamNotEnabled)
 }
 
 // acquire takes the account's lease, waiting (with jitter) while another
@@ -50,7 +73,9 @@ func acquire(ctx context.Context, kv jetstream.KeyValue, key string) (release fu
 				_ = kv.Delete(ctx, key, jetstream.LastRevision(rev))
 			}, nil
 		}
-		if !errors.Is(err, jetstream.ErrKeyExists) {
+		// Another revocation holds the lease, or its account update is
+		// being applied: wait for it either way.
+		if !errors.Is(err, jetstream.ErrKeyExists) && !applyingAccountUpdate(err) {
 			return nil, fmt.Errorf("%w: revocation lease: %w", ErrUnavailable, err)
 		}
 		select {

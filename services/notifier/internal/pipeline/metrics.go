@@ -11,6 +11,7 @@ type Metrics struct {
 	Held         *prometheus.CounterVec
 	Released     *prometheus.CounterVec
 	DroppedStale *prometheus.CounterVec
+	Suppressed   *prometheus.CounterVec
 	Throttled    *prometheus.CounterVec
 	ThrottleWait *prometheus.CounterVec
 	PublishTime  *prometheus.HistogramVec
@@ -31,6 +32,7 @@ func NewMetrics(reg prometheus.Registerer, region string) *Metrics {
 		Held:         counter("held_total", "Notifications held for the recipient's quiet hours.", "channel"),
 		Released:     counter("released_total", "Held notifications released after quiet hours.", "channel"),
 		DroppedStale: counter("dropped_stale_total", "Notifications skipped because the sku sold out again.", "channel"),
+		Suppressed:   counter("suppressed_total", "Notifications not published because the user unsubscribed (reason=unsubscribed) or opted out of the channel (opted_out) after the fan-out, or whose opt-out record is malformed (unreadable).", "channel", "reason"),
 		Throttled:    counter("throttled_total", "Notifications that waited for the channel's rate limit.", "channel"),
 		ThrottleWait: counter("throttle_wait_seconds_total", "Time partitions were paused for rate limits.", "channel"),
 		EdgeFailures: counter("edge_failures_total", "Batches the edge did not acknowledge in time (retried).", "channel"),
@@ -43,7 +45,7 @@ func NewMetrics(reg prometheus.Registerer, region string) *Metrics {
 		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.Consumed, m.Deduped, m.Sent, m.Held, m.Released, m.DroppedStale, m.Throttled, m.ThrottleWait, m.EdgeFailures, m.PublishTime, m.HeldPending)
+		reg.MustRegister(m.Consumed, m.Deduped, m.Sent, m.Held, m.Released, m.DroppedStale, m.Suppressed, m.Throttled, m.ThrottleWait, m.EdgeFailures, m.PublishTime, m.HeldPending)
 	}
 	return m
 }

@@ -7,7 +7,10 @@
 //  2. drop stale notifications (the sku sold out again);
 //  3. look up the Redis sent markers and skip what was sent (layer 2);
 //  4. hold notifications inside the recipient's quiet hours in Redis;
-//  5. per rate-limit chunk: wait for tokens with the partition paused, publish
+//  5. per rate-limit chunk: wait for tokens with the partition paused, wait
+//     out an operator's pause of the channel (shared/pause) the same way,
+//     read the recipients' opt-out records (one pipelined round trip) and
+//     drop what a user unsubscribed or opted out of since the fan-out, publish
 //     to JetStream with Nats-Msg-Id = notification_id (layer 1), await every
 //     PubAck, then write the sent markers;
 //  6. return nil, and only then the runner commits the offsets.
@@ -19,7 +22,9 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -30,10 +35,12 @@ import (
 	"backinstock/services/notifier/internal/ratelimit"
 	"backinstock/services/notifier/internal/store"
 	"backinstock/shared/kafka"
+	"backinstock/shared/pause"
 	"backinstock/shared/stockview"
 	"backinstock/topics/catalog"
 	topicsedge "backinstock/topics/edge"
 	"backinstock/topics/events"
+	"backinstock/topics/optout"
 )
 
 // Crash points of the protocol, for the crash tests' hook.
@@ -49,14 +56,21 @@ var CrashPoints = []string{AfterReserve, AfterPublish, AfterPubAck, AfterMark}
 
 // Options wire a Processor.
 type Options struct {
-	Region  string
-	Store   *store.Store
-	Pub     *edge.Publisher
-	Limits  *ratelimit.Set
-	Stock   StockLevels // the region's stock; unset, nothing is stale
+	Region string
+	Store  *store.Store
+	Pub    *edge.Publisher
+	Limits *ratelimit.Set
+	Stock  StockLevels // the region's stock; unset, nothing is stale
+	// OptOuts reads the recipients' opt-out records (shared/optoutcheck);
+	// unset, nothing is suppressed.
+	OptOuts OptOuts
 	Now     func() time.Time
 	Metrics *Metrics
 	Log     *zap.Logger
+	// Pause, when set, is the operator's pause (shared/pause): nothing of
+	// a paused channel is published; a batch waits with its partition
+	// paused, and held notifications stay held.
+	Pause *pause.Watcher
 	// Crash, when set, is called at each crash point (test hook).
 	Crash func(point string)
 }
@@ -64,6 +78,18 @@ type Options struct {
 // StockLevels is what the stale drop needs of shared/stockview.View.
 type StockLevels interface {
 	Get(sku string) (stockview.Level, bool)
+}
+
+// OptOuts is what the late opt-out check needs of shared/optoutcheck.Reader.
+type OptOuts interface {
+	States(ctx context.Context, users []string) (map[string]optout.State, error)
+}
+
+// noOptOuts knows no opt-out: a notifier without a reader suppresses nothing.
+type noOptOuts struct{}
+
+func (noOptOuts) States(context.Context, []string) (map[string]optout.State, error) {
+	return nil, nil
 }
 
 // noStock knows no sku: a notifier without a stock view drops nothing.
@@ -104,6 +130,9 @@ func New(o Options) *Processor {
 	}
 	if o.Stock == nil {
 		o.Stock = noStock{}
+	}
+	if o.OptOuts == nil {
+		o.OptOuts = noOptOuts{}
 	}
 	return &Processor{o: o}
 }
@@ -205,11 +234,79 @@ func (p *Processor) deliver(ctx context.Context, b *kafka.Batch, channel string,
 				return err
 			}
 		}
+		if err := p.waitResumed(ctx, b, channel); err != nil {
+			return err
+		}
+		if chunk, err = p.permitted(ctx, channel, chunk); err != nil {
+			return err
+		}
+		if len(chunk) == 0 {
+			continue
+		}
 		if err := p.publish(ctx, channel, chunk); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// errPaused ends a release of a paused channel's notifications: they stay
+// held until it is resumed.
+var errPaused = errors.New("channel paused by an operator")
+
+// waitResumed returns once channel is not paused, checked just before
+// each publish (after any rate-limit wait), so a pause stops the edge
+// within one chunk. A batch waits with its partition's fetching paused,
+// so the paused work stays in Kafka; it gives way to a rebalance or a
+// shutdown as every wait does.
+func (p *Processor) waitResumed(ctx context.Context, b *kafka.Batch, channel string) error {
+	if p.o.Pause == nil {
+		return nil
+	}
+	g := p.o.Pause.Gate(channel)
+	for g.IsPaused() {
+		if b == nil {
+			return errPaused
+		}
+		if err := b.Hold(ctx, g.Resumed()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// permitted drops the notifications whose recipient has opted out of
+// their channel (or unsubscribed) since the fan-out copied the
+// preferences: the user's opt-out record, which the wishlist writes before
+// it answers the change, read as late as possible (after the rate-limit
+// wait, right before the publish) with one round trip per chunk. A
+// suppressed notification gets no sent marker: it was not sent, and the
+// batch's offsets are committed as for the rest.
+func (p *Processor) permitted(ctx context.Context, channel string, chunk []cand) ([]cand, error) {
+	users := make([]string, len(chunk))
+	for i, c := range chunk {
+		users[i] = c.n.UserID
+	}
+	states, err := p.o.OptOuts.States(ctx, users)
+	if err != nil {
+		return nil, err
+	}
+	if len(states) == 0 {
+		return chunk, nil
+	}
+	out := chunk[:0:0]
+	for _, c := range chunk {
+		reason, suppressed := states[c.n.UserID].Suppresses(c.n.Channel)
+		if !suppressed {
+			out = append(out, c)
+			continue
+		}
+		p.o.Metrics.Suppressed.WithLabelValues(channel, reason).Inc()
+		if reason == optout.ReasonUnreadable {
+			p.o.Log.Warn("opt-out record unreadable; notification suppressed", zap.String("user_id", c.n.UserID), zap.String("notification_id", c.n.NotificationID))
+		}
+	}
+	return out, nil
 }
 
 // unsent drops candidates whose sent marker exists.
@@ -305,12 +402,16 @@ func (p *Processor) ReleaseDue(ctx context.Context, limit int) (int, error) {
 	byChannel := map[string][]cand{}
 	ids := make([]string, 0, len(due))
 	for _, h := range due {
-		ids = append(ids, h.ID)
 		n, err := events.DecodeNotification(h.Payload)
 		if err != nil {
 			p.o.Log.Warn("held notification undecodable; dropped", zap.String("notification_id", h.ID), zap.Error(err))
+			ids = append(ids, h.ID)
 			continue
 		}
+		if p.o.Pause != nil && p.o.Pause.Gate(n.Channel).IsPaused() {
+			continue // stays held until the channel is resumed
+		}
+		ids = append(ids, h.ID)
 		if p.stale(n) {
 			// Sold out again while it waited for the quiet hours to end.
 			p.o.Metrics.DroppedStale.WithLabelValues(n.Channel).Inc()
@@ -320,9 +421,20 @@ func (p *Processor) ReleaseDue(ctx context.Context, limit int) (int, error) {
 	}
 	for ch, cs := range byChannel {
 		if err := p.deliver(ctx, nil, ch, cs); err != nil {
+			if errors.Is(err, errPaused) {
+				// Paused since the check above: these stay held; what the
+				// other channels published is released below.
+				ids = slices.DeleteFunc(ids, func(id string) bool {
+					return slices.ContainsFunc(cs, func(c cand) bool { return c.n.NotificationID == id })
+				})
+				continue
+			}
 			return 0, err
 		}
 		p.o.Metrics.Released.WithLabelValues(ch).Add(float64(len(cs)))
+	}
+	if len(ids) == 0 {
+		return 0, nil
 	}
 	if err := p.o.Store.Release(ctx, ids); err != nil {
 		return 0, err

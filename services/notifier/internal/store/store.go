@@ -3,7 +3,8 @@
 // the held set of notifications waiting for their recipients' quiet hours
 // to end.
 //
-// Keys (hash-tagged for Redis Cluster):
+// Keys (hash-tagged for Redis Cluster; built by backinstock/topics/userdata,
+// where the wishlist's export and erasure find them):
 //
 //	ntf:{<region>|<user_id>}:sent:<notification_id>  "1", EX = marker TTL (days)
 //	ntf:{<region>}:held         sorted set: notification_id scored by release time (unix ms)
@@ -22,6 +23,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"backinstock/topics/userdata"
 )
 
 // Store wraps one Redis client for one region.
@@ -37,8 +40,8 @@ type Store struct {
 func New(rdb redis.UniversalClient, region string, markerTTL time.Duration) *Store {
 	return &Store{
 		rdb: rdb, region: region, markerTTL: markerTTL,
-		heldKey: "ntf:{" + region + "}:held",
-		dataKey: "ntf:{" + region + "}:held:data",
+		heldKey: userdata.NotifierHeldKey(region),
+		dataKey: userdata.NotifierHeldDataKey(region),
 	}
 }
 
@@ -48,7 +51,7 @@ type Ref struct {
 }
 
 func (s *Store) markerKey(r Ref) string {
-	return "ntf:{" + s.region + "|" + r.UserID + "}:sent:" + r.NotificationID
+	return userdata.NotifierSentKey(s.region, r.UserID, r.NotificationID)
 }
 
 // Sent reports, per ref, whether a sent marker exists: one pipelined round

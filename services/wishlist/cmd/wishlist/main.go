@@ -1,5 +1,6 @@
 // Command wishlist runs the wishlist service: the HTTP API (serve), a
-// region's fan-out worker (fanout --region R), the store rebuild from
+// region's fan-out worker (fanout --region R), a window of restocks fanned
+// out again (replay --region R --from T1 --to T2), the store rebuild from
 // wishlist.changes.v1 (rebuild) and the bulk import (import --file F).
 package main
 
@@ -19,6 +20,8 @@ const usage = `usage: wishlist <command> [flags]
 commands:
   serve              the wishlist HTTP API
   fanout --region R  the fan-out worker of region R (consumer group fanout.R)
+  replay --region R --from T1 --to T2
+                     fan out again the restocks of [T1, T2), beside the group (its offsets untouched)
   rebuild            restore the Redis store from wishlist.changes.v1
   import --file F    load NDJSON wishlist entries (same code as POST /v1/wishlists:import)
 
@@ -44,6 +47,16 @@ func main() {
 					// the peak RSS bounded (issue #4: under 150 MB).
 					lifecycle.TuneGC(400, 120<<20)
 					return app.RunFanout(ctx, *cfg, env.Log, env.Registry)
+				},
+			}
+		}},
+		// replay is an operator's one-shot: quiet unless something is wrong.
+		{Name: "replay", LogLevel: "warn", Bind: func(s *config.Set) cli.Action {
+			cfg := bind(s, (*app.Config).BindReplay)
+			return cli.Action{
+				Validate: func() error { return cfg.ValidateReplay() },
+				Run: func(ctx context.Context, env cli.Env) error {
+					return app.RunReplay(ctx, *cfg, env.Stdout, env.Log, env.Registry)
 				},
 			}
 		}},

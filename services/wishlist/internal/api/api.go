@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
+	"backinstock/services/wishlist/internal/privacy"
 	"backinstock/services/wishlist/internal/service"
 	"backinstock/services/wishlist/internal/wishes"
 	"backinstock/shared/config"
@@ -39,6 +40,12 @@ type Options struct {
 	// answer in time gets a 503 (the change may or may not be applied;
 	// every write here is idempotent, so repeating it is safe).
 	RequestTimeout time.Duration
+	// PrivacyTimeout bounds an export or an erasure: they walk the Redis
+	// keyspace and the edge streams, which takes longer than a write.
+	PrivacyTimeout time.Duration
+	// Privacy reads and erases what the other services keep about a user;
+	// nil (or one without the edge): the export and erasure answer 503.
+	Privacy *privacy.Finder
 	// Unsubscribe are the keys that verify one-click unsubscribe tokens
 	// (UNSUBSCRIBE_KEYS); without keys the public unsubscribe routes
 	// answer 404.
@@ -48,7 +55,7 @@ type Options struct {
 // Defaults are the limits a zero field of Options gets; the serve
 // command's flags default to them too.
 func Defaults() Options {
-	return Options{MaxBodyBytes: 64 << 10, MaxImportBytes: 1 << 30, ImportBatch: 2000, ImportTimeout: time.Hour, RequestTimeout: 4 * time.Second}
+	return Options{MaxBodyBytes: 64 << 10, MaxImportBytes: 1 << 30, ImportBatch: 2000, ImportTimeout: time.Hour, RequestTimeout: 4 * time.Second, PrivacyTimeout: 30 * time.Second}
 }
 
 func (o *Options) setDefaults() {
@@ -58,6 +65,7 @@ func (o *Options) setDefaults() {
 	config.Default(&o.ImportBatch, d.ImportBatch)
 	config.Default(&o.ImportTimeout, d.ImportTimeout)
 	config.Default(&o.RequestTimeout, d.RequestTimeout)
+	config.Default(&o.PrivacyTimeout, d.PrivacyTimeout)
 }
 
 // Validate names every option that is wrong.
@@ -71,6 +79,7 @@ func (o Options) Validate() error {
 	config.NotNegative(&p, "ImportBatch", o.ImportBatch)
 	config.NotNegative(&p, "ImportTimeout", o.ImportTimeout)
 	config.NotNegative(&p, "RequestTimeout", o.RequestTimeout)
+	config.NotNegative(&p, "PrivacyTimeout", o.PrivacyTimeout)
 	return p.Err()
 }
 
@@ -79,6 +88,7 @@ type Metrics struct {
 	// HTTP counts and times the routes (backinstock_wishlist_http_*).
 	HTTP        *httpapi.RouteMetrics
 	ImportLines *prometheus.CounterVec
+	privacy     privacyMetrics
 }
 
 // NewMetrics registers the API metrics with reg.
@@ -87,6 +97,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		HTTP: httpapi.NewRouteMetrics(reg, "wishlist"),
 		ImportLines: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "backinstock_wishlist_import_lines_total",
 			Help: "Bulk-import lines by result (imported, rejected)."}, []string{"result"}),
+		privacy: newPrivacyMetrics(reg),
 	}
 	if reg != nil {
 		reg.MustRegister(m.ImportLines)
@@ -118,6 +129,11 @@ func Handler(o Options, svc *service.Service, m *Metrics, log *zap.Logger) (http
 	rt.Handle("GET /v1/skus/{sku}/wishlisters", "count_wishlisters", bounded(a.countWishlisters))
 	rt.Handle("PUT /v1/users/{user_id}/preferences", "put_preferences", bounded(a.putPrefs))
 	rt.Handle("GET /v1/users/{user_id}/preferences", "get_preferences", bounded(a.getPrefs))
+	rt.Handle("PUT "+events.DevicePath, "put_device", bounded(a.putDevice))
+	rt.Handle("DELETE "+events.DevicePath, "delete_device", bounded(a.deleteDevice))
+	rt.Handle("GET /v1/users/{user_id}/devices", "list_devices", bounded(a.listDevices))
+	rt.Handle("GET /v1/users/{user_id}/export", "export_user", httpapi.Bounded(o.PrivacyTimeout, a.exportUser))
+	rt.Handle("DELETE /v1/users/{user_id}", "erase_user", httpapi.Bounded(o.PrivacyTimeout, a.eraseUser))
 	// An import streams for as long as its body: ImportTimeout bounds it.
 	rt.Handle("POST /v1/wishlists:import", "import", a.importEntries)
 	rt.Public("GET "+unsubscribe.Path, "unsubscribe_form", htmlErrors(bounded(a.unsubscribeForm)))
@@ -277,21 +293,29 @@ func (a *API) putPrefs(w http.ResponseWriter, r *http.Request) error {
 	if err := httpapi.Decode(w, r, a.o.MaxBodyBytes, &p); err != nil {
 		return err
 	}
+	if len(p.Devices) > 0 {
+		return &wishes.FieldError{Field: "devices", Problem: "set through PUT and DELETE /v1/users/{user_id}/devices/{device_id}, not with the preferences (which keep the stored devices)"}
+	}
 	if err := wishes.CheckPreferences(ids[0], p); err != nil {
 		return err
 	}
-	if err := a.svc.SetPrefs(r.Context(), ids[0], &p); err != nil {
+	stored, err := a.svc.SetPrefs(r.Context(), ids[0], &p)
+	if err != nil {
 		return err
 	}
-	httpapi.WriteJSON(w, http.StatusOK, prefsView(ids[0], &p))
+	httpapi.WriteJSON(w, http.StatusOK, prefsView(ids[0], stored))
 	return nil
 }
 
+// prefsView shows preferences without the devices: the device routes list
+// and change them, so what GET shows can be PUT back as it is.
 func prefsView(userID string, p *wishes.Preferences) map[string]any {
-	if p == nil {
-		p = &wishes.Preferences{}
+	v := wishes.Preferences{}
+	if p != nil {
+		v = *p
 	}
-	return map[string]any{"user_id": userID, "preferences": p}
+	v.Devices = nil
+	return map[string]any{"user_id": userID, "preferences": v}
 }
 
 func (a *API) getPrefs(w http.ResponseWriter, r *http.Request) error {

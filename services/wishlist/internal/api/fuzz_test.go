@@ -3,7 +3,6 @@ package api_test
 import (
 	"context"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -57,20 +56,6 @@ func fuzzAPI(f *testing.F) http.Handler {
 	return h
 }
 
-func serveFuzz(t *testing.T, h http.Handler, method, path, contentType, body string) {
-	req := httptest.NewRequest(method, "http://wishlist"+path, strings.NewReader(body))
-	req.Header.Set("Authorization", "Bearer t")
-	req.Header.Set("Content-Type", contentType)
-	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, req)
-	if rec.Code >= 500 {
-		t.Fatalf("%s %s %q: %d %s", method, path, body, rec.Code, rec.Body)
-	}
-	if rec.Code >= 400 && !strings.Contains(rec.Body.String(), `"message"`) {
-		t.Fatalf("%s %s %q: %d without the error envelope: %s", method, path, body, rec.Code, rec.Body)
-	}
-}
-
 func FuzzPutEntry(f *testing.F) {
 	h := fuzzAPI(f)
 	for _, s := range [][3]string{
@@ -82,7 +67,7 @@ func FuzzPutEntry(f *testing.F) {
 		f.Add(s[0], s[1], s[2])
 	}
 	f.Fuzz(func(t *testing.T, user, sku, body string) {
-		serveFuzz(t, h, http.MethodPut, "/v1/users/"+url.PathEscape(user)+"/wishlist/"+url.PathEscape(sku), "application/json", body)
+		testenv.ServeFuzz(t, h, http.MethodPut, "http://wishlist/v1/users/"+url.PathEscape(user)+"/wishlist/"+url.PathEscape(sku), "application/json", "t", body)
 	})
 }
 
@@ -97,7 +82,7 @@ func FuzzPutPreferences(f *testing.F) {
 		f.Add(s[0], s[1])
 	}
 	f.Fuzz(func(t *testing.T, user, body string) {
-		serveFuzz(t, h, http.MethodPut, "/v1/users/"+url.PathEscape(user)+"/preferences", "application/json", body)
+		testenv.ServeFuzz(t, h, http.MethodPut, "http://wishlist/v1/users/"+url.PathEscape(user)+"/preferences", "application/json", "t", body)
 	})
 }
 
@@ -110,6 +95,43 @@ func FuzzImport(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, body string) {
-		serveFuzz(t, h, http.MethodPost, "/v1/wishlists:import", "application/x-ndjson", body)
+		testenv.ServeFuzz(t, h, http.MethodPost, "http://wishlist/v1/wishlists:import", "application/x-ndjson", "t", body)
+	})
+}
+
+func FuzzPutDevice(f *testing.F) {
+	h := fuzzAPI(f)
+	const key, auth = "BNcRdreALRFXTkOOUHK1EtK2wtaz5Ry4YfYCA_0QTpQtUbVlUls0VJXg7A8u-Ts1XbjhazAkj7I99e8QcYP7DkM", "tBHItJI5svbpez7KI4CCXg"
+	for _, s := range [][3]string{
+		{"u1", "phone", `{"kind":"fcm","token":"fcm-token:APA91b"}`},
+		{"u1", "laptop", `{"kind":"webpush","endpoint":"https://push.example/send/1","p256dh":"` + key + `","auth":"` + auth + `"}`},
+		{"u1", "browser", `{"kind":"webpush","endpoint":"https://push.example/send/2","expirationTime":null,"keys":{"p256dh":"` + key + `","auth":"` + auth + `"}}`},
+		{"u1", "both", `{"kind":"webpush","endpoint":"https://push.example/send/3","p256dh":"` + key + `","auth":"` + auth + `","keys":{"p256dh":"` + key + `","auth":"` + auth + `"}}`},
+		{"u1", "x", `{"kind":"webpush","endpoint":"push.example","p256dh":"AAAA","auth":"=="}`},
+		{"u1", "x", `{"kind":"apns","token":"t"}`}, {"u.1", "a/b", `{}`}, {"", "", `null`},
+		{"u1", "x", `{"kind":"fcm","token":"t","token":"u"}`}, {"u1", "x", `{"Kind":"fcm","token":"t"}`},
+		{"u1", "x", `{"kind":"fcm","token":"t\u0000"}`}, {"u1", "x", `{"kind":"fcm","token":"t","expirationTime":"soon"}`},
+	} {
+		f.Add(s[0], s[1], s[2])
+	}
+	f.Fuzz(func(t *testing.T, user, id, body string) {
+		testenv.ServeFuzz(t, h, http.MethodPut, "http://wishlist/v1/users/"+url.PathEscape(user)+"/devices/"+url.PathEscape(id), "application/json", "t", body)
+	})
+}
+
+func FuzzDeleteDevice(f *testing.F) {
+	h := fuzzAPI(f)
+	for _, s := range [][3]string{
+		{"u1", "phone", ""}, {"u1", "phone", strings.Repeat("ab", 32)}, {"u1", "phone", "xyz"},
+		{"u1", "phone", strings.Repeat("AB", 32)}, {"u.1", "a/b", "%zz"},
+	} {
+		f.Add(s[0], s[1], s[2])
+	}
+	f.Fuzz(func(t *testing.T, user, id, hash string) {
+		q := ""
+		if hash != "" {
+			q = "?" + url.Values{"token_sha256": {hash}}.Encode()
+		}
+		testenv.ServeFuzz(t, h, http.MethodDelete, "http://wishlist/v1/users/"+url.PathEscape(user)+"/devices/"+url.PathEscape(id)+q, "", "t", "")
 	})
 }

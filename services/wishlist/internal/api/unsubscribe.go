@@ -111,9 +111,9 @@ func (a *API) unsubscribeForm(w http.ResponseWriter, r *http.Request) error {
 }
 
 // unsubscribe applies the token's claim: scope all sets unsubscribed, a
-// channel joins opt_out. It reads the preferences and writes them back
-// whole (the changelog carries whole preferences); a preferences PUT for
-// the same user at the same moment may win over it, as two PUTs would.
+// channel joins opt_out. It changes the stored preferences in one
+// optimistic transaction (Service.UpdatePrefs), so a concurrent device
+// registration or preferences PUT is not lost.
 func (a *API) unsubscribe(w http.ResponseWriter, r *http.Request) error {
 	c, err := a.claim(r)
 	if err != nil {
@@ -132,28 +132,24 @@ func (a *API) unsubscribe(w http.ResponseWriter, r *http.Request) error {
 	if got := r.PostForm.Get("List-Unsubscribe"); got != "One-Click" {
 		return httpapi.BadRequest("the body must be the form List-Unsubscribe=One-Click (RFC 8058), got List-Unsubscribe=%q", got)
 	}
-	p, err := a.svc.Store.Prefs(r.Context(), c.UserID)
+	_, err = a.svc.UpdatePrefs(r.Context(), c.UserID, func(p *wishes.Preferences) (*wishes.Preferences, bool, error) {
+		if p == nil {
+			p = &wishes.Preferences{}
+		}
+		switch {
+		case p.Unsubscribed:
+			return p, false, nil
+		case c.Scope == unsubscribe.ScopeAll:
+			p.Unsubscribed = true
+		case slices.Contains(p.OptOut, c.Scope):
+			return p, false, nil
+		default:
+			p.OptOut = append(p.OptOut, c.Scope)
+		}
+		return p, true, wishes.CheckPreferences(c.UserID, *p)
+	})
 	if err != nil {
 		return err
-	}
-	if p == nil {
-		p = &wishes.Preferences{}
-	}
-	changed := false
-	switch {
-	case p.Unsubscribed:
-	case c.Scope == unsubscribe.ScopeAll:
-		p.Unsubscribed, changed = true, true
-	case !slices.Contains(p.OptOut, c.Scope):
-		p.OptOut, changed = append(p.OptOut, c.Scope), true
-	}
-	if changed {
-		if err := wishes.CheckPreferences(c.UserID, *p); err != nil {
-			return err
-		}
-		if err := a.svc.SetPrefs(r.Context(), c.UserID, p); err != nil {
-			return err
-		}
 	}
 	writePage(w, http.StatusOK, unsubView{Heading: "You are unsubscribed",
 		Text: c.UserID + " will get no more " + scopeText(c.Scope) + ". Wishlist entries stay; your preferences can turn notifications back on."})

@@ -53,6 +53,14 @@ func PrefsMessage(topic, userID string, p *wishes.Preferences, at time.Time) (*s
 		Value: sarama.ByteEncoder(data), Headers: headers(events.SchemaWishlistPreferences)}, nil
 }
 
+// PrefsTombstone is the tombstone of a user's preferences record: what an
+// erasure leaves under "<user>|~prefs", so compaction forgets the
+// preferences (contacts included) instead of keeping the last value.
+func PrefsTombstone(topic, userID string) *sarama.ProducerMessage {
+	return &sarama.ProducerMessage{Topic: topic, Key: sarama.StringEncoder(events.PreferencesKey(userID)),
+		Headers: headers(events.SchemaWishlistPreferences)}
+}
+
 // Kind tells what a record changes.
 type Kind int
 

@@ -45,6 +45,11 @@ type Config struct {
 	// URLTemplate links a notification whose restock has no product URL;
 	// "{sku}" is replaced.
 	URLTemplate string
+	// CheckpointScope, when set, keeps this fan-out's progress and done
+	// markers apart from the group's: a replay (`wishlist replay`) fans each
+	// restock out again, once per scope, whatever the group did, and a rerun
+	// of the same replay resumes or skips instead of producing again.
+	CheckpointScope string
 }
 
 // Defaults are the tuning a zero field of Config gets; the wishlist
@@ -175,7 +180,7 @@ func (f *Fanout) Handle(ctx context.Context, b *kafka.Batch) error {
 }
 
 func (f *Fanout) fanOut(ctx context.Context, b *kafka.Batch, ev events.RestockEvent, msg wishes.Message, trace string) error {
-	ck, err := f.store.Checkpoint(ctx, ev.EventID, f.cfg.Region)
+	ck, err := f.store.Checkpoint(ctx, f.checkpointID(ev.EventID), f.cfg.Region)
 	if err != nil {
 		return err
 	}
@@ -257,8 +262,17 @@ func (f *Fanout) waves(ctx context.Context, b *kafka.Batch, ev events.RestockEve
 	}
 }
 
+// checkpointID names a restock's progress: its event id, within the
+// CheckpointScope when there is one.
+func (f *Fanout) checkpointID(eventID string) string {
+	if f.cfg.CheckpointScope == "" {
+		return eventID
+	}
+	return eventID + "@" + f.cfg.CheckpointScope
+}
+
 func (f *Fanout) saveCheckpoint(ctx context.Context, ev events.RestockEvent, ck wishes.Checkpoint) error {
-	if err := f.store.SaveCheckpoint(ctx, ev.EventID, f.cfg.Region, ck, f.cfg.CheckpointTTL); err != nil {
+	if err := f.store.SaveCheckpoint(ctx, f.checkpointID(ev.EventID), f.cfg.Region, ck, f.cfg.CheckpointTTL); err != nil {
 		return err
 	}
 	f.m.Checkpoints.Inc()

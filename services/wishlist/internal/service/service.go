@@ -108,19 +108,47 @@ func (s *Service) Remove(ctx context.Context, userID, sku string) (bool, error) 
 	return true, s.Store.Write(ctx, nil, key, old)
 }
 
-// SetPrefs replaces a user's preferences (already checked; nil clears them).
-func (s *Service) SetPrefs(ctx context.Context, userID string, p *wishes.Preferences) error {
-	if p != nil {
-		p.Normalize()
-	}
-	msg, err := changelog.PrefsMessage(s.Topic, userID, p, s.now())
-	if err != nil {
-		return err
-	}
-	if err := s.Producer.SendAll(ctx, []*sarama.ProducerMessage{msg}); err != nil {
-		return fmt.Errorf("log preferences of %s: %w", userID, err)
-	}
-	return s.Store.SetPrefs(ctx, userID, p)
+// SetPrefs replaces a user's preferences (already checked; nil clears
+// them) but keeps the user's devices, which only the device routes change:
+// a settings screen that saves preferences does not unregister the phone.
+// It returns the preferences as stored.
+func (s *Service) SetPrefs(ctx context.Context, userID string, p *wishes.Preferences) (*wishes.Preferences, error) {
+	return s.UpdatePrefs(ctx, userID, func(cur *wishes.Preferences) (*wishes.Preferences, bool, error) {
+		next := p
+		if cur != nil && len(cur.Devices) > 0 {
+			next = &wishes.Preferences{}
+			if p != nil {
+				*next = *p
+			}
+			next.Devices = cur.Devices
+		}
+		return next, true, nil
+	})
+}
+
+// UpdatePrefs changes a user's preferences as change says (see
+// store.UpdatePrefs: it gets the stored ones, nil when none, and returns
+// what to store and whether to write), logging the result to the changelog
+// before it is written. A change that returns a rule error writes nothing.
+// It returns the preferences as stored.
+func (s *Service) UpdatePrefs(ctx context.Context, userID string, change func(cur *wishes.Preferences) (*wishes.Preferences, bool, error)) (*wishes.Preferences, error) {
+	return s.Store.UpdatePrefs(ctx, userID, func(ctx context.Context, cur *wishes.Preferences) (*wishes.Preferences, bool, error) {
+		next, write, err := change(cur)
+		if err != nil || !write {
+			return next, write, err
+		}
+		if next != nil {
+			next.Normalize()
+		}
+		msg, err := changelog.PrefsMessage(s.Topic, userID, next, s.now())
+		if err != nil {
+			return nil, false, err
+		}
+		if err := s.Producer.SendAll(ctx, []*sarama.ProducerMessage{msg}); err != nil {
+			return nil, false, fmt.Errorf("log preferences of %s: %w", userID, err)
+		}
+		return next, true, nil
+	})
 }
 
 // Apply writes changelog records to the store without logging them again
@@ -151,6 +179,51 @@ func (s *Service) Apply(ctx context.Context, recs []changelog.Record) error {
 		return err
 	}
 	return s.Store.Write(ctx, puts, removes, old)
+}
+
+// Erased counts what Erase removed of the wishlist's own data.
+type Erased struct {
+	// Entries are the wishlist entries removed; Tombstones the changelog
+	// records written; Checkpoints the fan-out checkpoints whose cursor
+	// named the user.
+	Entries, Tombstones, Checkpoints int
+	// Prefs is whether preferences (contacts, devices) were stored.
+	Prefs bool
+}
+
+// Erase removes everything the wishlist keeps about a user: a tombstone in
+// the changelog for each of the user's keys (every entry and the
+// preferences), acknowledged before the store is touched, so a crash in
+// between leaves the store to be erased by the repeat instead of a log
+// that would bring the user back on a rebuild; then the user hash and the
+// entries in every region's sorted set and items hash; then the user as a
+// fan-out checkpoint's cursor. A user the store does not hold gets no
+// record, so a repeat appends nothing.
+func (s *Service) Erase(ctx context.Context, userID string) (Erased, error) {
+	var res Erased
+	raw, err := s.Store.ReadRaw(ctx, userID)
+	if err != nil {
+		return res, err
+	}
+	if raw.Exists {
+		msgs := make([]*sarama.ProducerMessage, 0, len(raw.SKUs)+1)
+		for _, sku := range raw.SKUs {
+			msgs = append(msgs, changelog.RemoveMessage(s.Topic, userID, sku))
+		}
+		// Always, not only when the hash has preferences now: a record
+		// that cleared them still names the user.
+		msgs = append(msgs, changelog.PrefsTombstone(s.Topic, userID))
+		if err := s.Producer.SendAll(ctx, msgs); err != nil {
+			return res, fmt.Errorf("log erasure of %s: %w", userID, err)
+		}
+		res.Tombstones = len(msgs)
+		if err := s.Store.EraseUser(ctx, userID, raw.SKUs, s.Regions); err != nil {
+			return res, err
+		}
+		res.Entries, res.Prefs = len(raw.SKUs), raw.Prefs
+	}
+	res.Checkpoints, err = s.Store.ScrubCheckpoints(ctx, userID)
+	return res, err
 }
 
 // ImportResult counts what an import did. Errors holds the first few bad

@@ -7,7 +7,11 @@
 //	                            preferences ("<ms> <region> <channels>\n<prefs JSON>")
 //	wl:{<user>}:user            HASH "p" -> preferences JSON,
 //	                            "i:<sku>" -> entry ("<ms> <region> <channels>")
-//	wl:ckpt:{<event>|<region>}  STRING fan-out checkpoint JSON (with a TTL)
+//	wl:ckpt:{<event>|<region>}  STRING fan-out checkpoint JSON (with a TTL);
+//	                            a replay's: wl:ckpt:{<event>@<scope>|<region>}
+//	optout:{<user>}             STRING the user's opt-out record (topics/optout):
+//	                            written in the same MULTI as the preferences,
+//	                            read by the notifier and the gateway
 //
 // The user hash is the source of truth for the API. The items hash is the
 // fan-out's copy: it shares the sorted set's hash slot, so one script call
@@ -30,10 +34,13 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"backinstock/services/wishlist/internal/wishes"
+	"backinstock/shared/backoff"
+	"backinstock/topics/optout"
 )
 
 const (
-	fieldPrefs = "p"
+	// PrefsField is the user hash's field of the preferences JSON.
+	PrefsField = "p"
 	itemPrefix = "i:"
 )
 
@@ -171,7 +178,7 @@ func (s *Store) rawPrefs(ctx context.Context, entries []wishes.Entry) ([]string,
 	pipe := s.rdb.Pipeline()
 	cmds := make([]*redis.StringCmd, len(entries))
 	for i, e := range entries {
-		cmds[i] = pipe.HGet(ctx, UserKey(e.UserID), fieldPrefs)
+		cmds[i] = pipe.HGet(ctx, UserKey(e.UserID), PrefsField)
 	}
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return nil, fmt.Errorf("read preferences of %d users: %w", len(entries), err)
@@ -193,7 +200,7 @@ func (s *Store) Entries(ctx context.Context, userID string) ([]wishes.Entry, *wi
 		prefs *wishes.Preferences
 	)
 	for field, v := range all {
-		if field == fieldPrefs {
+		if field == PrefsField {
 			if prefs, err = decodePrefs(userID, v); err != nil {
 				return nil, nil, err
 			}
@@ -236,7 +243,7 @@ func (s *Store) Count(ctx context.Context, sku string, regions []string) (map[st
 
 // Prefs reads a user's preferences (nil when none are set).
 func (s *Store) Prefs(ctx context.Context, userID string) (*wishes.Preferences, error) {
-	v, err := s.rdb.HGet(ctx, UserKey(userID), fieldPrefs).Result()
+	v, err := s.rdb.HGet(ctx, UserKey(userID), PrefsField).Result()
 	if errors.Is(err, redis.Nil) {
 		return nil, nil
 	}
@@ -247,48 +254,189 @@ func (s *Store) Prefs(ctx context.Context, userID string) (*wishes.Preferences, 
 }
 
 // SetPrefs replaces a user's preferences (nil deletes them) and copies them
-// to the fan-out's record of every entry of the user.
+// to the fan-out's record of every entry of the user. The rebuild uses it;
+// the API's read-modify-writes use UpdatePrefs.
 func (s *Store) SetPrefs(ctx context.Context, userID string, p *wishes.Preferences) error {
-	var (
-		err error
-		raw string
-	)
-	if p == nil {
-		err = s.rdb.HDel(ctx, UserKey(userID), fieldPrefs).Err()
-	} else {
-		data, merr := json.Marshal(p)
-		if merr != nil {
-			return fmt.Errorf("encode preferences of %s: %w", userID, merr)
+	raw := ""
+	if p != nil {
+		var err error
+		if raw, err = encodePrefs(userID, p); err != nil {
+			return err
 		}
-		raw = string(data)
-		err = s.rdb.HSet(ctx, UserKey(userID), fieldPrefs, raw).Err()
 	}
+	_, err := s.rdb.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
+		if p == nil {
+			pipe.HDel(ctx, UserKey(userID), PrefsField)
+		} else {
+			pipe.HSet(ctx, UserKey(userID), PrefsField, raw)
+		}
+		writeOptOut(ctx, pipe, userID, p)
+		return nil
+	})
 	if err != nil {
 		return fmt.Errorf("write preferences of %s: %w", userID, err)
 	}
+	return s.copyPrefs(ctx, userID)
+}
+
+// writeOptOut queues the write of the user's opt-out record (topics/optout)
+// as p says: in the same MULTI as the preferences, so the record the
+// notifier and the gateway read is never behind preferences that were
+// answered with a 2xx. The key shares the user hash's slot ({<user>}).
+func writeOptOut(ctx context.Context, pipe redis.Pipeliner, userID string, p *wishes.Preferences) {
+	st := optout.State{}
+	if p != nil {
+		st = optout.Of(p.Unsubscribed, p.OptOut)
+	}
+	if st.None() {
+		pipe.Del(ctx, optout.Key(userID))
+		return
+	}
+	pipe.Set(ctx, optout.Key(userID), st.Format(), 0)
+}
+
+// ErrContended is returned by UpdatePrefs when other writes to the user
+// kept changing the record for every attempt.
+var ErrContended = errors.New("the user's record kept changing")
+
+// updateAttempts bounds UpdatePrefs' optimistic retries. A retry needs
+// another write to the same user inside the few milliseconds of one
+// attempt (the changelog's acknowledgement is inside it); each round lets
+// at least one writer through, so ten devices registered at once take at
+// most ten rounds, and the jittered waits between attempts spread them.
+// More than this means a client hammering one user (or the request's
+// deadline, REQUEST_TIMEOUT, ends it first).
+const updateAttempts = 32
+
+// UpdatePrefs changes a user's preferences atomically: change gets the
+// stored ones (nil when none; it may modify them) and returns what to
+// store (nil clears) and whether to write at all. The read and the write
+// are one optimistic transaction on the user's hash (WATCH): when another
+// write to the user lands in between, change runs again on the new state,
+// so two devices registered at once are both kept. change may log the
+// result (the changelog) before it returns: a retried attempt logs again,
+// and the last record of the key is the state finally written. It returns
+// the preferences as stored.
+func (s *Store) UpdatePrefs(ctx context.Context, userID string, change func(ctx context.Context, cur *wishes.Preferences) (next *wishes.Preferences, write bool, err error)) (*wishes.Preferences, error) {
+	key := UserKey(userID)
+	var result *wishes.Preferences
+	txn := func(tx *redis.Tx) error {
+		v, err := tx.HGet(ctx, key, PrefsField).Result()
+		var cur *wishes.Preferences
+		switch {
+		case errors.Is(err, redis.Nil):
+		case err != nil:
+			return fmt.Errorf("read preferences of %s: %w", userID, err)
+		default:
+			if cur, err = decodePrefs(userID, v); err != nil {
+				return err
+			}
+		}
+		next, write, err := change(ctx, cur)
+		if err != nil {
+			return err
+		}
+		if !write {
+			// Nothing to change, but the opt-out record is written
+			// again from the stored preferences (under the same WATCH):
+			// a record missing from before records existed (a second
+			// one-click unsubscribe finds the user already unsubscribed)
+			// is there before the 2xx.
+			result = cur
+			_, err := tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+				writeOptOut(ctx, p, userID, cur)
+				return nil
+			})
+			if err != nil && !errors.Is(err, redis.TxFailedErr) {
+				err = fmt.Errorf("write opt-out record of %s: %w", userID, err)
+			}
+			return err
+		}
+		raw := ""
+		if next != nil {
+			if raw, err = encodePrefs(userID, next); err != nil {
+				return err
+			}
+		}
+		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			if next == nil {
+				p.HDel(ctx, key, PrefsField)
+			} else {
+				p.HSet(ctx, key, PrefsField, raw)
+			}
+			writeOptOut(ctx, p, userID, next)
+			return nil
+		})
+		if err != nil && !errors.Is(err, redis.TxFailedErr) {
+			err = fmt.Errorf("write preferences of %s: %w", userID, err)
+		}
+		result = next
+		return err
+	}
+	wait := backoff.New(2*time.Millisecond, 50*time.Millisecond)
+	for range updateAttempts {
+		err := s.rdb.Watch(ctx, txn, key)
+		if errors.Is(err, redis.TxFailedErr) {
+			if !wait.Wait(ctx) {
+				return nil, fmt.Errorf("update preferences of %s: %w", userID, ctx.Err())
+			}
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		return result, s.copyPrefs(ctx, userID)
+	}
+	return nil, fmt.Errorf("update preferences of %s: %w after %d attempts", userID, ErrContended, updateAttempts)
+}
+
+// copyPrefs copies the user's stored preferences to the fan-out's record of
+// each of the user's entries. Two writers may copy in either order, so each
+// reads the preferences again after copying and copies once more when they
+// changed: whoever copies last has copied the latest.
+func (s *Store) copyPrefs(ctx context.Context, userID string) error {
 	all, err := s.rdb.HGetAll(ctx, UserKey(userID)).Result()
 	if err != nil {
 		return fmt.Errorf("read entries of %s: %w", userID, err)
 	}
-	pipe := s.rdb.Pipeline()
-	for field, v := range all {
-		sku, ok := strings.CutPrefix(field, itemPrefix)
-		if !ok {
-			continue
+	raw := all[PrefsField]
+	for range 3 {
+		pipe := s.rdb.Pipeline()
+		for field, v := range all {
+			sku, ok := strings.CutPrefix(field, itemPrefix)
+			if !ok {
+				continue
+			}
+			e, err := wishes.DecodeItem(userID, sku, v)
+			if err != nil {
+				return err
+			}
+			pipe.HSet(ctx, ItemsKey(sku, e.Region), userID, withPrefs(v, raw))
 		}
-		e, err := wishes.DecodeItem(userID, sku, v)
-		if err != nil {
-			return err
+		if pipe.Len() == 0 {
+			return nil
 		}
-		pipe.HSet(ctx, ItemsKey(sku, e.Region), userID, withPrefs(v, raw))
-	}
-	if pipe.Len() == 0 {
-		return nil
-	}
-	if _, err := pipe.Exec(ctx); err != nil {
-		return fmt.Errorf("copy preferences of %s to its entries: %w", userID, err)
+		if _, err := pipe.Exec(ctx); err != nil {
+			return fmt.Errorf("copy preferences of %s to its entries: %w", userID, err)
+		}
+		again, err := s.rdb.HGet(ctx, UserKey(userID), PrefsField).Result()
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return fmt.Errorf("read preferences of %s: %w", userID, err)
+		}
+		if again == raw {
+			return nil
+		}
+		raw = again
 	}
 	return nil
+}
+
+func encodePrefs(userID string, p *wishes.Preferences) (string, error) {
+	data, err := json.Marshal(p)
+	if err != nil {
+		return "", fmt.Errorf("encode preferences of %s: %w", userID, err)
+	}
+	return string(data), nil
 }
 
 func decodePrefs(userID, v string) (*wishes.Preferences, error) {

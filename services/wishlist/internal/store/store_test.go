@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"slices"
@@ -13,6 +14,7 @@ import (
 	"backinstock/services/wishlist/internal/store"
 	"backinstock/services/wishlist/internal/wishes"
 	"backinstock/shared/testenv"
+	"backinstock/topics/optout"
 )
 
 var env *testenv.Env
@@ -81,5 +83,113 @@ func TestPageCursor(t *testing.T) {
 	}
 	if n := rdb.ZCard(ctx, store.UsersKey(sku, "us-east-1")).Val(); n != int64(40-len(removed)) {
 		t.Fatalf("%d left after %d removals", n, len(removed))
+	}
+}
+
+// TestScrubCheckpoint: a checkpoint whose cursor is an erased wishlister
+// loses the id, keeps its counts and TTL, and a fan-out resumed from it
+// starts at the first wishlister of the cursor's millisecond (repeating
+// only those, which the notifier absorbs), skipping none after it.
+func TestScrubCheckpoint(t *testing.T) {
+	r := env.Redis(t)
+	rdb := redis.NewClient(&redis.Options{Addr: r.Addr})
+	defer rdb.Close()
+	st := store.New(rdb)
+	ctx := context.Background()
+	sku := testenv.Unique(t, "sku")
+	base := time.UnixMilli(1_700_000_000_000)
+	var puts []wishes.Entry
+	for i, u := range []string{"a1", "b2", "c3", "d4"} {
+		// a1 earlier; b2, c3 and d4 share a millisecond.
+		since := base.Add(time.Millisecond)
+		if i == 0 {
+			since = base
+		}
+		puts = append(puts, wishes.Entry{UserID: u, SKU: sku, Region: "us-east-1", Channels: []string{"app"}, Since: since})
+	}
+	if err := st.Write(ctx, puts, nil, make([]*wishes.Entry, len(puts))); err != nil {
+		t.Fatal(err)
+	}
+	event := testenv.Unique(t, "ev")
+	ck := wishes.Checkpoint{Score: base.Add(time.Millisecond).UnixMilli(), Member: "c3", Users: 3, Records: 3}
+	if err := st.SaveCheckpoint(ctx, event, "us-east-1", ck, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	other := testenv.Unique(t, "ev")
+	if err := st.SaveCheckpoint(ctx, other, "us-east-1", wishes.Checkpoint{Score: ck.Score, Member: "b2"}, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.EraseUser(ctx, "c3", []string{sku}, []string{"us-east-1", "eu-west-1"}); err != nil {
+		t.Fatal(err)
+	}
+	n, err := st.ScrubCheckpoints(ctx, "c3")
+	if err != nil || n != 1 {
+		t.Fatalf("scrubbed %d, %v; want 1", n, err)
+	}
+	got, err := st.Checkpoint(ctx, event, "us-east-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (wishes.Checkpoint{Score: ck.Score, Member: store.ErasedCursor, Users: 3, Records: 3}); got != want {
+		t.Fatalf("checkpoint %+v, want %+v", got, want)
+	}
+	if ttl := rdb.TTL(ctx, store.CheckpointKey(event, "us-east-1")).Val(); ttl <= 0 || ttl > time.Hour {
+		t.Fatalf("TTL %s after the scrub, want the hour kept", ttl)
+	}
+	if o, _ := st.Checkpoint(ctx, other, "us-east-1"); o.Member != "b2" {
+		t.Fatalf("another user's checkpoint changed: %+v", o)
+	}
+	page, err := st.Page(ctx, sku, "us-east-1", store.Cursor{Score: got.Score, Member: got.Member}, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, w := range page {
+		ids = append(ids, w.UserID)
+	}
+	if !slices.Equal(ids, []string{"b2", "d4"}) {
+		t.Fatalf("resumed page %v, want [b2 d4]", ids)
+	}
+	if n, err := st.ScrubCheckpoints(ctx, "c3"); err != nil || n != 0 {
+		t.Fatalf("second scrub changed %d, %v; want 0", n, err)
+	}
+}
+
+// TestSetPrefsWritesTheOptOutRecord: the rebuild's path (SetPrefs) writes
+// the opt-out record with the preferences and deletes it with them.
+func TestSetPrefsWritesTheOptOutRecord(t *testing.T) {
+	rdb := redis.NewClient(&redis.Options{Addr: env.Redis(t).Addr})
+	defer rdb.Close()
+	st := store.New(rdb)
+	ctx := context.Background()
+	user := testenv.Unique(t, "u")
+	read := func() string {
+		t.Helper()
+		v, err := rdb.Get(ctx, optout.Key(user)).Result()
+		if errors.Is(err, redis.Nil) {
+			return "(none)"
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	for _, tc := range []struct {
+		name  string
+		prefs *wishes.Preferences
+		want  string
+	}{
+		{"channels", &wishes.Preferences{OptOut: []string{"sms", "email"}}, "email,sms"},
+		{"unsubscribed", &wishes.Preferences{Unsubscribed: true, OptOut: []string{"sms"}}, "all"},
+		{"opted back in", &wishes.Preferences{Locale: "de"}, "(none)"},
+		{"unsubscribed again", &wishes.Preferences{Unsubscribed: true}, "all"},
+		{"cleared", nil, "(none)"},
+	} {
+		if err := st.SetPrefs(ctx, user, tc.prefs); err != nil {
+			t.Fatal(err)
+		}
+		if got := read(); got != tc.want {
+			t.Fatalf("%s: record %q, want %q", tc.name, got, tc.want)
+		}
 	}
 }

@@ -56,6 +56,7 @@ func (m Message) Notification(userID, channel string, p *Preferences, at time.Ti
 	if p != nil {
 		n.Locale, n.TimeZone, n.QuietHours = p.Locale, p.TimeZone, p.QuietHours
 		n.Contact = p.Contacts[channel]
+		n.Devices = DevicesOf(p.Devices, events.DeviceKindOf(channel))
 	}
 	return n
 }
@@ -107,7 +108,51 @@ func AppendNotification(buf []byte, n *events.Notification) []byte {
 		buf = append(buf, `,"contact":`...)
 		buf = appendString(buf, n.Contact)
 	}
+	buf = appendDevices(buf, n.Devices, "")
 	return append(buf, '}')
+}
+
+// appendDevices appends `,"devices":[...]` with the devices of kind (all
+// of them when kind is ""), nothing when there are none.
+func appendDevices(buf []byte, devs []events.Device, kind string) []byte {
+	first := true
+	for i := range devs {
+		d := &devs[i]
+		if kind != "" && d.Kind != kind {
+			continue
+		}
+		if first {
+			buf = append(buf, `,"devices":[`...)
+			first = false
+		} else {
+			buf = append(buf, ',')
+		}
+		buf = append(buf, `{"id":`...)
+		buf = appendString(buf, d.ID)
+		buf = append(buf, `,"kind":`...)
+		buf = appendString(buf, d.Kind)
+		if d.Token != "" {
+			buf = append(buf, `,"token":`...)
+			buf = appendString(buf, d.Token)
+		}
+		if d.Endpoint != "" {
+			buf = append(buf, `,"endpoint":`...)
+			buf = appendString(buf, d.Endpoint)
+		}
+		if d.P256dh != "" {
+			buf = append(buf, `,"p256dh":`...)
+			buf = appendString(buf, d.P256dh)
+		}
+		if d.Auth != "" {
+			buf = append(buf, `,"auth":`...)
+			buf = appendString(buf, d.Auth)
+		}
+		buf = append(buf, '}')
+	}
+	if !first {
+		buf = append(buf, ']')
+	}
+	return buf
 }
 
 const hexDigits = "0123456789abcdef"
@@ -243,6 +288,13 @@ func (e *Encoder) Append(buf []byte, m *Message, userID, channel string, p *Pref
 		if c := p.Contacts[channel]; c != "" {
 			buf = append(buf, `,"contact":`...)
 			buf = appendString(buf, c)
+		}
+		// Only users with devices pay for this: the kind test is all the
+		// others cost.
+		if len(p.Devices) > 0 {
+			if kind := events.DeviceKindOf(channel); kind != "" {
+				buf = appendDevices(buf, p.Devices, kind)
+			}
 		}
 	}
 	return append(buf, '}')

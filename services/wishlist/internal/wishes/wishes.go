@@ -93,14 +93,18 @@ func CheckPreferences(userID string, p Preferences) error {
 	return errors.Join(events.CheckID("user_id", userID), events.Preferences(p).Validate())
 }
 
-// Normalize sorts channel lists into canonical order so that equal
-// preferences encode equally.
+// Normalize sorts channel lists into canonical order and devices by id so
+// that equal preferences encode equally.
 func (p *Preferences) Normalize() {
 	p.Channels = canonical(p.Channels)
 	p.OptOut = canonical(p.OptOut)
 	if len(p.Contacts) == 0 {
 		p.Contacts = nil
 	}
+	if len(p.Devices) == 0 {
+		p.Devices = nil
+	}
+	sortDevices(p.Devices)
 }
 
 func canonical(chans []string) []string {

@@ -2,6 +2,7 @@ package wishes
 
 import (
 	"encoding/json"
+	"errors"
 	"reflect"
 	"strings"
 	"testing"
@@ -165,10 +166,17 @@ func TestAppendNotificationMatchesContract(t *testing.T) {
 		{"no preferences", nil},
 		{"all preferences", &Preferences{Locale: "fr-FR", TimeZone: "Europe/Paris", QuietHours: &events.QuietHours{Start: "22:00", End: "07:00"},
 			Contacts: map[string]string{"email": "jo@example.com"}}},
+		{"devices", &Preferences{Devices: testDevices}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			n := m.Notification("user-7", "email", tt.prefs, at)
+			if tt.prefs != nil && len(tt.prefs.Devices) > 0 {
+				n = m.Notification("user-7", "web", tt.prefs, at)
+				if len(n.Devices) != 2 {
+					t.Fatalf("web notification devices = %+v, want the two webpush ones", n.Devices)
+				}
+			}
 			data := AppendNotification(nil, &n)
 			got, err := events.DecodeNotification(data)
 			if err != nil {
@@ -238,9 +246,10 @@ func TestEncoderMatchesNotification(t *testing.T) {
 	at := time.Date(2026, 11, 24, 20, 0, 0, 5, time.UTC)
 	enc := NewEncoder(m, at)
 	prefs := []*Preferences{nil, {Locale: "en-US"}, {Locale: "de-DE", TimeZone: "Europe/Berlin", QuietHours: &events.QuietHours{Start: "21:30", End: "06:00"},
-		Contacts: map[string]string{"sms": "+4915112345678", "email": "x@example.com"}}}
+		Contacts: map[string]string{"sms": "+4915112345678", "email": "x@example.com"}}, {Devices: testDevices},
+		{Locale: "en-GB", Devices: testDevices[:1]}}
 	for i, p := range prefs {
-		for _, ch := range []string{"sms", "app"} {
+		for _, ch := range []string{"sms", "app", "web", "email"} {
 			data := enc.Append(nil, &m, "user-9", ch, p)
 			got, err := events.DecodeNotification(data)
 			if err != nil {
@@ -249,6 +258,118 @@ func TestEncoderMatchesNotification(t *testing.T) {
 			if want := m.Notification("user-9", ch, p, at); !reflect.DeepEqual(got, want) || got.NotificationID != events.NotificationID("user-9", "sku-1", "eu-west-1", 2, ch) {
 				t.Fatalf("prefs %d %s:\n got %+v\nwant %+v", i, ch, got, want)
 			}
+		}
+	}
+}
+
+// testDevices are one fcm and two webpush devices, sorted by id.
+var testDevices = []events.Device{
+	{ID: "laptop", Kind: events.DeviceWebPush, Endpoint: "https://push.example/send/a\"b", P256dh: testPushKey, Auth: testPushAuth},
+	{ID: "phone", Kind: events.DeviceFCM, Token: "fcm:APA91b-1"},
+	{ID: "tablet", Kind: events.DeviceWebPush, Endpoint: "https://push.example/send/c", P256dh: testPushKey + "=", Auth: testPushAuth},
+}
+
+const (
+	testPushKey  = "BNcRdreALRFXTkOOUHK1EtK2wtaz5Ry4YfYCA_0QTpQtUbVlUls0VJXg7A8u-Ts1XbjhazAkj7I99e8QcYP7DkM"
+	testPushAuth = "tBHItJI5svbpez7KI4CCXg"
+)
+
+func TestNotificationsCarryTheDevicesOfTheirChannel(t *testing.T) {
+	m := Message{RestockEventID: events.RestockEventID("s", "us-east-1", 1), SKU: "s", Region: "us-east-1", Episode: 1, Title: "T", Body: "B", URL: "https://x.example/s"}
+	p := &Preferences{Devices: testDevices}
+	tests := []struct {
+		channel string
+		want    []string
+	}{
+		{"app", []string{"phone"}},
+		{"web", []string{"laptop", "tablet"}},
+		{"email", nil},
+		{"sms", nil},
+	}
+	for _, tt := range tests {
+		var got []string
+		for _, d := range m.Notification("u", tt.channel, p, time.Now()).Devices {
+			got = append(got, d.ID)
+		}
+		if !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("%s: devices %v, want %v", tt.channel, got, tt.want)
+		}
+	}
+	if n := m.Notification("u", "app", &Preferences{Devices: testDevices[:1]}, time.Now()); n.Devices != nil {
+		t.Errorf("app with only a webpush device: devices %v, want none", n.Devices)
+	}
+}
+
+func TestWithDevice(t *testing.T) {
+	fcm := func(id, tok string) events.Device { return events.Device{ID: id, Kind: events.DeviceFCM, Token: tok} }
+	full := make([]events.Device, events.MaxDevices)
+	for i := range full {
+		full[i] = fcm("d"+string(rune('a'+i)), "t"+string(rune('a'+i)))
+	}
+	ids := func(ds []events.Device) string {
+		var s []string
+		for _, d := range ds {
+			s = append(s, d.ID+"="+d.Handle())
+		}
+		return strings.Join(s, " ")
+	}
+	tests := []struct {
+		name    string
+		have    []events.Device
+		put     events.Device
+		want    string
+		created bool
+		err     error
+	}{
+		{"first", nil, fcm("phone", "t1"), "phone=t1", true, nil},
+		{"second, sorted", []events.Device{fcm("phone", "t1")}, fcm("a-tab", "t2"), "a-tab=t2 phone=t1", true, nil},
+		{"same id, new token", []events.Device{fcm("phone", "t1")}, fcm("phone", "t2"), "phone=t2", false, nil},
+		{"same token, new id: moves", []events.Device{fcm("phone", "t1"), fcm("tab", "t2")}, fcm("phone-2", "t1"), "phone-2=t1 tab=t2", true, nil},
+		{"11th", full, fcm("one-more", "tz"), ids(full), false, ErrTooManyDevices},
+		{"replace in a full list", full, fcm("da", "new"), "da=new " + ids(full[1:]), false, nil},
+		{"a full list's token under a new id", full, fcm("zz", "ta"), ids(full[1:]) + " zz=ta", true, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, created, err := WithDevice(tt.have, tt.put)
+			if !errors.Is(err, tt.err) || ids(got) != tt.want || created != tt.created {
+				t.Fatalf("WithDevice = %s, created %v, %v; want %s, created %v, %v", ids(got), created, err, tt.want, tt.created, tt.err)
+			}
+		})
+	}
+}
+
+func TestWithoutDevice(t *testing.T) {
+	have := []events.Device{testDevices[1], {ID: "tab", Kind: events.DeviceFCM, Token: "t2"}}
+	tests := []struct {
+		name, id, hash string
+		left           int
+		removed        bool
+		err            error
+	}{
+		{"unconditional", "phone", "", 1, true, nil},
+		{"absent", "watch", "", 2, false, nil},
+		{"absent, conditional", "watch", testDevices[1].TokenSHA256(), 2, false, nil},
+		{"token still the same", "phone", testDevices[1].TokenSHA256(), 1, true, nil},
+		{"registered again meanwhile", "phone", (events.Device{Kind: events.DeviceFCM, Token: "old"}).TokenSHA256(), 2, false, ErrTokenMismatch},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, removed, err := WithoutDevice(have, tt.id, tt.hash)
+			if len(got) != tt.left || removed != tt.removed || !errors.Is(err, tt.err) {
+				t.Fatalf("WithoutDevice = %v, %v, %v", got, removed, err)
+			}
+		})
+	}
+	if len(have) != 2 {
+		t.Fatal("WithoutDevice changed its argument")
+	}
+	if err := CheckTokenSHA256(testDevices[1].TokenSHA256()); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []string{"", "abc", strings.ToUpper(testDevices[1].TokenSHA256()), testDevices[1].TokenSHA256() + "0"} {
+		if err := CheckTokenSHA256(bad); err == nil {
+			t.Errorf("CheckTokenSHA256(%q) accepted", bad)
 		}
 	}
 }

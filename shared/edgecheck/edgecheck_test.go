@@ -1,6 +1,10 @@
-package e2eenv
+package edgecheck
 
-import "testing"
+import (
+	"fmt"
+	"strings"
+	"testing"
+)
 
 func TestTally(t *testing.T) {
 	d := func(id, user, ch string) Delivered {
@@ -41,5 +45,28 @@ func TestTally(t *testing.T) {
 				t.Errorf("OK() = %v, want %v", got.OK(), c.ok)
 			}
 		})
+	}
+}
+
+// TestTallyExamplesEveryKind: a kind found in bulk leaves room for examples
+// of the others.
+func TestTallyExamplesEveryKind(t *testing.T) {
+	var got []Delivered
+	exp := map[string]bool{"gone": true}
+	for i := range 10 {
+		id := fmt.Sprintf("n%d", i)
+		exp[id] = true
+		d := Delivered{NotificationID: id, UserID: "u", Region: "r", Channel: "app", Subject: "edge.r.app.u"}
+		got = append(got, d, d) // no Msg-Id, twice
+	}
+	c := Tally("kinds", exp, got)
+	s := c.String()
+	for _, want := range []string{"duplicates=10", "missing=1", "bad_headers=20", "e.g. duplicate n0", "e.g. bad header/subject: msg-id", "e.g. missing gone"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("%s\nlacks %q", s, want)
+		}
+	}
+	if len(c.Examples) > 8 {
+		t.Errorf("%d examples, want a few of each kind", len(c.Examples))
 	}
 }
