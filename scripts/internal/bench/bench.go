@@ -24,6 +24,7 @@ import (
 
 	"backinstock/scripts/internal/e2eenv"
 	"backinstock/shared/kafka"
+	"backinstock/shared/proccpu"
 	"backinstock/topics/catalog"
 	topicsedge "backinstock/topics/edge"
 	"backinstock/topics/events"
@@ -58,7 +59,7 @@ type Result struct {
 	Delivered uint64
 	Counts    *e2eenv.Counts
 	// CPU is what each process spent during the big restock.
-	CPU *CPUUse
+	CPU *proccpu.Use
 
 	Restocks  int
 	Latencies []time.Duration
@@ -213,7 +214,7 @@ func bigRestock(ctx context.Context, st *e2eenv.Stack, edge *e2eenv.Edge, o Opti
 	for _, p := range st.Procs() {
 		pids[p.Name] = p.PID()
 	}
-	cpu0 := sampleCPU(pids)
+	cpu0 := proccpu.Take(pids)
 	start := time.Now()
 	sr, err := st.Client().SetStock(ctx, sku, e2eenv.StockUpdate{Region: o.Region, Quantity: 1000})
 	if err != nil {
@@ -236,7 +237,7 @@ func bigRestock(ctx context.Context, st *e2eenv.Stack, edge *e2eenv.Edge, o Opti
 		if err == nil && last-base >= want {
 			res.Total = time.Since(start)
 			res.Delivered = last - base
-			use := cpuBetween(cpu0, sampleCPU(pids))
+			use := proccpu.Between(cpu0, proccpu.Take(pids))
 			res.CPU = &use
 			break
 		}

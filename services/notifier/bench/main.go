@@ -51,6 +51,7 @@ import (
 	"backinstock/shared/edgecheck"
 	"backinstock/shared/kafka"
 	"backinstock/shared/lifecycle"
+	"backinstock/shared/proccpu"
 	"backinstock/shared/testenv"
 	"backinstock/topics/catalog"
 	topicsedge "backinstock/topics/edge"
@@ -292,12 +293,19 @@ func bench(args []string, out io.Writer) error {
 			return err
 		}
 	}
+	pids := map[string]int{"notifier": notifier.cmd.Process.Pid, "redis-server": s.redis.PID(), "bench (kfake, nats-server)": os.Getpid()}
+	cpu0 := proccpu.Take(pids)
 	first, last, err := s.waitStream(ctx, "bench", uint64(*n), 10*time.Minute)
 	if err != nil {
 		return err
 	}
+	cpu := proccpu.Between(cpu0, proccpu.Take(pids))
 	notifierRate := float64(*n-1) / last.Sub(first).Seconds()
 	fmt.Fprintf(out, "notifier: %d notifications Kafka -> Redis -> JetStream in %s: %.0f/s (%d records read, %d duplicates among them)\n", *n, last.Sub(first).Round(time.Millisecond), notifierRate, recs, pre.dups)
+	perM := 1e6 / float64(*n)
+	fmt.Fprintf(out, "  CPU until the edge held them all: %s\n", cpu)
+	fmt.Fprintf(out, "  CPU-s per million notifications: notifier %.2f, redis-server %.2f, bench (kfake, nats-server) %.2f\n",
+		cpu.Procs["notifier"]*perM, cpu.Procs["redis-server"]*perM, cpu.Procs["bench (kfake, nats-server)"]*perM)
 	// The read-back runs between the measured phases, not inside them.
 	if err := s.verifyEdge(ctx, "bench", channels, "notifier.bench", pre.ids, out); err != nil {
 		return err

@@ -99,8 +99,12 @@ func seed(t *testing.T, c client, rdb redis.UniversalClient, js jetstream.JetStr
 	held := notification(user, "kettle", "us-east-1", events.ChannelApp, "")
 	p.notifications = []events.Notification{us, eu, held}
 	pipe := rdb.Pipeline()
-	pipe.Set(ctx, userdata.NotifierSentKey("us-east-1", user, us.NotificationID), "1", time.Hour)
-	pipe.Set(ctx, userdata.NotifierSentKey("eu-west-1", user, eu.NotificationID), "1", time.Hour)
+	// The notifier's sent markers, as its store writes them.
+	for _, n := range []events.Notification{us, eu} {
+		key := userdata.NotifierSentSetKey(n.Region, n.SKU, n.Episode, n.Channel, userdata.SentShard(n.UserID))
+		pipe.SAdd(ctx, key, n.UserID)
+		pipe.Expire(ctx, key, time.Hour)
+	}
 	heldJSON, err := events.Encode(held)
 	if err != nil {
 		t.Fatal(err)
@@ -319,6 +323,12 @@ func TestExportAndErase(t *testing.T) {
 		t.Fatalf("export: gateway %+v", exp.Gateway)
 	case len(exp.Edge) != 2:
 		t.Fatalf("export: %d edge messages, want 2", len(exp.Edge))
+	}
+	for i, sent := range exp.Notifier.Sent {
+		// Ordered by key: eu-west-1's set before us-east-1's.
+		if want := alice.notifications[1-i]; sent.NotificationID != want.NotificationID || sent.Region != want.Region {
+			t.Fatalf("export: sent[%d] = %+v, want %s in %s", i, sent, want.NotificationID, want.Region)
+		}
 	}
 	states := map[string]bool{}
 	for _, d := range exp.Gateway.Deliveries {

@@ -316,7 +316,7 @@ func (p *Processor) unsent(ctx context.Context, channel string, cands []cand) ([
 	}
 	refs := make([]store.Ref, len(cands))
 	for i, c := range cands {
-		refs[i] = store.Ref{UserID: c.n.UserID, NotificationID: c.n.NotificationID}
+		refs[i] = sentRef(c.n)
 	}
 	sent, err := p.o.Store.Sent(ctx, refs)
 	if err != nil {
@@ -332,6 +332,10 @@ func (p *Processor) unsent(ctx context.Context, channel string, cands []cand) ([
 		p.o.Metrics.Deduped.WithLabelValues(channel, "redis").Add(float64(d))
 	}
 	return out, nil
+}
+
+func sentRef(n events.Notification) store.Ref {
+	return store.Ref{UserID: n.UserID, SKU: n.SKU, Episode: n.Episode, Channel: n.Channel}
 }
 
 func (p *Processor) releaseAt(now time.Time, n events.Notification) (time.Time, bool) {
@@ -369,7 +373,7 @@ func (p *Processor) publish(ctx context.Context, channel string, chunk []cand) e
 	refs := make([]store.Ref, len(chunk))
 	for i, c := range chunk {
 		items[i] = edge.Item{Subject: topicsedge.Subject(p.o.Region, c.n.Channel, c.n.UserID), MsgID: c.n.NotificationID, Data: c.data}
-		refs[i] = store.Ref{UserID: c.n.UserID, NotificationID: c.n.NotificationID}
+		refs[i] = sentRef(c.n)
 	}
 	start := time.Now()
 	pending := p.o.Pub.Publish(items)

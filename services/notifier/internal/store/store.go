@@ -45,32 +45,79 @@ func New(rdb redis.UniversalClient, region string, markerTTL time.Duration) *Sto
 	}
 }
 
-// Ref names one notification for the marker key.
+// Ref names one notification for its sent marker.
 type Ref struct {
-	UserID, NotificationID string
+	UserID, SKU string
+	Episode     int64
+	Channel     string
 }
 
-func (s *Store) markerKey(r Ref) string {
-	return userdata.NotifierSentKey(s.region, r.UserID, r.NotificationID)
+// memberChunk bounds the members of one command, so a huge batch does not
+// make one huge command or reply; the chunks share one pipelined round trip.
+const memberChunk = 1000
+
+// group is the refs of one sent set, as indexes into the batch.
+type group struct {
+	key string
+	idx []int
 }
 
-// Sent reports, per ref, whether a sent marker exists: one pipelined round
-// trip per batch. On a single node it is one MGET per batch (a marker is
-// always the string "1", so "has a value" is "exists"): one command instead
-// of one per record, which is most of Redis's CPU for the lookup. A cluster
-// client gets an EXISTS per key instead, so it can split the pipeline by
-// slot (MGET cannot span slots).
+// groups splits refs by sent set, in order of first appearance. A batch is
+// mostly one restock, so it is a handful of sets.
+func (s *Store) groups(refs []Ref) []group {
+	type setID struct {
+		sku     string
+		episode int64
+		channel string
+		shard   int
+	}
+	at := map[setID]int{}
+	var out []group
+	for i, r := range refs {
+		id := setID{r.SKU, r.Episode, r.Channel, userdata.SentShard(r.UserID)}
+		g, ok := at[id]
+		if !ok {
+			g = len(out)
+			at[id] = g
+			out = append(out, group{key: userdata.NotifierSentSetKey(s.region, id.sku, id.episode, id.channel, id.shard)})
+		}
+		out[g].idx = append(out[g].idx, i)
+	}
+	return out
+}
+
+// chunks calls f with each part of idx of at most memberChunk.
+func chunks(idx []int, f func([]int)) {
+	for start := 0; start < len(idx); start += memberChunk {
+		f(idx[start:min(start+memberChunk, len(idx))])
+	}
+}
+
+func members(refs []Ref, idx []int) []any {
+	m := make([]any, len(idx))
+	for i, j := range idx {
+		m[i] = refs[j].UserID
+	}
+	return m
+}
+
+// Sent reports, per ref, whether its sent marker exists: one SMISMEMBER per
+// set (and chunk) in one pipelined round trip. Each command names one key,
+// so a cluster client splits the pipeline by slot.
 func (s *Store) Sent(ctx context.Context, refs []Ref) ([]bool, error) {
 	if len(refs) == 0 {
 		return nil, nil
 	}
-	if _, single := s.rdb.(*redis.Client); single {
-		return s.sentMGet(ctx, refs)
+	type lookup struct {
+		idx []int
+		cmd *redis.BoolSliceCmd
 	}
-	cmds := make([]*redis.IntCmd, len(refs))
+	var ls []lookup
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for i, r := range refs {
-			cmds[i] = p.Exists(ctx, s.markerKey(r))
+		for _, g := range s.groups(refs) {
+			chunks(g.idx, func(idx []int) {
+				ls = append(ls, lookup{idx, p.SMIsMember(ctx, g.key, members(refs, idx)...)})
+			})
 		}
 		return nil
 	})
@@ -78,53 +125,30 @@ func (s *Store) Sent(ctx context.Context, refs []Ref) ([]bool, error) {
 		return nil, fmt.Errorf("check %d sent markers: %w", len(refs), err)
 	}
 	out := make([]bool, len(refs))
-	for i, c := range cmds {
-		out[i] = c.Val() > 0
+	for _, l := range ls {
+		vals := l.cmd.Val()
+		if len(vals) != len(l.idx) {
+			return nil, fmt.Errorf("check %d sent markers: %d answers to %d", len(refs), len(vals), len(l.idx))
+		}
+		for i, j := range l.idx {
+			out[j] = vals[i]
+		}
 	}
 	return out, nil
 }
 
-// mgetChunk bounds one MGET so a huge batch does not make one huge reply;
-// the chunks of a batch share one pipelined round trip.
-const mgetChunk = 1000
-
-func (s *Store) sentMGet(ctx context.Context, refs []Ref) ([]bool, error) {
-	cmds := make([]*redis.SliceCmd, 0, (len(refs)+mgetChunk-1)/mgetChunk)
-	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for start := 0; start < len(refs); start += mgetChunk {
-			chunk := refs[start:min(start+mgetChunk, len(refs))]
-			keys := make([]string, len(chunk))
-			for i, r := range chunk {
-				keys[i] = s.markerKey(r)
-			}
-			cmds = append(cmds, p.MGet(ctx, keys...))
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("check %d sent markers: %w", len(refs), err)
-	}
-	out := make([]bool, 0, len(refs))
-	for _, c := range cmds {
-		for _, v := range c.Val() {
-			out = append(out, v != nil)
-		}
-	}
-	if len(out) != len(refs) {
-		return nil, fmt.Errorf("check %d sent markers: %d answers", len(refs), len(out))
-	}
-	return out, nil
-}
-
-// MarkSent writes the markers (pipelined SET EX). It runs only after the
-// edge acknowledged every one of them.
+// MarkSent writes the markers: SADD per set (and chunk) and one EXPIRE per
+// set, pipelined. It runs only after the edge acknowledged every one of
+// them. The EXPIRE renews the set's TTL, so every marker in it lives at
+// least the marker TTL.
 func (s *Store) MarkSent(ctx context.Context, refs []Ref) error {
 	if len(refs) == 0 {
 		return nil
 	}
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for _, r := range refs {
-			p.Set(ctx, s.markerKey(r), "1", s.markerTTL)
+		for _, g := range s.groups(refs) {
+			chunks(g.idx, func(idx []int) { p.SAdd(ctx, g.key, members(refs, idx)...) })
+			p.Expire(ctx, g.key, s.markerTTL)
 		}
 		return nil
 	})

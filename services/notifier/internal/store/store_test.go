@@ -10,6 +10,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"backinstock/shared/testenv"
+	"backinstock/topics/userdata"
 )
 
 var env *testenv.Env
@@ -22,7 +23,7 @@ func TestMarkersAndHeldSet(t *testing.T) {
 	defer rdb.Close()
 	s := New(rdb, testenv.Unique(t, "r"), time.Hour)
 
-	refs := []Ref{{"u1", "n1"}, {"u2", "n2"}}
+	refs := []Ref{{"u1", "sku1", 1, "email"}, {"u2", "sku1", 1, "email"}}
 	sent, err := s.Sent(ctx, refs)
 	if err != nil || sent[0] || sent[1] {
 		t.Fatalf("Sent before marking = %v, %v", sent, err)
@@ -33,8 +34,16 @@ func TestMarkersAndHeldSet(t *testing.T) {
 	if sent, _ = s.Sent(ctx, refs); !sent[0] || sent[1] {
 		t.Fatalf("Sent after marking n1 = %v", sent)
 	}
-	if ttl := rdb.TTL(ctx, s.markerKey(refs[0])).Val(); ttl <= 0 || ttl > time.Hour {
-		t.Fatalf("marker TTL %v", ttl)
+	key := userdata.NotifierSentSetKey(s.region, "sku1", 1, "email", userdata.SentShard("u1"))
+	if ttl := rdb.TTL(ctx, key).Val(); ttl <= 0 || ttl > time.Hour {
+		t.Fatalf("marker set TTL %v", ttl)
+	}
+	// The same user about another episode, SKU or channel is another
+	// notification.
+	for _, other := range []Ref{{"u1", "sku1", 2, "email"}, {"u1", "sku2", 1, "email"}, {"u1", "sku1", 1, "sms"}} {
+		if sent, _ := s.Sent(ctx, []Ref{other}); sent[0] {
+			t.Fatalf("%+v counts as sent after marking %+v", other, refs[0])
+		}
 	}
 
 	t0 := time.Unix(1_700_000_000, 0)
@@ -60,9 +69,10 @@ func TestMarkersAndHeldSet(t *testing.T) {
 	}
 }
 
-// TestSentPathsAgree checks the single-node MGET lookup (over several
-// chunks) and the per-key EXISTS pipeline a sharded client gets.
-func TestSentPathsAgree(t *testing.T) {
+// TestSentOverSetsAndChunks: a batch spanning several sets (episodes,
+// channels, shards) and more members than one command takes gets every
+// answer in its place, through a single-node and a sharded client alike.
+func TestSentOverSetsAndChunks(t *testing.T) {
 	ctx := context.Background()
 	addr := env.Redis(t).Addr
 	single := redis.NewClient(&redis.Options{Addr: addr})
@@ -70,10 +80,10 @@ func TestSentPathsAgree(t *testing.T) {
 	ring := redis.NewRing(&redis.RingOptions{Addrs: map[string]string{"one": addr}})
 	defer ring.Close()
 	region := testenv.Unique(t, "r")
-	refs := make([]Ref, 2*mgetChunk+7)
+	refs := make([]Ref, 3*memberChunk*userdata.SentShards/2+7)
 	var marked []Ref
 	for i := range refs {
-		refs[i] = Ref{UserID: "u" + strconv.Itoa(i), NotificationID: "n" + strconv.Itoa(i)}
+		refs[i] = Ref{UserID: "u" + strconv.Itoa(i), SKU: "sku", Episode: int64(i % 2), Channel: []string{"email", "sms", "web"}[i%3]}
 		if i%3 == 0 {
 			marked = append(marked, refs[i])
 		}
@@ -81,7 +91,7 @@ func TestSentPathsAgree(t *testing.T) {
 	if err := New(single, region, time.Hour).MarkSent(ctx, marked); err != nil {
 		t.Fatal(err)
 	}
-	for name, rdb := range map[string]redis.UniversalClient{"mget": single, "exists": ring} {
+	for name, rdb := range map[string]redis.UniversalClient{"single": single, "ring": ring} {
 		sent, err := New(rdb, region, time.Hour).Sent(ctx, refs)
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
@@ -91,5 +101,11 @@ func TestSentPathsAgree(t *testing.T) {
 				t.Fatalf("%s: Sent[%d] = %v, want %v", name, i, s, i%3 == 0)
 			}
 		}
+	}
+	// The marked refs are channel email (i%3 == 0) in both episodes: two
+	// sets per shard.
+	keys, err := single.Keys(ctx, "ntf:{"+region+"|*}:sent:*").Result()
+	if err != nil || len(keys) != 2*userdata.SentShards {
+		t.Fatalf("%d marker sets (%v), want %d", len(keys), err, 2*userdata.SentShards)
 	}
 }

@@ -7,9 +7,10 @@
 // edge.<region>.<channel>.<user>, topics/edge). The wishlist's own data is
 // the service package's (service.Erase).
 //
-// Finding the per-user keys walks the keyspace (one SCAN per pattern) and
-// finding the holds walks each region's held hash: the cost of an erasure,
-// which is rare, and never of a request path that runs per notification.
+// Finding the per-user keys and the sent sets that hold the user walks the
+// keyspace (one SCAN per pattern) and finding the holds walks each region's
+// held hash: the cost of an erasure, which is rare, and never of a request
+// path that runs per notification.
 package privacy
 
 import (
@@ -28,6 +29,7 @@ import (
 
 	"backinstock/shared/redisconn"
 	"backinstock/topics/edge"
+	"backinstock/topics/events"
 	"backinstock/topics/userdata"
 )
 
@@ -128,6 +130,18 @@ func (f *Finder) Export(ctx context.Context, userID string) (Data, error) {
 	if f.JS == nil {
 		return d, ErrEdgeNotConfigured
 	}
+	sets, err := f.sentSets(ctx, userID)
+	if err != nil {
+		return d, err
+	}
+	for _, set := range sets {
+		exp, err := expiresAt(ctx, f.Redis, set.raw)
+		if err != nil {
+			return d, err
+		}
+		d.Notifier.Sent = append(d.Notifier.Sent, Sent{Region: set.Region, ExpiresAt: exp,
+			NotificationID: events.NotificationID(userID, set.SKU, set.Region, set.Episode, set.Channel)})
+	}
 	keys, err := f.userKeys(ctx, userID)
 	if err != nil {
 		return d, err
@@ -161,6 +175,21 @@ func (f *Finder) Erase(ctx context.Context, userID string) (Erased, error) {
 	if f.JS == nil {
 		return e, ErrEdgeNotConfigured
 	}
+	sets, err := f.sentSets(ctx, userID)
+	if err != nil {
+		return e, err
+	}
+	if len(sets) > 0 {
+		// One SREM per set: the sets are in different cluster slots.
+		pipe := f.Redis.Pipeline()
+		for _, set := range sets {
+			pipe.SRem(ctx, set.raw, userID)
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			return e, fmt.Errorf("remove the user from %d sent sets: %w", len(sets), err)
+		}
+		e.NotifierSent += len(sets)
+	}
 	keys, err := f.userKeys(ctx, userID)
 	if err != nil {
 		return e, err
@@ -177,8 +206,6 @@ func (f *Finder) Erase(ctx context.Context, userID string) (Erased, error) {
 		}
 		for _, k := range keys {
 			switch k.Kind {
-			case userdata.KindSent:
-				e.NotifierSent++
 			case userdata.KindDelivered:
 				e.GatewayDelivered++
 			case userdata.KindDevices:
@@ -254,14 +281,64 @@ func (f *Finder) userKeys(ctx context.Context, userID string) ([]foundKey, error
 	return keys, nil
 }
 
+type sentSet struct {
+	userdata.SentSet
+	raw string
+}
+
+// sentSets finds the notifier's sent sets that hold userID, in a stable
+// order: a SCAN of the sets of the user's shard, and a SISMEMBER of each
+// (one pipelined round trip per SCAN step).
+func (f *Finder) sentSets(ctx context.Context, userID string) ([]sentSet, error) {
+	var (
+		mu  sync.Mutex
+		out = map[string]userdata.SentSet{}
+	)
+	err := redisconn.Scan(ctx, f.Redis, userdata.UserSentSetPattern(userID), func(ctx context.Context, keys []string) error {
+		type check struct {
+			raw string
+			set userdata.SentSet
+			cmd *redis.BoolCmd
+		}
+		var checks []check
+		pipe := f.Redis.Pipeline()
+		for _, raw := range keys {
+			if set, ok := userdata.ParseSentSetKey(raw); ok {
+				checks = append(checks, check{raw, set, pipe.SIsMember(ctx, raw, userID)})
+			}
+		}
+		if len(checks) == 0 {
+			return nil
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			return fmt.Errorf("look for the user in %d sent sets: %w", len(checks), err)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range checks {
+			if c.cmd.Val() {
+				out[c.raw] = c.set
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	sets := make([]sentSet, 0, len(out))
+	for raw, set := range out {
+		sets = append(sets, sentSet{SentSet: set, raw: raw})
+	}
+	slices.SortFunc(sets, func(a, b sentSet) int { return strings.Compare(a.raw, b.raw) })
+	return sets, nil
+}
+
 func (f *Finder) exportKey(ctx context.Context, k foundKey, d *Data) error {
 	exp, err := expiresAt(ctx, f.Redis, k.raw)
 	if err != nil {
 		return err
 	}
 	switch k.Kind {
-	case userdata.KindSent:
-		d.Notifier.Sent = append(d.Notifier.Sent, Sent{Region: k.Region, NotificationID: k.NotificationID, ExpiresAt: exp})
 	case userdata.KindDelivered:
 		v, err := f.Redis.Get(ctx, k.raw).Result()
 		if errors.Is(err, redis.Nil) {

@@ -1,4 +1,8 @@
-package bench
+// Package proccpu reads how much CPU time processes and the whole machine
+// spent, from Linux's /proc: what the benchmarks report per process (CPU
+// seconds per million notifications), which wall time on a shared machine
+// cannot show.
+package proccpu
 
 import (
 	"fmt"
@@ -11,8 +15,8 @@ import (
 // clockTicks is USER_HZ, the unit of /proc times (100 on Linux).
 const clockTicks = 100
 
-// cpuSeconds reads a process's user+system CPU time from /proc/<pid>/stat.
-func cpuSeconds(pid int) (float64, error) {
+// Seconds reads a process's user+system CPU time from /proc/<pid>/stat.
+func Seconds(pid int) (float64, error) {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
 		return 0, err
@@ -35,8 +39,8 @@ func cpuSeconds(pid int) (float64, error) {
 	return (ut + st) / clockTicks, nil
 }
 
-// machineBusy is the machine's non-idle CPU time in seconds (/proc/stat).
-func machineBusy() (float64, error) {
+// MachineBusy is the machine's non-idle CPU time in seconds (/proc/stat).
+func MachineBusy() (float64, error) {
 	b, err := os.ReadFile("/proc/stat")
 	if err != nil {
 		return 0, err
@@ -60,34 +64,39 @@ func machineBusy() (float64, error) {
 	return busy / clockTicks, nil
 }
 
-// cpuSample is the CPU time of named processes at one moment.
-type cpuSample struct {
+// Sample is the CPU time of named processes, and of the machine, at one
+// moment.
+type Sample struct {
 	procs   map[string]float64
 	machine float64
 }
 
-func sampleCPU(pids map[string]int) cpuSample {
-	s := cpuSample{procs: map[string]float64{}}
+// Take samples the processes (name -> pid; a pid of 0 or one that cannot
+// be read is left out) and the machine.
+func Take(pids map[string]int) Sample {
+	s := Sample{procs: map[string]float64{}}
 	for name, pid := range pids {
 		if pid == 0 {
 			continue
 		}
-		if v, err := cpuSeconds(pid); err == nil {
+		if v, err := Seconds(pid); err == nil {
 			s.procs[name] = v
 		}
 	}
-	s.machine, _ = machineBusy()
+	s.machine, _ = MachineBusy()
 	return s
 }
 
-// CPUUse is the CPU seconds each process spent between two samples.
-type CPUUse struct {
+// Use is the CPU seconds each process, and the machine, spent between two
+// samples.
+type Use struct {
 	Procs   map[string]float64
 	Machine float64
 }
 
-func cpuBetween(a, b cpuSample) CPUUse {
-	u := CPUUse{Procs: map[string]float64{}, Machine: b.machine - a.machine}
+// Between is what was spent from a to b.
+func Between(a, b Sample) Use {
+	u := Use{Procs: map[string]float64{}, Machine: b.machine - a.machine}
 	for name, v := range b.procs {
 		if v0, ok := a.procs[name]; ok {
 			u.Procs[name] = v - v0
@@ -97,7 +106,7 @@ func cpuBetween(a, b cpuSample) CPUUse {
 }
 
 // String lists the processes by CPU seconds, largest first.
-func (u CPUUse) String() string {
+func (u Use) String() string {
 	names := make([]string, 0, len(u.Procs))
 	for n := range u.Procs {
 		names = append(names, n)
