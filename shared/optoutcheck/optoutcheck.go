@@ -1,11 +1,9 @@
 // Package optoutcheck reads users' opt-out records (the topics/optout
 // contract) for the notifier, right before it publishes to the edge, and
 // the gateway, right before it calls a provider. A batch's users cost one
-// pipelined round trip, never one per record: on a single Redis node one
-// MGET per 1,000 distinct users (one command instead of one per user, which
-// is most of Redis's CPU for the read); on a cluster or ring one GET per
-// user, because the keys of different users are in different slots, which
-// MGET cannot span.
+// pipelined round trip: one GET per distinct user, never one round trip per
+// record (a pipeline, not MGET, because the keys of different users are in
+// different slots of a Redis Cluster).
 package optoutcheck
 
 import (
@@ -36,88 +34,29 @@ func (r *Reader) States(ctx context.Context, users []string) (map[string]optout.
 	if len(users) == 0 {
 		return out, nil
 	}
-	distinct := make([]string, 0, len(users))
-	seen := make(map[string]bool, len(users))
+	pipe := r.rdb.Pipeline()
+	cmds := make(map[string]*redis.StringCmd, len(users))
 	for _, u := range users {
-		if !seen[u] {
-			seen[u] = true
-			distinct = append(distinct, u)
+		if _, ok := cmds[u]; !ok {
+			cmds[u] = pipe.Get(ctx, optout.Key(u))
 		}
 	}
-	vals, err := r.read(ctx, distinct)
-	if err != nil {
-		return nil, fmt.Errorf("read opt-outs of %d users: %w", len(distinct), err)
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("read opt-outs of %d users: %w", len(cmds), err)
 	}
-	for i, v := range vals {
-		if v == nil {
-			continue
-		}
-		s, err := optout.Parse(*v)
-		if err != nil {
-			s = optout.State{Unreadable: true}
-		}
-		out[distinct[i]] = s
-	}
-	return out, nil
-}
-
-// mgetChunk bounds one MGET so a huge batch does not make one huge reply;
-// the chunks share one pipelined round trip.
-const mgetChunk = 1000
-
-// read returns each user's record, nil where there is none.
-func (r *Reader) read(ctx context.Context, users []string) ([]*string, error) {
-	out := make([]*string, 0, len(users))
-	if _, single := r.rdb.(*redis.Client); single {
-		var cmds []*redis.SliceCmd
-		_, err := r.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-			for start := 0; start < len(users); start += mgetChunk {
-				chunk := users[start:min(start+mgetChunk, len(users))]
-				keys := make([]string, len(chunk))
-				for i, u := range chunk {
-					keys[i] = optout.Key(u)
-				}
-				cmds = append(cmds, p.MGet(ctx, keys...))
-			}
-			return nil
-		})
-		if err != nil {
-			return nil, err
-		}
-		for _, c := range cmds {
-			for _, v := range c.Val() {
-				var rec *string
-				if s, ok := v.(string); ok {
-					rec = &s
-				}
-				out = append(out, rec)
-			}
-		}
-		if len(out) != len(users) {
-			return nil, fmt.Errorf("%d answers to %d users", len(out), len(users))
-		}
-		return out, nil
-	}
-	cmds := make([]*redis.StringCmd, len(users))
-	_, err := r.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for i, u := range users {
-			cmds[i] = p.Get(ctx, optout.Key(u))
-		}
-		return nil
-	})
-	if err != nil && !errors.Is(err, redis.Nil) {
-		return nil, err
-	}
-	for _, c := range cmds {
+	for u, c := range cmds {
 		v, err := c.Result()
 		switch {
 		case errors.Is(err, redis.Nil):
-			out = append(out, nil)
+			continue
 		case err != nil:
-			return nil, err
-		default:
-			out = append(out, &v)
+			return nil, fmt.Errorf("read opt-out of %s: %w", u, err)
 		}
+		s, err := optout.Parse(v)
+		if err != nil {
+			s = optout.State{Unreadable: true}
+		}
+		out[u] = s
 	}
 	return out, nil
 }
