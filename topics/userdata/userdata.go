@@ -6,6 +6,7 @@
 // the erasure looks for (services never import each other's internals).
 //
 //	ntf:{<region>|<sku>|<episode>|<shard>}:sent:<channel>  notifier: SET of the user ids whose notification reached the edge, EX marker TTL
+//	ntf:{<region>|<user_id>}:sent:<notification_id>       notifier, legacy (before the sets): "1", EX marker TTL; read by the export and erasure only
 //	ntf:{<region>}:held                                    notifier: ZSET notification id -> release time (ms)
 //	ntf:{<region>}:held:data                               notifier: HASH notification id -> Notification JSON
 //	gwy:{<region>|<user_id>}:delivered:<notification_id>  gateway: "claim:<token>" while sending, then the delivered marker JSON
@@ -24,11 +25,14 @@ package userdata
 import (
 	"strconv"
 	"strings"
+
+	"backinstock/topics/events"
 )
 
 // Services and kinds of the per-user keys.
 const (
-	ServiceGateway = "gateway"
+	ServiceNotifier = "notifier"
+	ServiceGateway  = "gateway"
 
 	// KindSent is the notifier's set of sent markers.
 	KindSent = "sent"
@@ -84,7 +88,10 @@ type SentSet struct {
 	Shard       int
 }
 
-// ParseSentSetKey reads a NotifierSentSetKey; ok is false for any other key.
+// ParseSentSetKey reads a NotifierSentSetKey; ok is false for any other
+// key, and for one the notifier cannot have written (fields that are not
+// valid ids, an episode below 1, a number not in its canonical form): the
+// export turns the fields into a notification id.
 func ParseSentSetKey(key string) (s SentSet, ok bool) {
 	rest, ok := strings.CutPrefix(key, notifierPrefix+"{")
 	if !ok {
@@ -100,7 +107,12 @@ func ParseSentSetKey(key string) (s SentSet, ok bool) {
 	if err1 != nil || err2 != nil || shard < 0 || shard >= SentShards {
 		return SentSet{}, false
 	}
-	return SentSet{Region: parts[0], SKU: parts[1], Episode: ep, Channel: channel, Shard: shard}, true
+	s = SentSet{Region: parts[0], SKU: parts[1], Episode: ep, Channel: channel, Shard: shard}
+	if !events.ValidRegion(s.Region) || !events.ValidID(s.SKU) || !events.ValidChannel(s.Channel) || s.Episode < 1 ||
+		NotifierSentSetKey(s.Region, s.SKU, s.Episode, s.Channel, s.Shard) != key {
+		return SentSet{}, false
+	}
+	return s, true
 }
 
 // UserSentSetPattern is the SCAN MATCH pattern of every sent set, in any
@@ -128,26 +140,43 @@ func GatewayDevicesKey(region, userID, notificationID string) string {
 }
 
 // UserPatterns are the SCAN MATCH patterns of every per-user key of userID
-// in any region. userID must be an id (events.ValidID: no glob characters,
-// no '|'), so "*|<user>}" cannot match another user's tag.
+// in any region: the gateway's, and the notifier's legacy sent markers.
+// userID must be an id (events.ValidID: no glob characters, no '|'), so
+// "*|<user>}" cannot match another user's tag.
 func UserPatterns(userID string) []string {
-	return []string{gatewayPrefix + "{*|" + userID + "}:*"}
+	return []string{
+		notifierPrefix + "{*|" + userID + "}:" + KindSent + ":*",
+		gatewayPrefix + "{*|" + userID + "}:*",
+	}
 }
 
-// Key is a parsed per-user key of the gateway.
+// LegacyNotifierSentKey is a sent marker as the notifier wrote it before
+// the sets (one key per notification, "1" with the marker TTL). The
+// notifier no longer reads or writes them; the export and erasure still
+// find them until the last one expires, NOTIFIER_MARKER_TTL (7 days) after
+// the upgrade, when this and its ParseKey branch can go.
+func LegacyNotifierSentKey(region, userID, notificationID string) string {
+	return userTag(notifierPrefix, region, userID) + KindSent + ":" + notificationID
+}
+
+// Key is a parsed per-user key: the gateway's, or a legacy sent marker.
 type Key struct {
 	Service, Kind, Region, UserID, NotificationID string
 }
 
 // ParseKey reads a per-user key; ok is false for any other key (the
-// notifier's keys included), so a SCAN match that is not one of ours is left
-// alone.
+// notifier's sent sets and held keys included), so a SCAN match that is not
+// one of ours is left alone.
 func ParseKey(key string) (k Key, ok bool) {
-	if !strings.HasPrefix(key, gatewayPrefix) {
+	switch {
+	case strings.HasPrefix(key, notifierPrefix):
+		k.Service = ServiceNotifier
+	case strings.HasPrefix(key, gatewayPrefix):
+		k.Service = ServiceGateway
+	default:
 		return Key{}, false
 	}
-	k.Service = ServiceGateway
-	rest := key[len(gatewayPrefix):]
+	rest := key[len(notifierPrefix):] // both prefixes have four bytes
 	tag, rest, ok := strings.Cut(rest, "}:")
 	if !ok || !strings.HasPrefix(tag, "{") {
 		return Key{}, false
@@ -160,7 +189,9 @@ func ParseKey(key string) (k Key, ok bool) {
 	if !ok || k.NotificationID == "" {
 		return Key{}, false
 	}
-	if k.Kind == KindDelivered || k.Kind == KindDevices {
+	switch {
+	case k.Service == ServiceNotifier && k.Kind == KindSent,
+		k.Service == ServiceGateway && (k.Kind == KindDelivered || k.Kind == KindDevices):
 		return k, true
 	}
 	return Key{}, false

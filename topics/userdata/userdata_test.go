@@ -12,6 +12,7 @@ func TestKeysParseBack(t *testing.T) {
 		key  string
 		want userdata.Key
 	}{
+		{userdata.LegacyNotifierSentKey("us-east-1", "alice", "n1"), userdata.Key{Service: "notifier", Kind: "sent", Region: "us-east-1", UserID: "alice", NotificationID: "n1"}},
 		{userdata.GatewayDeliveredKey("eu-west-1", "al_ice-2", "n2"), userdata.Key{Service: "gateway", Kind: "delivered", Region: "eu-west-1", UserID: "al_ice-2", NotificationID: "n2"}},
 		{userdata.GatewayDevicesKey("r1", "bob", "n3"), userdata.Key{Service: "gateway", Kind: "devices", Region: "r1", UserID: "bob", NotificationID: "n3"}},
 	}
@@ -29,7 +30,6 @@ func TestParseKeyRefusesOthers(t *testing.T) {
 		userdata.NotifierHeldDataKey("us-east-1"),
 		"gwy:{us-east-1}:ratelimit:twilio",
 		"ntf:{us-east-1|alice}:delivered:n1", // a gateway kind under the notifier
-		"ntf:{us-east-1|alice}:sent:n1",      // the notifier's old per-user marker
 		userdata.NotifierSentSetKey("us-east-1", "sku1", 3, "email", 5),
 		"gwy:{us-east-1|alice}:sent:n1",
 		"ntf:{us-east-1|alice}:sent:",
@@ -53,11 +53,13 @@ func TestUserPatterns(t *testing.T) {
 		userdata.GatewayDevicesKey("us-east-1", "xalice", "n1"):                                    "xalice",
 		userdata.GatewayDeliveredKey("us-east-1", "alicex", "n"):                                   "alicex",
 		userdata.GatewayDeliveredKey("us-east-1", "ali", "n1"):                                     "ali",
+		userdata.LegacyNotifierSentKey("eu-west-1", "alice", "n2"):                                 "alice",
+		userdata.LegacyNotifierSentKey("eu-west-1", "alic", "n2"):                                  "alic",
 		userdata.NotifierSentSetKey("us-east-1", "alice", 1, "email", userdata.SentShard("alice")): "",
 		userdata.NotifierHeldDataKey("us-east-1"):                                                  "",
 		"gwy:{us-east-1}:ratelimit:alice":                                                          "",
 	}
-	for _, user := range []string{"alice", "xalice", "alicex", "ali"} {
+	for _, user := range []string{"alice", "xalice", "alicex", "ali", "alic"} {
 		for key, owner := range keys {
 			matched := false
 			for _, p := range userdata.UserPatterns(user) {
@@ -85,6 +87,13 @@ func TestSentSetKeysParseBack(t *testing.T) {
 		"ntf:{eu-west-1|sku|x|1}:sent:email",
 		"ntf:{eu-west-1|sku|42}:sent:email",
 		"ntf:{eu-west-1|sku|42|1}:sent:",
+		"ntf:{eu-west-1|sku|042|1}:sent:email", // not canonical
+		"ntf:{eu-west-1|sku|+42|1}:sent:email",
+		"ntf:{eu-west-1|sku|42|01}:sent:email",
+		"ntf:{eu-west-1|sku|0|1}:sent:email",   // episodes start at 1
+		"ntf:{eu-west-1|sku|42|1}:sent:fax",    // not a channel
+		"ntf:{eu-west-1|sk:u|42|1}:sent:email", // not an id
+		"ntf:{EU|sku|42|1}:sent:email",         // not a region
 		"ntf:{|sku|42|1}:sent:email",
 		"ntf:{eu-west-1|alice}:sent:n1",
 		userdata.NotifierHeldKey("eu-west-1"),

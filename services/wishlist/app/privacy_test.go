@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -97,14 +98,18 @@ func seed(t *testing.T, c client, rdb redis.UniversalClient, js jetstream.JetStr
 	us := notification(user, "kettle", "us-east-1", events.ChannelEmail, p.email)
 	eu := notification(user, "teapot", "eu-west-1", events.ChannelApp, "")
 	held := notification(user, "kettle", "us-east-1", events.ChannelApp, "")
-	p.notifications = []events.Notification{us, eu, held}
+	legacy := notification(user, "mug", "us-east-1", events.ChannelEmail, p.email)
+	p.notifications = []events.Notification{us, eu, held, legacy}
 	pipe := rdb.Pipeline()
-	// The notifier's sent markers, as its store writes them.
+	// The notifier's sent markers, as its store writes them, and one it
+	// wrote before the sets (a legacy key, erased and exported until the
+	// last one expires).
 	for _, n := range []events.Notification{us, eu} {
 		key := userdata.NotifierSentSetKey(n.Region, n.SKU, n.Episode, n.Channel, userdata.SentShard(n.UserID))
 		pipe.SAdd(ctx, key, n.UserID)
 		pipe.Expire(ctx, key, time.Hour)
 	}
+	pipe.Set(ctx, userdata.LegacyNotifierSentKey(legacy.Region, user, legacy.NotificationID), "1", time.Hour)
 	heldJSON, err := events.Encode(held)
 	if err != nil {
 		t.Fatal(err)
@@ -304,7 +309,12 @@ func TestExportAndErase(t *testing.T) {
 	cl := newClient(t, kcfg)
 
 	user := testenv.Unique(t, "gdpr")
+	// The neighbour's markers share the user's sets: the erasure must take
+	// the user out of them and leave the neighbour in.
 	other := testenv.Unique(t, "keep")
+	for i := 0; userdata.SentShard(other) != userdata.SentShard(user); i++ {
+		other = testenv.Unique(t, "keep") + "-" + strconv.Itoa(i)
+	}
 	alice := seed(t, c, rdb, js, user)
 	bob := seed(t, c, rdb, js, other)
 
@@ -317,16 +327,16 @@ func TestExportAndErase(t *testing.T) {
 		t.Fatalf("export: user %q, %d entries, want 2", exp.UserID, len(exp.Wishlist))
 	case exp.Preferences.Contacts["email"] != alice.email || len(exp.Devices) != 1 || exp.Devices[0].Token != alice.token:
 		t.Fatalf("export: contacts %v, devices %+v", exp.Preferences.Contacts, exp.Devices)
-	case len(exp.Notifier.Sent) != 2 || len(exp.Notifier.Held) != 1 || !strings.Contains(string(exp.Notifier.Held[0].Notification), alice.notifications[2].NotificationID):
+	case len(exp.Notifier.Sent) != 3 || len(exp.Notifier.Held) != 1 || !strings.Contains(string(exp.Notifier.Held[0].Notification), alice.notifications[2].NotificationID):
 		t.Fatalf("export: notifier %+v", exp.Notifier)
 	case len(exp.Gateway.Deliveries) != 2 || len(exp.Gateway.Devices) != 1 || exp.Gateway.Devices[0].Devices["phone"] == "":
 		t.Fatalf("export: gateway %+v", exp.Gateway)
 	case len(exp.Edge) != 2:
 		t.Fatalf("export: %d edge messages, want 2", len(exp.Edge))
 	}
-	for i, sent := range exp.Notifier.Sent {
-		// Ordered by key: eu-west-1's set before us-east-1's.
-		if want := alice.notifications[1-i]; sent.NotificationID != want.NotificationID || sent.Region != want.Region {
+	// The sets by key (eu-west-1's before us-east-1's), then the legacy key.
+	for i, want := range []events.Notification{alice.notifications[1], alice.notifications[0], alice.notifications[3]} {
+		if sent := exp.Notifier.Sent[i]; sent.NotificationID != want.NotificationID || sent.Region != want.Region {
 			t.Fatalf("export: sent[%d] = %+v, want %s in %s", i, sent, want.NotificationID, want.Region)
 		}
 	}
@@ -385,7 +395,7 @@ func TestExportAndErase(t *testing.T) {
 	}
 	var bobExp exportDoc
 	if code := c.do("GET", "/v1/users/"+other+"/export", token, "", "", &bobExp); code != 200 || len(bobExp.Wishlist) != 2 ||
-		len(bobExp.Notifier.Held) != 1 || len(bobExp.Notifier.Sent) != 2 || len(bobExp.Gateway.Deliveries) != 2 || len(bobExp.Edge) != 2 {
+		len(bobExp.Notifier.Held) != 1 || len(bobExp.Notifier.Sent) != 3 || len(bobExp.Gateway.Deliveries) != 2 || len(bobExp.Edge) != 2 {
 		t.Errorf("the neighbour's export after the erasure: %d %+v", code, bobExp)
 	}
 
@@ -395,7 +405,7 @@ func TestExportAndErase(t *testing.T) {
 		t.Fatalf("%d audit lines, want 1", len(audit))
 	}
 	fields := audit[0].ContextMap()
-	want := map[string]int64{"entries": 2, "preferences": 1, "tombstones": 3, "checkpoints": 1, "notifier_sent": 2,
+	want := map[string]int64{"entries": 2, "preferences": 1, "tombstones": 3, "checkpoints": 1, "notifier_sent": 3,
 		"notifier_held": 1, "gateway_delivered": 2, "gateway_devices": 1, "edge_messages": 2}
 	for k, v := range want {
 		if fields[k] != v {

@@ -6,13 +6,18 @@
 // Keys (hash-tagged for Redis Cluster; built by backinstock/topics/userdata,
 // where the wishlist's export and erasure find them):
 //
-//	ntf:{<region>|<user_id>}:sent:<notification_id>  "1", EX = marker TTL (days)
+//	ntf:{<region>|<sku>|<episode>|<shard>}:sent:<channel>  set of user ids, EX = marker TTL (days)
 //	ntf:{<region>}:held         sorted set: notification_id scored by release time (unix ms)
 //	ntf:{<region>}:held:data    hash: notification_id -> the Notification JSON
 //
-// A marker is spread by user so the markers of a big fan-out land on every
-// cluster node; the held keys of a region share one slot so one script moves
-// a notification in or out of both atomically.
+// A notification is (user, sku, region, episode, channel), so a user id in
+// the set of its episode and channel is its marker. Grouping them is what
+// makes a big restock cheap for Redis: a batch is a few SADDs and one
+// EXPIRE per set to write and a few SMISMEMBERs to look up, instead of a key
+// and a TTL per notification (SMISMEMBER needs Redis 6.2 or later). The
+// sets are spread over userdata.SentShards by user, so one restock's
+// markers land on several cluster nodes. The held keys of a region share
+// one slot so one script moves a notification in or out of both atomically.
 package store
 
 import (
@@ -138,14 +143,17 @@ func (s *Store) Sent(ctx context.Context, refs []Ref) ([]bool, error) {
 }
 
 // MarkSent writes the markers: SADD per set (and chunk) and one EXPIRE per
-// set, pipelined. It runs only after the edge acknowledged every one of
-// them. The EXPIRE renews the set's TTL, so every marker in it lives at
-// least the marker TTL.
+// set, in one round trip. It runs only after the edge acknowledged every one
+// of them. The EXPIRE renews the set's TTL, so every marker in it lives at
+// least the marker TTL. A transaction (MULTI/EXEC, per slot on a cluster)
+// keeps a set's SADD and its EXPIRE together: a connection lost between
+// them would leave members without a TTL that the retry, finding them
+// marked, would never write again.
 func (s *Store) MarkSent(ctx context.Context, refs []Ref) error {
 	if len(refs) == 0 {
 		return nil
 	}
-	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		for _, g := range s.groups(refs) {
 			chunks(g.idx, func(idx []int) { p.SAdd(ctx, g.key, members(refs, idx)...) })
 			p.Expire(ctx, g.key, s.markerTTL)

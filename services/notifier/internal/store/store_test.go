@@ -2,7 +2,9 @@ package store
 
 import (
 	"context"
+	"maps"
 	"os"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -70,8 +72,9 @@ func TestMarkersAndHeldSet(t *testing.T) {
 }
 
 // TestSentOverSetsAndChunks: a batch spanning several sets (episodes,
-// channels, shards) and more members than one command takes gets every
-// answer in its place, through a single-node and a sharded client alike.
+// channels, shards), one set with more members than one command takes,
+// gets every answer in its place, through a single-node and a sharded
+// client alike.
 func TestSentOverSetsAndChunks(t *testing.T) {
 	ctx := context.Background()
 	addr := env.Redis(t).Addr
@@ -80,13 +83,26 @@ func TestSentOverSetsAndChunks(t *testing.T) {
 	ring := redis.NewRing(&redis.RingOptions{Addrs: map[string]string{"one": addr}})
 	defer ring.Close()
 	region := testenv.Unique(t, "r")
-	refs := make([]Ref, 3*memberChunk*userdata.SentShards/2+7)
+	// Most refs are one episode and channel, so each shard's set of it
+	// holds about 3 commands' worth of members; the rest spread over
+	// other episodes and channels.
+	big := 3 * memberChunk * userdata.SentShards
+	refs := make([]Ref, big+701)
 	var marked []Ref
+	perShard := map[int]int{}
 	for i := range refs {
-		refs[i] = Ref{UserID: "u" + strconv.Itoa(i), SKU: "sku", Episode: int64(i % 2), Channel: []string{"email", "sms", "web"}[i%3]}
+		refs[i] = Ref{UserID: "u" + strconv.Itoa(i), SKU: "sku", Episode: 1, Channel: "email"}
+		if i >= big {
+			refs[i].Episode, refs[i].Channel = int64(2+i%2), []string{"email", "sms", "web"}[i%3]
+		} else {
+			perShard[userdata.SentShard(refs[i].UserID)]++
+		}
 		if i%3 == 0 {
 			marked = append(marked, refs[i])
 		}
+	}
+	if most := slices.Max(slices.Collect(maps.Values(perShard))); most <= 2*memberChunk {
+		t.Fatalf("the biggest set has %d members: the test needs more than two chunks", most)
 	}
 	if err := New(single, region, time.Hour).MarkSent(ctx, marked); err != nil {
 		t.Fatal(err)
@@ -102,10 +118,15 @@ func TestSentOverSetsAndChunks(t *testing.T) {
 			}
 		}
 	}
-	// The marked refs are channel email (i%3 == 0) in both episodes: two
-	// sets per shard.
+	// The marked refs (i%3 == 0) are email of episode 1, and email of
+	// episodes 2 and 3: three sets per shard, each with the marker TTL.
 	keys, err := single.Keys(ctx, "ntf:{"+region+"|*}:sent:*").Result()
-	if err != nil || len(keys) != 2*userdata.SentShards {
-		t.Fatalf("%d marker sets (%v), want %d", len(keys), err, 2*userdata.SentShards)
+	if err != nil || len(keys) != 3*userdata.SentShards {
+		t.Fatalf("%d marker sets (%v), want %d", len(keys), err, 3*userdata.SentShards)
+	}
+	for _, k := range keys {
+		if ttl := single.TTL(ctx, k).Val(); ttl <= 0 || ttl > time.Hour {
+			t.Fatalf("%s: TTL %v", k, ttl)
+		}
 	}
 }

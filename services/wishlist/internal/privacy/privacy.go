@@ -206,6 +206,8 @@ func (f *Finder) Erase(ctx context.Context, userID string) (Erased, error) {
 		}
 		for _, k := range keys {
 			switch k.Kind {
+			case userdata.KindSent: // legacy per-notification markers
+				e.NotifierSent++
 			case userdata.KindDelivered:
 				e.GatewayDelivered++
 			case userdata.KindDevices:
@@ -339,6 +341,8 @@ func (f *Finder) exportKey(ctx context.Context, k foundKey, d *Data) error {
 		return err
 	}
 	switch k.Kind {
+	case userdata.KindSent: // a legacy per-notification marker
+		d.Notifier.Sent = append(d.Notifier.Sent, Sent{Region: k.Region, NotificationID: k.NotificationID, ExpiresAt: exp})
 	case userdata.KindDelivered:
 		v, err := f.Redis.Get(ctx, k.raw).Result()
 		if errors.Is(err, redis.Nil) {
