@@ -46,30 +46,3 @@ func TestRecordsOfRestockEntry(t *testing.T) {
 		t.Fatalf("restock event %+v, want %+v", ev, want)
 	}
 }
-
-// TestKeepKeyOrderResendsFromTheFirstGap: in a batch where a key's first
-// record failed and its later ones were acknowledged, the retry sends the
-// key's records again from the failed one on, so the key's last records in
-// Kafka are in outbox order; other keys' acknowledgements stand.
-func TestKeepKeyOrderResendsFromTheFirstGap(t *testing.T) {
-	rec := func(h, topic, key string) pendingRecord {
-		return pendingRecord{header: h, msg: &sarama.ProducerMessage{Topic: topic, Key: sarama.StringEncoder(key)}}
-	}
-	recs := []pendingRecord{
-		rec("a1", catalog.Stock, "a"), rec("b1", catalog.Stock, "b"), rec("a2", catalog.Stock, "a"),
-		rec("a2r", catalog.Restock, "a"), rec("b2", catalog.Stock, "b"), rec("a3", catalog.Stock, "a"),
-	}
-	// a1 failed; b1 failed; the rest were acknowledged.
-	acked := map[string]bool{"a2": true, "a2r": true, "b2": true, "a3": true}
-	keepKeyOrder(recs, acked)
-	// a's stock records go again from a1; b's from b1; the restock topic's
-	// key a had no gap, so a2r stands.
-	if want := map[string]bool{"a2r": true}; !reflect.DeepEqual(acked, want) {
-		t.Fatalf("acknowledged after keepKeyOrder: %v, want %v", acked, want)
-	}
-	acked = map[string]bool{"a1": true, "b1": true, "a2": true}
-	keepKeyOrder(recs, acked)
-	if want := map[string]bool{"a1": true, "b1": true, "a2": true}; !reflect.DeepEqual(acked, want) {
-		t.Fatalf("a batch acknowledged in order lost acknowledgements: %v, want %v", acked, want)
-	}
-}

@@ -30,7 +30,6 @@ import (
 	"go.uber.org/zap"
 
 	"backinstock/services/inventory/internal/store"
-	"backinstock/shared/backoff"
 	"backinstock/shared/config"
 	"backinstock/shared/kafka"
 	"backinstock/topics/catalog"
@@ -231,7 +230,7 @@ func (r *Relay) runShard(ctx context.Context, shard int) error {
 	}()
 	op := ctx
 	draining := false
-	wait := backoff.New(100*time.Millisecond, 5*time.Second)
+	backoff := newBackoff()
 	for {
 		if !draining && ctx.Err() != nil {
 			draining, op = true, drainCtx
@@ -244,7 +243,7 @@ func (r *Relay) runShard(ctx context.Context, shard int) error {
 			if !draining && ctx.Err() == nil {
 				log.Debug("relay lease not held", zap.Error(err))
 			}
-			if !wait.Wait(op) && draining {
+			if !backoff.wait(op) && draining {
 				return nil
 			}
 			continue
@@ -252,7 +251,7 @@ func (r *Relay) runShard(ctx context.Context, shard int) error {
 		if st.trimTo != "" {
 			if err := r.rdb.XTrimMinID(drainCtx, st.key, st.trimTo).Err(); err != nil {
 				r.fail(log, fmt.Errorf("trim outbox %s: %w", st.key, err))
-				wait.Wait(op)
+				backoff.wait(op)
 				continue
 			}
 			st.trimTo, st.pending = "", nil
@@ -267,7 +266,7 @@ func (r *Relay) runShard(ctx context.Context, shard int) error {
 			if err != nil {
 				if op.Err() == nil {
 					r.fail(log, fmt.Errorf("read outbox %s: %w", st.key, err))
-					wait.Wait(op)
+					backoff.wait(op)
 				}
 				continue
 			}
@@ -282,10 +281,10 @@ func (r *Relay) runShard(ctx context.Context, shard int) error {
 		}
 		if err := r.publish(drainCtx, log, st); err != nil {
 			r.fail(log, err)
-			wait.Wait(op)
+			backoff.wait(op)
 			continue
 		}
-		wait.Reset()
+		backoff.reset()
 		r.setErr(nil)
 		st.trimTo = nextID(st.pending[len(st.pending)-1].ID)
 	}
@@ -417,7 +416,6 @@ func (r *Relay) publish(ctx context.Context, log *zap.Logger, st *shardState) er
 		}
 		st.verify = false
 	}
-	keepKeyOrder(recs, st.acked)
 	recs = slices.DeleteFunc(recs, func(rc pendingRecord) bool { return st.acked[rc.header] })
 	if len(recs) == 0 {
 		return nil
@@ -511,30 +509,22 @@ func records(m redis.XMessage) (stockMsg, restockMsg *sarama.ProducerMessage, er
 	return stockMsg, restockMsg, nil
 }
 
-// keepKeyOrder un-acknowledges, in each topic and key, every record after
-// the first one not acknowledged. The batch is sent at once, so a failed
-// record may be followed by acknowledged ones of the same key; sending it
-// alone on the retry would put it after them (outbox 1 2 3 in Kafka as
-// 2 3 1) and leave a compacted stock topic, and every consumer's view, on
-// the older level. Sent again from the failed one on (2 3 1 2 3), the
-// key's last records are in outbox order; consumers drop the repeats by
-// event id and episode.
-func keepKeyOrder(recs []pendingRecord, acked map[string]bool) {
-	broken := map[string]bool{}
-	for _, rc := range recs {
-		k := rc.msg.Topic + "\x00" + keyString(rc.msg)
-		if broken[k] {
-			delete(acked, rc.header)
-		} else if !acked[rc.header] {
-			broken[k] = true
-		}
-	}
-}
+// backoff doubles the wait between retries up to 5 s.
+type backoffState struct{ d time.Duration }
 
-func keyString(m *sarama.ProducerMessage) string {
-	if m.Key == nil {
-		return ""
+func newBackoff() *backoffState { return &backoffState{d: 100 * time.Millisecond} }
+
+func (b *backoffState) reset() { b.d = 100 * time.Millisecond }
+
+// wait sleeps the current backoff or until ctx ends; false when ctx ended.
+func (b *backoffState) wait(ctx context.Context) bool {
+	t := time.NewTimer(b.d)
+	defer t.Stop()
+	b.d = min(b.d*2, 5*time.Second)
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
 	}
-	b, _ := m.Key.Encode()
-	return string(b)
 }
