@@ -68,6 +68,9 @@ func binaries(t *testing.T) string {
 			"./services/notifier/cmd/notifier", "./services/gateway/cmd/gateway", "./services/engagement/cmd/engagement",
 			"./topics/cmd/topics")
 		cmd.Dir = repoRoot(t)
+		// The flags testenv.BuildBinary and the Dockerfile build with, so
+		// make test compiles the services once for every such build.
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			bins.err = fmt.Errorf("go build: %v\n%s", err, out)
 		}

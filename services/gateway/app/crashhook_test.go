@@ -1,13 +1,12 @@
 package app
 
 import (
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"backinstock/shared/config"
+	"backinstock/shared/testenv"
 )
 
 // TestProductionBuildHasNoCrashHook builds the gateway as a deployment
@@ -19,18 +18,12 @@ func TestProductionBuildHasNoCrashHook(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the gateway twice")
 	}
-	dir := t.TempDir()
 	check := func(tags string, want bool) {
-		bin := filepath.Join(dir, "gateway"+tags)
-		args := []string{"build", "-o", bin}
+		var tagList []string
 		if tags != "" {
-			args = append(args, "-tags", tags)
+			tagList = []string{tags}
 		}
-		cmd := exec.Command("go", append(args, "backinstock/services/gateway/cmd/gateway")...)
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("go %v: %v\n%s", args, err, out)
-		}
+		bin := testenv.BuildBinary(t, "backinstock/services/gateway/cmd/gateway", tagList...)
 		help, _ := exec.Command(bin, "run", "--help").CombinedOutput()
 		if got := strings.Contains(string(help), "GATEWAY_CRASH_AT"); got != want {
 			t.Errorf("tags %q: --help lists GATEWAY_CRASH_AT = %v, want %v\n%s", tags, got, want, help)

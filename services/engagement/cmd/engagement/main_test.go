@@ -5,11 +5,9 @@ package main_test
 
 import (
 	"bytes"
-	"errors"
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -23,21 +21,12 @@ var env *testenv.Env
 
 func TestMain(m *testing.M) { os.Exit(testenv.Main(m, &env)) }
 
-func build(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "engagement")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
-
 const keys = "CLICK_KEYS=k1:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
 
 // TestBinary builds the binary once (a build is most of the time) for
 // both checks.
 func TestBinary(t *testing.T) {
-	bin := build(t)
+	bin := testenv.BuildBinary(t, ".")
 	t.Run("help and exit codes", func(t *testing.T) { helpAndExitCodes(t, bin) })
 	t.Run("runs and stops on SIGTERM", func(t *testing.T) { runsAndStopsOnSIGTERM(t, bin) })
 }
@@ -62,15 +51,8 @@ func helpAndExitCodes(t *testing.T, bin string) {
 		{[]string{"run", "--api-token", "t", "--click-keys", "k1:short"}, nil, 2, "CLICK_KEYS: key 1 (k1): secret must be at least 32 bytes"},
 	}
 	for _, c := range cases {
-		cmd := exec.Command(bin, c.args...)
-		cmd.Env = append([]string{"PATH=" + os.Getenv("PATH")}, c.env...)
-		out, err := cmd.CombinedOutput()
-		code := 0
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			code = ee.ExitCode()
-		}
-		if code != c.code || !strings.Contains(string(out), c.want) {
+		code, out := testenv.RunBinary(t, bin, c.args, c.env)
+		if code != c.code || !strings.Contains(out, c.want) {
 			t.Errorf("engagement %v: exit %d, want %d with %q:\n%s", c.args, code, c.code, c.want, out)
 		}
 	}

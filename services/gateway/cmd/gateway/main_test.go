@@ -11,7 +11,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -29,23 +28,8 @@ var env *testenv.Env
 
 func TestMain(m *testing.M) { os.Exit(testenv.Main(m, &env)) }
 
-// build compiles the gateway with the build tags given (the crash test's
-// needs -tags crashhook).
-func build(t *testing.T, tags ...string) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "gateway")
-	args := []string{"build", "-o", bin}
-	if len(tags) > 0 {
-		args = append(args, "-tags", strings.Join(tags, ","))
-	}
-	if out, err := exec.Command("go", append(args, ".")...).CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
-
 func TestHelpAndExitCodes(t *testing.T) {
-	bin := build(t)
+	bin := testenv.BuildBinary(t, ".")
 	cases := []struct {
 		args []string
 		env  []string
@@ -64,15 +48,8 @@ func TestHelpAndExitCodes(t *testing.T) {
 		{[]string{"run", "--region", "us-east-1", "--email-from", "shop@shop.example", "--smtp-tls", "ssl"}, nil, 2, `SMTP_TLS: "ssl" is not one of`},
 	}
 	for _, c := range cases {
-		cmd := exec.Command(bin, c.args...)
-		cmd.Env = append([]string{"PATH=" + os.Getenv("PATH")}, c.env...)
-		out, err := cmd.CombinedOutput()
-		code := 0
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			code = ee.ExitCode()
-		}
-		if code != c.code || !strings.Contains(string(out), c.want) {
+		code, out := testenv.RunBinary(t, bin, c.args, c.env)
+		if code != c.code || !strings.Contains(out, c.want) {
 			t.Errorf("gateway %v: exit %d, want %d with %q:\n%s", c.args, code, c.code, c.want, out)
 		}
 	}
@@ -84,7 +61,7 @@ func TestHelpAndExitCodes(t *testing.T) {
 // the same Message-ID — and writes one sent receipt; SIGTERM then stops
 // it cleanly.
 func TestKilledBetweenSendAndMarkerThenRestarted(t *testing.T) {
-	bin := build(t, "crashhook")
+	bin := testenv.BuildBinary(t, ".", "crashhook")
 	k := env.Kafka(t)
 	nc, err := nats.Connect(env.NATS(t).URL())
 	if err != nil {
