@@ -30,6 +30,7 @@ import (
 	"go.uber.org/zap"
 
 	"backinstock/services/inventory/internal/store"
+	"backinstock/shared/backoff"
 	"backinstock/shared/config"
 	"backinstock/shared/kafka"
 	"backinstock/topics/catalog"
@@ -230,7 +231,9 @@ func (r *Relay) runShard(ctx context.Context, shard int) error {
 	}()
 	op := ctx
 	draining := false
-	backoff := newBackoff()
+	// Full jitter: relays of every replica and shard lose Kafka together and
+	// must not come back to it in lockstep.
+	wait := backoff.New(100*time.Millisecond, 5*time.Second)
 	for {
 		if !draining && ctx.Err() != nil {
 			draining, op = true, drainCtx
@@ -243,7 +246,7 @@ func (r *Relay) runShard(ctx context.Context, shard int) error {
 			if !draining && ctx.Err() == nil {
 				log.Debug("relay lease not held", zap.Error(err))
 			}
-			if !backoff.wait(op) && draining {
+			if !wait.Wait(op) && draining {
 				return nil
 			}
 			continue
@@ -251,7 +254,7 @@ func (r *Relay) runShard(ctx context.Context, shard int) error {
 		if st.trimTo != "" {
 			if err := r.rdb.XTrimMinID(drainCtx, st.key, st.trimTo).Err(); err != nil {
 				r.fail(log, fmt.Errorf("trim outbox %s: %w", st.key, err))
-				backoff.wait(op)
+				wait.Wait(op)
 				continue
 			}
 			st.trimTo, st.pending = "", nil
@@ -266,7 +269,7 @@ func (r *Relay) runShard(ctx context.Context, shard int) error {
 			if err != nil {
 				if op.Err() == nil {
 					r.fail(log, fmt.Errorf("read outbox %s: %w", st.key, err))
-					backoff.wait(op)
+					wait.Wait(op)
 				}
 				continue
 			}
@@ -281,10 +284,10 @@ func (r *Relay) runShard(ctx context.Context, shard int) error {
 		}
 		if err := r.publish(drainCtx, log, st); err != nil {
 			r.fail(log, err)
-			backoff.wait(op)
+			wait.Wait(op)
 			continue
 		}
-		backoff.reset()
+		wait.Reset()
 		r.setErr(nil)
 		st.trimTo = nextID(st.pending[len(st.pending)-1].ID)
 	}
@@ -507,24 +510,4 @@ func records(m redis.XMessage) (stockMsg, restockMsg *sarama.ProducerMessage, er
 		Value: sarama.ByteEncoder(val), Headers: kafka.RecordHeaders(events.Headers(events.SchemaRestockEvent, e.Traceparent)), Timestamp: e.At,
 	}
 	return stockMsg, restockMsg, nil
-}
-
-// backoff doubles the wait between retries up to 5 s.
-type backoffState struct{ d time.Duration }
-
-func newBackoff() *backoffState { return &backoffState{d: 100 * time.Millisecond} }
-
-func (b *backoffState) reset() { b.d = 100 * time.Millisecond }
-
-// wait sleeps the current backoff or until ctx ends; false when ctx ended.
-func (b *backoffState) wait(ctx context.Context) bool {
-	t := time.NewTimer(b.d)
-	defer t.Stop()
-	b.d = min(b.d*2, 5*time.Second)
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }
