@@ -69,6 +69,8 @@ type Config struct {
 	BatchInterval time.Duration
 	PageSize      int
 	InFlightPages int
+	Parallelism   int
+	SegmentMin    int
 	CheckpointTTL time.Duration
 	URLTemplate   string
 	Linger        time.Duration
@@ -115,6 +117,8 @@ func defaults() Config {
 		BatchInterval:  30 * time.Second,
 		PageSize:       tune.PageSize,
 		InFlightPages:  tune.InFlightPages,
+		Parallelism:    tune.Parallelism,
+		SegmentMin:     tune.SegmentMin,
 		CheckpointTTL:  15 * 24 * time.Hour,
 		URLTemplate:    "https://shop.example.com/p/{sku}",
 		Linger:         5 * time.Millisecond,
@@ -135,6 +139,8 @@ func (c *Config) setDefaults() {
 	config.Default(&c.PerUnit, d.PerUnit)
 	config.Default(&c.PageSize, d.PageSize)
 	config.Default(&c.InFlightPages, d.InFlightPages)
+	config.Default(&c.Parallelism, d.Parallelism)
+	config.Default(&c.SegmentMin, d.SegmentMin)
 	config.Default(&c.BatchInterval, d.BatchInterval)
 	config.Default(&c.CheckpointTTL, d.CheckpointTTL)
 	config.Default(&c.DeliveryMode, d.DeliveryMode)
@@ -186,6 +192,8 @@ func (c *Config) bindFanoutPolicy(s *config.Set, d Config) {
 	s.Duration(&c.BatchInterval, "batch-interval", "DELIVERY_INTERVAL", d.BatchInterval, "stock_aware: time between waves")
 	s.Int(&c.PageSize, "page-size", "FANOUT_PAGE_SIZE", d.PageSize, "wishlisters read and produced per page (one checkpoint per page)")
 	s.Int(&c.InFlightPages, "in-flight-pages", "FANOUT_IN_FLIGHT_PAGES", d.InFlightPages, "pages awaiting acks at once (bounds memory and duplicates after a crash)")
+	s.Int(&c.Parallelism, "parallelism", "FANOUT_PARALLELISM", d.Parallelism, "segments of one restock paged at once, each with its own checkpoint (memory and duplicates after a crash grow with it)")
+	s.Int(&c.SegmentMin, "segment-min", "FANOUT_SEGMENT_MIN", d.SegmentMin, "fewest wishlisters per segment: smaller restocks and waves are paged as one")
 	s.Duration(&c.CheckpointTTL, "checkpoint-ttl", "FANOUT_CHECKPOINT_TTL", d.CheckpointTTL, "how long fan-out checkpoints and done markers are kept (longer than the restock topic's retention)")
 	s.String(&c.URLTemplate, "url-template", "PRODUCT_URL_TEMPLATE", d.URLTemplate, "product link for restocks without a product URL; {sku} is replaced")
 	s.Duration(&c.Linger, "linger", "KAFKA_PRODUCER_LINGER", d.Linger, "how long the producer waits to fill a batch")
@@ -290,6 +298,12 @@ func (c Config) ValidateFanout() error {
 	}
 	if c.InFlightPages < 1 {
 		p.Addf("FANOUT_IN_FLIGHT_PAGES", "must be at least 1")
+	}
+	if c.Parallelism < 1 || c.Parallelism > 64 {
+		p.Addf("FANOUT_PARALLELISM", "must be between 1 and 64")
+	}
+	if c.SegmentMin < 1 {
+		p.Addf("FANOUT_SEGMENT_MIN", "must be at least 1")
 	}
 	if c.CheckpointTTL <= 0 {
 		p.Addf("FANOUT_CHECKPOINT_TTL", "must be positive")
@@ -444,6 +458,8 @@ func newFanout(cfg Config, d fanoutDeps, m *fanout.Metrics, scope string, log *z
 		Policy:          wishes.Policy{Mode: cfg.DeliveryMode, PerUnit: cfg.PerUnit, MinStock: cfg.MinStock, Interval: cfg.BatchInterval},
 		PageSize:        cfg.PageSize,
 		InFlightPages:   cfg.InFlightPages,
+		Parallelism:     cfg.Parallelism,
+		SegmentMin:      cfg.SegmentMin,
 		CheckpointTTL:   cfg.CheckpointTTL,
 		URLTemplate:     cfg.URLTemplate,
 		CheckpointScope: scope,

@@ -45,16 +45,23 @@ func childEnv(kcfg kafka.Config, redisURL string) []string {
 // again: every (user, channel)
 // request is in the notify topics, the duplicates are exactly the records
 // the killed worker produced past its last checkpoint and stay under the
-// bound (in-flight pages + 1) × page size × channels, and the restart did not
-// begin from the first wishlister.
+// bound segments × (in-flight pages + 1) × page size × channels, and the
+// restart did not begin from the first wishlister. It runs with one cursor
+// and with four segments paged at once (each checkpointed on its own).
 func TestFanoutResumesAfterSIGKILL(t *testing.T) {
+	bin := buildWishlist(t)
+	for _, par := range []int{1, 4} {
+		t.Run(fmt.Sprintf("parallelism=%d", par), func(t *testing.T) { fanoutResumesAfterSIGKILL(t, bin, par) })
+	}
+}
+
+func fanoutResumesAfterSIGKILL(t *testing.T, bin string, parallelism int) {
 	const (
 		users    = 200_000
 		pageSize = 2000
 		inFlight = 2
 		maxChans = 2
 	)
-	bin := buildWishlist(t)
 	kcfg := privateKafka(t)
 	r, err := testenv.StartRedis(testenv.RedisOptions{Dir: t.TempDir()})
 	if err != nil {
@@ -97,7 +104,8 @@ func TestFanoutResumesAfterSIGKILL(t *testing.T) {
 	}
 
 	start := func() *exec.Cmd {
-		cmd := exec.Command(bin, "fanout", "--region", region, "--page-size", fmt.Sprint(pageSize), "--in-flight-pages", fmt.Sprint(inFlight))
+		cmd := exec.Command(bin, "fanout", "--region", region, "--page-size", fmt.Sprint(pageSize), "--in-flight-pages", fmt.Sprint(inFlight),
+			"--parallelism", fmt.Sprint(parallelism))
 		cmd.Env = childEnv(kcfg, r.URL())
 		cmd.Stderr = os.Stderr
 		if err := cmd.Start(); err != nil {
@@ -128,6 +136,9 @@ func TestFanoutResumesAfterSIGKILL(t *testing.T) {
 	stopped := endOffsets(t, cl, topics...)
 	if ck := checkpoint(t, rdb, ev.EventID, region); ck.Done || ck.Records != stopped {
 		t.Fatalf("after SIGTERM: %d records produced, checkpoint %+v (want every produced record checkpointed)", stopped, ck)
+	}
+	if ck := checkpoint(t, rdb, ev.EventID, region); parallelism > 1 && (ck.Round == nil || ck.Round.Segments != parallelism) {
+		t.Fatalf("after SIGTERM: checkpoint %+v, want a round of %d segments in progress", ck, parallelism)
 	}
 
 	worker = start()
@@ -166,7 +177,7 @@ func TestFanoutResumesAfterSIGKILL(t *testing.T) {
 	if missing > 0 || int64(len(counts)) != total {
 		t.Fatalf("%d of %d (user, channel) requests missing; %d distinct present", missing, total, len(counts))
 	}
-	bound := int64((inFlight + 1) * pageSize * maxChans)
+	bound := int64(parallelism * (inFlight + 1) * pageSize * maxChans)
 	t.Logf("after restart: %d records produced by the second run, %d duplicates (bound %d)", after-beforeKill, dups, bound)
 	if dups > bound {
 		t.Fatalf("%d duplicates, more than the checkpoint bound %d", dups, bound)

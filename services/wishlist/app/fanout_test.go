@@ -23,6 +23,8 @@ import (
 	"backinstock/topics/events"
 )
 
+// checkpoint reads a fan-out's progress: its checkpoint, with the counts of
+// the segments of a round in progress added.
 func checkpoint(t *testing.T, rdb *redis.Client, eventID, region string) wishes.Checkpoint {
 	t.Helper()
 	var ck wishes.Checkpoint
@@ -35,6 +37,17 @@ func checkpoint(t *testing.T, rdb *redis.Client, eventID, region string) wishes.
 	}
 	if err := json.Unmarshal(v, &ck); err != nil {
 		t.Fatalf("decode checkpoint: %v", err)
+	}
+	if ck.Round != nil {
+		// A round in progress: its segments' progress counts too.
+		segs, err := store.New(rdb).Segments(context.Background(), eventID, region, ck.Round.Segments)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, sg := range segs {
+			ck.Users += sg.Users
+			ck.Records += sg.Records
+		}
 	}
 	return ck
 }
@@ -186,12 +199,29 @@ func metric(t *testing.T, reg *prometheus.Registry, name, channel string) promet
 }
 
 // TestStockAwareWaves: 5 units, per_unit 2 → the first wave notifies the 10
-// earliest wishlisters; with 2 units still in stock after the interval a
+// earliest reachable wishlisters (one of the 10 earliest has unsubscribed,
+// so the 11th is in it); with 2 units still in stock after the interval a
 // second wave notifies the next 4; once the stock is 0 nothing more follows.
+// The same with one cursor and with each wave split into segments (the
+// first into 3, the second into 2, the unsubscribed one's round followed
+// by a round of one).
 func TestStockAwareWaves(t *testing.T) {
+	for _, tc := range []struct {
+		name                    string
+		parallelism, segmentMin int
+	}{{"one cursor", 1, 0}, {"segments", 3, 2}} {
+		t.Run(tc.name, func(t *testing.T) { stockAwareWaves(t, tc.parallelism, tc.segmentMin) })
+	}
+}
+
+func stockAwareWaves(t *testing.T, parallelism, segmentMin int) {
 	kcfg := privateKafka(t)
 	r := env.Redis(t)
 	cfg := baseConfig(t, kcfg, r.URL())
+	cfg.Parallelism = parallelism
+	if segmentMin > 0 {
+		cfg.SegmentMin = segmentMin
+	}
 	c := client{t: t, base: startServe(t, cfg)}
 	sku := testenv.Unique(t, "sku")
 	region := "us-east-1"
@@ -208,6 +238,10 @@ func TestStockAwareWaves(t *testing.T) {
 	if code := c.do("POST", "/v1/wishlists:import", token, "application/x-ndjson", nd.String(), &res); code != 200 || res.Imported != 30 {
 		t.Fatalf("import: %d %+v", code, res)
 	}
+	if code := c.do("PUT", "/v1/users/"+order[2]+"/preferences", token, "application/json", `{"unsubscribed":true}`, nil); code != 200 {
+		t.Fatalf("unsubscribe %s: %d", order[2], code)
+	}
+	order = slices.Delete(order, 2, 3) // the reachable wishlisters, earliest first
 
 	level := func(q int64) {
 		produceEvent(t, kcfg, catalog.Stock, events.StockKey(sku, region), events.StockLevel{SKU: sku, Region: region, Quantity: q, Episode: 1, At: time.Now().UTC()})
@@ -243,8 +277,11 @@ func TestStockAwareWaves(t *testing.T) {
 	if got, want := users(), sorted(order[:14]); !slices.Equal(got, want) {
 		t.Fatalf("after sell-out = %v, want the 14 earliest %v", got, want)
 	}
-	if ck.Wave != 2 || ck.Records != 14 {
-		t.Fatalf("checkpoint = %+v, want 2 waves and 14 records", ck)
+	if ck.Wave != 2 || ck.Records != 14 || ck.Users != 15 || ck.Round != nil {
+		t.Fatalf("checkpoint = %+v, want 2 waves, 15 wishlisters passed and 14 records, no round left", ck)
+	}
+	if n := rdb.Exists(context.Background(), store.SegmentsKey(ev.EventID, region)).Val(); n != 0 {
+		t.Fatal("segments left after the fan-out")
 	}
 	mfs, _ := reg.Gather()
 	for _, mf := range mfs {

@@ -39,6 +39,7 @@ type options struct {
 	channels    int
 	pageSize    int
 	inFlight    int
+	parallelism int
 	bin         string
 	region      string
 	devices     bool
@@ -51,6 +52,7 @@ func main() {
 	fs.IntVar(&o.channels, "channels", 1, "channels per wishlister (1-4): records = wishlisters × channels")
 	fs.IntVar(&o.pageSize, "page-size", 5000, "FANOUT_PAGE_SIZE of the worker")
 	fs.IntVar(&o.inFlight, "in-flight-pages", 3, "FANOUT_IN_FLIGHT_PAGES of the worker")
+	fs.IntVar(&o.parallelism, "parallelism", 1, "FANOUT_PARALLELISM of the worker: segments of the restock paged at once")
 	fs.StringVar(&o.bin, "wishlist-bin", "", "the wishlist binary (default: go build ./cmd/wishlist into a temporary directory)")
 	fs.StringVar(&o.region, "region", "us-east-1", "region of the restock")
 	fs.BoolVar(&o.devices, "devices", false, "give every wishlister preferences with an fcm device and a webpush subscription (copied onto its app and web notifications)")
@@ -108,7 +110,7 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	fmt.Fprintf(out, "loaded %d wishlisters into Redis in %s\n", o.wishlisters, time.Since(t0).Round(time.Millisecond))
 
 	cmd := exec.Command(o.bin, "fanout", "--region", o.region, "--page-size", strconv.Itoa(o.pageSize),
-		"--in-flight-pages", strconv.Itoa(o.inFlight), "--metrics-addr", "")
+		"--in-flight-pages", strconv.Itoa(o.inFlight), "--parallelism", strconv.Itoa(o.parallelism), "--metrics-addr", "")
 	cmd.Env = append(os.Environ(), "KAFKA_BROKERS="+k.BrokerList(), "REDIS_URL="+r.URL(), "LOG_LEVEL=info")
 	logs, err := cmd.StderrPipe()
 	if err != nil {
@@ -195,7 +197,7 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	case <-time.After(30 * time.Second):
 		fmt.Fprintln(os.Stderr, "wishlist-bench: the worker did not stop within 30s of SIGTERM")
 	}
-	fmt.Fprintf(out, "wishlisters            %d\n", o.wishlisters)
+	fmt.Fprintf(out, "wishlisters            %d (parallelism %d)\n", o.wishlisters, o.parallelism)
 	fmt.Fprintf(out, "records produced       %d (acknowledged, in the notify topics)\n", records)
 	fmt.Fprintf(out, "fan-out time           %s (worker's own measure, first page to done marker)\n", took.Round(time.Millisecond))
 	fmt.Fprintf(out, "wall time              %s (restock produced -> fan-out done)\n", wall.Round(time.Millisecond))

@@ -45,6 +45,12 @@ type Config struct {
 	// URLTemplate links a notification whose restock has no product URL;
 	// "{sku}" is replaced.
 	URLTemplate string
+	// Parallelism is how many segments of one restock's wishlisters this
+	// worker pages at once (1: one after the other, as one cursor).
+	Parallelism int
+	// SegmentMin is the fewest wishlisters a segment gets: a restock (or
+	// stock-aware wave) smaller than 2·SegmentMin is paged as one.
+	SegmentMin int
 	// CheckpointScope, when set, keeps this fan-out's progress and done
 	// markers apart from the group's: a replay (`wishlist replay`) fans each
 	// restock out again, once per scope, whatever the group did, and a rerun
@@ -55,13 +61,15 @@ type Config struct {
 // Defaults are the tuning a zero field of Config gets; the wishlist
 // command's flags default to them too.
 func Defaults() Config {
-	return Config{PageSize: 5000, InFlightPages: 3}
+	return Config{PageSize: 5000, InFlightPages: 3, Parallelism: 1, SegmentMin: 20000}
 }
 
 func (c *Config) setDefaults() {
 	d := Defaults()
 	config.Default(&c.PageSize, d.PageSize)
 	config.Default(&c.InFlightPages, d.InFlightPages)
+	config.Default(&c.Parallelism, d.Parallelism)
+	config.Default(&c.SegmentMin, d.SegmentMin)
 }
 
 // Validate names every field that is wrong.
@@ -69,6 +77,8 @@ func (c Config) Validate() error {
 	var p config.Problems
 	config.NotNegative(&p, "PageSize", c.PageSize)
 	config.NotNegative(&p, "InFlightPages", c.InFlightPages)
+	config.NotNegative(&p, "Parallelism", c.Parallelism)
+	config.NotNegative(&p, "SegmentMin", c.SegmentMin)
 	return p.Err()
 }
 
@@ -93,6 +103,7 @@ type Metrics struct {
 	Waits       prometheus.Counter
 	WaitSeconds prometheus.Counter
 	Checkpoints prometheus.Counter
+	Segments    prometheus.Gauge
 }
 
 // NewMetrics registers the metrics of region's fan-out with reg.
@@ -109,9 +120,10 @@ func NewMetrics(reg prometheus.Registerer, region string) *Metrics {
 		Waits:       prometheus.NewCounter(prometheus.CounterOpts{Name: "backinstock_wishlist_fanout_batch_waits_total", Help: "Waits between stock-aware waves.", ConstLabels: l}),
 		WaitSeconds: prometheus.NewCounter(prometheus.CounterOpts{Name: "backinstock_wishlist_fanout_batch_wait_seconds_total", Help: "Time spent waiting between stock-aware waves.", ConstLabels: l}),
 		Checkpoints: prometheus.NewCounter(prometheus.CounterOpts{Name: "backinstock_wishlist_fanout_checkpoints_total", Help: "Checkpoints written.", ConstLabels: l}),
+		Segments:    prometheus.NewGauge(prometheus.GaugeOpts{Name: "backinstock_wishlist_fanout_segments_in_progress", Help: "Segments of restock fan-outs being paged concurrently.", ConstLabels: l}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.InProgress, m.FanOuts, m.Produced, m.Wishlisters, m.Waves, m.Waits, m.WaitSeconds, m.Checkpoints)
+		reg.MustRegister(m.InProgress, m.FanOuts, m.Produced, m.Wishlisters, m.Waves, m.Waits, m.WaitSeconds, m.Checkpoints, m.Segments)
 	}
 	return m
 }
@@ -199,7 +211,7 @@ func (f *Fanout) fanOut(ctx context.Context, b *kafka.Batch, ev events.RestockEv
 	if pol.Mode == events.DeliveryStockAware {
 		outcome, err = f.waves(ctx, b, ev, msg, pol, &ck, trace)
 	} else {
-		_, err = f.stream(ctx, b.Stopping(), ev, msg, &ck, -1, trace)
+		_, err = f.round(ctx, b, ev, msg, &ck, -1, trace)
 	}
 	if err != nil {
 		if errors.Is(err, kafka.ErrInterrupted) {
@@ -252,7 +264,7 @@ func (f *Fanout) waves(ctx context.Context, b *kafka.Batch, ev events.RestockEve
 				return "", err
 			}
 		}
-		exhausted, err := f.stream(ctx, b.Stopping(), ev, msg, ck, ck.WaveLeft, trace)
+		exhausted, err := f.round(ctx, b, ev, msg, ck, ck.WaveLeft, trace)
 		if err != nil {
 			return "", err
 		}
@@ -269,6 +281,129 @@ func (f *Fanout) checkpointID(eventID string) string {
 		return eventID
 	}
 	return eventID + "@" + f.cfg.CheckpointScope
+}
+
+// round fans out the wishlisters after ck's cursor — at most limit of them,
+// limit < 0 for all — and reports whether the set is exhausted (as stream).
+// With Parallelism > 1 and enough wishlisters it splits them into segments
+// (store.Plan) paged concurrently, each checkpointed on its own; ck keeps
+// the plan (ck.Round) until every segment is done, then takes their counts
+// and moves its cursor to the round's end. An interrupted round resumes
+// each segment where its checkpoint stopped.
+func (f *Fanout) round(ctx context.Context, b *kafka.Batch, ev events.RestockEvent, msg wishes.Message, ck *wishes.Checkpoint, limit int64, trace string) (bool, error) {
+	id := f.checkpointID(ev.EventID)
+	save := func(ctx context.Context, c wishes.Checkpoint) error { return f.saveCheckpoint(ctx, ev, c) }
+	var segs []wishes.Segment
+	if ck.Round == nil {
+		if f.cfg.Parallelism <= 1 {
+			return f.stream(ctx, b.Stopping(), ev, msg, ck, limit, nil, save, trace)
+		}
+		n, ends, err := f.store.Plan(ctx, ev.SKU, f.cfg.Region, store.Cursor{Score: ck.Score, Member: ck.Member}, limit, f.cfg.Parallelism, f.cfg.SegmentMin)
+		if err != nil {
+			return false, err
+		}
+		if n == 0 {
+			return true, nil
+		}
+		if len(ends) == 1 {
+			return f.stream(ctx, b.Stopping(), ev, msg, ck, limit, nil, save, trace)
+		}
+		from := wishes.Bound{Score: ck.Score, Member: ck.Member}
+		for _, end := range ends {
+			segs = append(segs, wishes.Segment{Checkpoint: wishes.Checkpoint{Score: from.Score, Member: from.Member}, To: end})
+			if end != nil {
+				from = *end
+			}
+		}
+		ck.Round = &wishes.Round{Segments: len(segs), End: ends[len(ends)-1]}
+		if err := f.store.SaveRound(ctx, id, f.cfg.Region, *ck, segs, f.cfg.CheckpointTTL); err != nil {
+			return false, err
+		}
+		f.log.Debug("round planned", zap.String("event_id", ev.EventID), zap.Int64("wishlisters", n), zap.Int("segments", len(segs)))
+	} else {
+		var err error
+		if segs, err = f.store.Segments(ctx, id, f.cfg.Region, ck.Round.Segments); err != nil {
+			return false, err
+		}
+	}
+
+	// One segment's failure stops the others, which checkpoint and return.
+	stop := make(chan struct{})
+	var once sync.Once
+	halt := func() { once.Do(func() { close(stop) }) }
+	defer halt()
+	go func() {
+		select {
+		case <-b.Stopping():
+			halt()
+		case <-stop:
+		}
+	}()
+	errs := make([]error, len(segs))
+	var wg sync.WaitGroup
+	for i := range segs {
+		if segs[i].Done {
+			continue
+		}
+		to := segs[i].To
+		saveSeg := func(ctx context.Context, c wishes.Checkpoint) error {
+			if err := f.store.SaveSegment(ctx, id, f.cfg.Region, i, wishes.Segment{Checkpoint: c, To: to}); err != nil {
+				return err
+			}
+			f.m.Checkpoints.Inc()
+			return nil
+		}
+		wg.Go(func() {
+			f.m.Segments.Inc()
+			defer f.m.Segments.Dec()
+			c := segs[i].Checkpoint
+			_, err := f.stream(ctx, stop, ev, msg, &c, -1, to, saveSeg, trace)
+			if err == nil {
+				c.Done = true
+				err = saveSeg(ctx, c)
+			}
+			segs[i].Checkpoint = c
+			if err != nil {
+				errs[i] = err
+				halt()
+			}
+		})
+	}
+	wg.Wait()
+	var interrupted error
+	for _, err := range errs {
+		switch {
+		case err == nil:
+		case errors.Is(err, kafka.ErrInterrupted):
+			interrupted = err
+		default:
+			return false, err
+		}
+	}
+	if interrupted != nil {
+		return false, interrupted
+	}
+	for _, sg := range segs {
+		ck.Users += sg.Users
+		ck.Records += sg.Records
+		ck.Notified += sg.Notified
+		if limit >= 0 {
+			ck.WaveLeft -= sg.Notified
+		}
+	}
+	end := ck.Round.End
+	if end == nil {
+		last := segs[len(segs)-1]
+		end = &wishes.Bound{Score: last.Score, Member: last.Member}
+	}
+	ck.Score, ck.Member = end.Score, end.Member
+	open := ck.Round.End == nil
+	ck.Round = nil
+	if err := f.store.SaveRound(ctx, id, f.cfg.Region, *ck, nil, f.cfg.CheckpointTTL); err != nil {
+		return false, err
+	}
+	f.m.Checkpoints.Inc()
+	return open, nil
 }
 
 func (f *Fanout) saveCheckpoint(ctx context.Context, ev events.RestockEvent, ck wishes.Checkpoint) error {
@@ -303,11 +438,13 @@ func (p *page) fail(err error) {
 }
 
 // stream produces pages from ck's cursor until the wishlisters run out
-// (exhausted), limit wishlisters have been notified (limit < 0: no limit;
-// the rest is left in ck.WaveLeft), the batch is stopping, or something
-// fails. On return ck is the last checkpoint written. Each page's records
-// carry a child span of the restock's trace (a new trace without one).
-func (f *Fanout) stream(ctx context.Context, stopping <-chan struct{}, ev events.RestockEvent, msg wishes.Message, ck *wishes.Checkpoint, limit int64, trace string) (exhausted bool, err error) {
+// (exhausted) or pass end (a segment's last; nil: none), limit wishlisters
+// have been notified (limit < 0: no limit; the rest is left in
+// ck.WaveLeft), stopping closes, or something fails. After each page whose
+// records are all acknowledged it saves the progress; on return ck is the
+// last progress saved. Each page's records carry a child span of the
+// restock's trace (a new trace without one).
+func (f *Fanout) stream(ctx context.Context, stopping <-chan struct{}, ev events.RestockEvent, msg wishes.Message, ck *wishes.Checkpoint, limit int64, end *wishes.Bound, save func(context.Context, wishes.Checkpoint) error, trace string) (exhausted bool, err error) {
 	inflight := make(chan *page, f.cfg.InFlightPages)
 	var (
 		failed atomic.Bool
@@ -335,7 +472,7 @@ func (f *Fanout) stream(ctx context.Context, stopping <-chan struct{}, ev events
 				failed.Store(true)
 				continue
 			}
-			if err := f.saveCheckpoint(ctx, ev, p.ck); err != nil {
+			if err := save(ctx, p.ck); err != nil {
 				ckErr = err
 				failed.Store(true)
 				continue
@@ -348,7 +485,7 @@ func (f *Fanout) stream(ctx context.Context, stopping <-chan struct{}, ev events
 	// produced, so Redis and Kafka work at the same time.
 	var pf *prefetcher
 	if limit < 0 {
-		pf = f.prefetch(ctx, ev.SKU, store.Cursor{Score: cur.Score, Member: cur.Member})
+		pf = f.prefetch(ctx, ev.SKU, store.Cursor{Score: cur.Score, Member: cur.Member}, end)
 		defer pf.stop()
 	}
 	var loopErr error
@@ -371,7 +508,7 @@ loop:
 		if limit < 0 {
 			ws, err = pf.next(ctx)
 		} else {
-			ws, err = f.store.Page(ctx, ev.SKU, f.cfg.Region, store.Cursor{Score: cur.Score, Member: cur.Member}, n)
+			ws, err = f.store.Page(ctx, ev.SKU, f.cfg.Region, store.Cursor{Score: cur.Score, Member: cur.Member}, end, n)
 		}
 		if err != nil {
 			loopErr = err
@@ -424,6 +561,7 @@ loop:
 		cur.Score, cur.Member = last.Score, last.UserID
 		cur.Users += int64(len(ws))
 		cur.Records += int64(len(msgs))
+		cur.Notified += notified
 		if limit >= 0 {
 			cur.WaveLeft -= notified
 		}
@@ -470,7 +608,7 @@ type prefetched struct {
 	err error
 }
 
-func (f *Fanout) prefetch(ctx context.Context, sku string, cur store.Cursor) *prefetcher {
+func (f *Fanout) prefetch(ctx context.Context, sku string, cur store.Cursor, end *wishes.Bound) *prefetcher {
 	ctx, cancel := context.WithCancel(ctx)
 	pf := &prefetcher{pages: make(chan prefetched, 1), cancel: cancel}
 	pf.wg.Add(1)
@@ -478,7 +616,7 @@ func (f *Fanout) prefetch(ctx context.Context, sku string, cur store.Cursor) *pr
 		defer pf.wg.Done()
 		defer close(pf.pages)
 		for {
-			ws, err := f.store.Page(ctx, sku, f.cfg.Region, cur, f.cfg.PageSize)
+			ws, err := f.store.Page(ctx, sku, f.cfg.Region, cur, end, f.cfg.PageSize)
 			select {
 			case pf.pages <- prefetched{ws: ws, err: err}:
 			case <-ctx.Done():

@@ -58,15 +58,22 @@ func CheckpointKey(eventID, region string) string {
 	return "wl:ckpt:{" + eventID + "|" + region + "}"
 }
 
+// SegmentsKey holds, while a round of a (restock, region) fan-out is paged
+// by several segments, each segment's progress (field = its index).
+func SegmentsKey(eventID, region string) string {
+	return "wl:seg:{" + eventID + "|" + region + "}"
+}
+
 // Store is the wishlist store.
 type Store struct {
 	rdb  redis.UniversalClient
 	page *redis.Script
+	plan *redis.Script
 }
 
 // New wraps a connected client.
 func New(rdb redis.UniversalClient) *Store {
-	return &Store{rdb: rdb, page: redis.NewScript(pageScript)}
+	return &Store{rdb: rdb, page: redis.NewScript(pageScript), plan: redis.NewScript(planScript)}
 }
 
 // Client is the underlying client (readiness checks).
@@ -470,8 +477,13 @@ type Wishlister struct {
 // cursor by rank when the member is still there with the same score, and
 // otherwise by a binary search among the members of equal score, so a
 // wishlister removed meanwhile does not lose the place.
-const pageScript = `
-local n = tonumber(ARGV[3])
+const pageScript = cursorRank + `
+return redis.call('ZRANGE', KEYS[1], start, start + tonumber(ARGV[3]) - 1, 'WITHSCORES')
+`
+
+// cursorRank sets start to the rank of the first member after the cursor
+// (ARGV[1] score, ARGV[2] member; "" member = from the start).
+const cursorRank = `
 local start = 0
 if ARGV[2] ~= "" then
   local found = false
@@ -491,17 +503,83 @@ if ARGV[2] ~= "" then
     start = lo
   end
 end
-return redis.call('ZRANGE', KEYS[1], start, start + n - 1, 'WITHSCORES')
 `
+
+// planScript splits the wishlisters after the cursor (at most ARGV[3] of
+// them; -1: all) into at most ARGV[4] parts of at least ARGV[5] each, in
+// one atomic read. It returns the number of wishlisters n, the number of
+// parts p, and each part's last member and score; the last part of an
+// unlimited plan has none (it runs to the end of the set).
+const planScript = cursorRank + `
+local n = redis.call('ZCARD', KEYS[1]) - start
+local limit = tonumber(ARGV[3])
+if limit >= 0 and limit < n then n = limit end
+if n <= 0 then return {0, 0} end
+local p = math.floor(n / tonumber(ARGV[5]))
+if p > tonumber(ARGV[4]) then p = tonumber(ARGV[4]) end
+if p < 1 then p = 1 end
+local out = {n, p}
+for k = 1, p do
+  if k < p or limit >= 0 then
+    local r = start + math.floor(n * k / p) - 1
+    local m = redis.call('ZRANGE', KEYS[1], r, r, 'WITHSCORES')
+    out[#out + 1] = m[1]
+    out[#out + 1] = m[2]
+  end
+end
+return out
+`
+
+// Plan splits the wishlisters of (sku, region) after cur — at most limit
+// of them, limit < 0 for all — into at most parts contiguous segments of at
+// least minPer wishlisters each (one when there are fewer than 2·minPer).
+// It returns how many wishlisters the plan covers and each segment's last
+// one; an unlimited plan's last segment has none (nil): it runs to the end
+// of the set. n = 0: nobody is left.
+func (s *Store) Plan(ctx context.Context, sku, region string, cur Cursor, limit int64, parts, minPer int) (n int64, ends []*wishes.Bound, err error) {
+	raw, err := s.plan.Run(ctx, s.rdb, []string{UsersKey(sku, region)}, strconv.FormatInt(cur.Score, 10), cur.Member, limit, max(parts, 1), max(minPer, 1)).Slice()
+	if err != nil {
+		return 0, nil, fmt.Errorf("plan segments of %s in %s: %w", sku, region, err)
+	}
+	bad := fmt.Errorf("plan segments of %s in %s: unexpected reply %v", sku, region, raw)
+	if len(raw) < 2 {
+		return 0, nil, bad
+	}
+	n, _ = raw[0].(int64)
+	p, _ := raw[1].(int64)
+	if n == 0 {
+		return 0, nil, nil
+	}
+	for i := 2; i+1 < len(raw); i += 2 {
+		member, _ := raw[i].(string)
+		sc, _ := raw[i+1].(string)
+		score, err := strconv.ParseFloat(sc, 64)
+		if err != nil || member == "" {
+			return 0, nil, bad
+		}
+		ends = append(ends, &wishes.Bound{Score: int64(score), Member: member})
+	}
+	if limit < 0 {
+		ends = append(ends, nil)
+	}
+	if int64(len(ends)) != p {
+		return 0, nil, bad
+	}
+	return n, ends, nil
+}
 
 // Page reads up to n wishlisters of (sku, region) after cur, earliest
 // first, with their entries and preferences: a script call for the ids and
 // one HMGET of the items hash (same slot) for the rest. Building the reply
-// inside Lua cost Redis more than the second round trip.
-func (s *Store) Page(ctx context.Context, sku, region string, cur Cursor, n int) ([]Wishlister, error) {
+// inside Lua cost Redis more than the second round trip. With an end, the
+// page stops after that wishlister (a segment's last).
+func (s *Store) Page(ctx context.Context, sku, region string, cur Cursor, end *wishes.Bound, n int) ([]Wishlister, error) {
 	raw, err := s.page.Run(ctx, s.rdb, []string{UsersKey(sku, region)}, strconv.FormatInt(cur.Score, 10), cur.Member, n).StringSlice()
 	if err != nil {
 		return nil, fmt.Errorf("page wishlisters of %s in %s: %w", sku, region, err)
+	}
+	if end != nil {
+		raw = raw[:upTo(raw, *end)]
 	}
 	if len(raw) == 0 {
 		return nil, nil
@@ -550,6 +628,22 @@ func (s *Store) Page(ctx context.Context, sku, region string, cur Cursor, n int)
 	return out, nil
 }
 
+// upTo is the length of the prefix of raw (member, score pairs in set
+// order) that is not after end. Members of equal score sort bytewise, in
+// Redis as in Go's string comparison.
+func upTo(raw []string, end wishes.Bound) int {
+	for i := 0; i+1 < len(raw); i += 2 {
+		sc, err := strconv.ParseFloat(raw[i+1], 64)
+		if err != nil {
+			return i // Page reports the bad score on the pairs before it
+		}
+		if score := int64(sc); score > end.Score || (score == end.Score && raw[i] > end.Member) {
+			return i
+		}
+	}
+	return len(raw)
+}
+
 // Checkpoint reads the progress of a fan-out (zero when it has not begun).
 func (s *Store) Checkpoint(ctx context.Context, eventID, region string) (wishes.Checkpoint, error) {
 	var ck wishes.Checkpoint
@@ -564,6 +658,73 @@ func (s *Store) Checkpoint(ctx context.Context, eventID, region string) (wishes.
 		return ck, fmt.Errorf("stored checkpoint %s/%s: %w", eventID, region, err)
 	}
 	return ck, nil
+}
+
+// SaveRound writes a fan-out's checkpoint together with its segments, in
+// one transaction (same slot): segs replace any earlier round's; nil
+// removes them (the round folded into the checkpoint).
+func (s *Store) SaveRound(ctx context.Context, eventID, region string, ck wishes.Checkpoint, segs []wishes.Segment, ttl time.Duration) error {
+	data, err := json.Marshal(ck)
+	if err != nil {
+		return fmt.Errorf("encode checkpoint %s/%s: %w", eventID, region, err)
+	}
+	fields := make([]any, 0, 2*len(segs))
+	for i, sg := range segs {
+		v, err := json.Marshal(sg)
+		if err != nil {
+			return fmt.Errorf("encode segment %d of %s/%s: %w", i, eventID, region, err)
+		}
+		fields = append(fields, strconv.Itoa(i), v)
+	}
+	key := SegmentsKey(eventID, region)
+	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.Del(ctx, key)
+		if len(fields) > 0 {
+			p.HSet(ctx, key, fields...)
+			p.Expire(ctx, key, ttl)
+		}
+		p.Set(ctx, CheckpointKey(eventID, region), data, ttl)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("write checkpoint and segments %s/%s: %w", eventID, region, err)
+	}
+	return nil
+}
+
+// SaveSegment writes the progress of segment i of the round in progress.
+func (s *Store) SaveSegment(ctx context.Context, eventID, region string, i int, sg wishes.Segment) error {
+	v, err := json.Marshal(sg)
+	if err != nil {
+		return fmt.Errorf("encode segment %d of %s/%s: %w", i, eventID, region, err)
+	}
+	if err := s.rdb.HSet(ctx, SegmentsKey(eventID, region), strconv.Itoa(i), v).Err(); err != nil {
+		return fmt.Errorf("write segment %d of %s/%s: %w", i, eventID, region, err)
+	}
+	return nil
+}
+
+// Segments reads the progress of the round in progress, n segments.
+func (s *Store) Segments(ctx context.Context, eventID, region string, n int) ([]wishes.Segment, error) {
+	fields := make([]string, n)
+	for i := range fields {
+		fields[i] = strconv.Itoa(i)
+	}
+	vals, err := s.rdb.HMGet(ctx, SegmentsKey(eventID, region), fields...).Result()
+	if err != nil {
+		return nil, fmt.Errorf("read segments of %s/%s: %w", eventID, region, err)
+	}
+	segs := make([]wishes.Segment, n)
+	for i, v := range vals {
+		str, ok := v.(string)
+		if !ok {
+			return nil, fmt.Errorf("segment %d of %s/%s is missing", i, eventID, region)
+		}
+		if err := json.Unmarshal([]byte(str), &segs[i]); err != nil {
+			return nil, fmt.Errorf("stored segment %d of %s/%s: %w", i, eventID, region, err)
+		}
+	}
+	return segs, nil
 }
 
 // SaveCheckpoint writes the progress of a fan-out; it expires after ttl,

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -53,7 +54,7 @@ func TestPageCursor(t *testing.T) {
 		removed = map[string]bool{}
 	)
 	for page := 0; ; page++ {
-		ws, err := st.Page(ctx, sku, "us-east-1", cur, 3)
+		ws, err := st.Page(ctx, sku, "us-east-1", cur, nil, 3)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -139,7 +140,7 @@ func TestScrubCheckpoint(t *testing.T) {
 	if o, _ := st.Checkpoint(ctx, other, "us-east-1"); o.Member != "b2" {
 		t.Fatalf("another user's checkpoint changed: %+v", o)
 	}
-	page, err := st.Page(ctx, sku, "us-east-1", store.Cursor{Score: got.Score, Member: got.Member}, 10)
+	page, err := st.Page(ctx, sku, "us-east-1", store.Cursor{Score: got.Score, Member: got.Member}, nil, 10)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,5 +192,139 @@ func TestSetPrefsWritesTheOptOutRecord(t *testing.T) {
 		if got := read(); got != tc.want {
 			t.Fatalf("%s: record %q, want %q", tc.name, got, tc.want)
 		}
+	}
+}
+
+// TestPlanSegmentsCoverEachWishlisterOnce splits 40 wishlisters (ten per
+// wishlist millisecond, so boundaries fall among equal scores) into
+// segments, pages each on its own up to its end, and finds every
+// wishlister after the cursor in exactly one segment, in order; a limited
+// plan covers exactly the first limit; a small set or a large minimum
+// gives one segment; after an erased boundary is scrubbed, the segments
+// still cover every remaining wishlister once.
+func TestPlanSegmentsCoverEachWishlisterOnce(t *testing.T) {
+	r := env.Redis(t)
+	rdb := redis.NewClient(&redis.Options{Addr: r.Addr})
+	defer rdb.Close()
+	st := store.New(rdb)
+	ctx := context.Background()
+	sku := testenv.Unique(t, "sku")
+	base := time.UnixMilli(1_700_000_000_000)
+	var puts []wishes.Entry
+	for i := range 40 {
+		puts = append(puts, wishes.Entry{UserID: fmt.Sprintf("u%02d", (i*7)%40), SKU: sku, Region: "us-east-1", Channels: []string{"app"},
+			Since: base.Add(time.Duration(i/10) * time.Millisecond)})
+	}
+	if err := st.Write(ctx, puts, nil, make([]*wishes.Entry, len(puts))); err != nil {
+		t.Fatal(err)
+	}
+	var all []string
+	for _, e := range puts {
+		all = append(all, fmt.Sprintf("%d/%s", e.Since.UnixMilli(), e.UserID))
+	}
+	slices.Sort(all)
+
+	// pageAll pages each segment from its start to its end, 3 at a time.
+	pageAll := func(from store.Cursor, ends []*wishes.Bound) (got []string, per []int) {
+		t.Helper()
+		for _, end := range ends {
+			cur, n := from, 0
+			for {
+				ws, err := st.Page(ctx, sku, "us-east-1", cur, end, 3)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(ws) == 0 {
+					break
+				}
+				for _, w := range ws {
+					got = append(got, fmt.Sprintf("%d/%s", w.Score, w.UserID))
+				}
+				n += len(ws)
+				last := ws[len(ws)-1]
+				cur = store.Cursor{Score: last.Score, Member: last.UserID}
+			}
+			per = append(per, n)
+			if end != nil {
+				from = store.Cursor{Score: end.Score, Member: end.Member}
+			}
+		}
+		return got, per
+	}
+
+	n, ends, err := st.Plan(ctx, sku, "us-east-1", store.Cursor{}, -1, 4, 5)
+	if err != nil || n != 40 || len(ends) != 4 || ends[3] != nil {
+		t.Fatalf("plan of all: n=%d ends=%v err=%v; want 40 in 4, the last open", n, ends, err)
+	}
+	if got, per := pageAll(store.Cursor{}, ends); !slices.Equal(got, all) || !slices.Equal(per, []int{10, 10, 10, 10}) {
+		t.Fatalf("segments paged %v (per segment %v), want %v in 4×10", got, per, all)
+	}
+
+	// From a cursor in the middle of a millisecond, at most 13.
+	from := store.Cursor{Score: base.Add(time.Millisecond).UnixMilli(), Member: "u05"}
+	// u05's millisecond is another: the plan starts among the cursor's
+	// score where u05 would sort, as a page does.
+	rest := slices.DeleteFunc(slices.Clone(all), func(s string) bool { return s <= fmt.Sprintf("%d/u05", from.Score) })
+	n, ends, err = st.Plan(ctx, sku, "us-east-1", from, 13, 3, 2)
+	if err != nil || n != 13 || len(ends) != 3 || ends[2] == nil {
+		t.Fatalf("limited plan: n=%d ends=%v err=%v; want 13 in 3, the last closed", n, ends, err)
+	}
+	if got, per := pageAll(from, ends); !slices.Equal(got, rest[:13]) || !slices.Equal(per, []int{4, 4, 5}) {
+		t.Fatalf("limited segments paged %v (per segment %v), want %v", got, per, rest[:13])
+	}
+
+	if _, ends, _ := st.Plan(ctx, sku, "us-east-1", store.Cursor{}, -1, 4, 21); len(ends) != 1 || ends[0] != nil {
+		t.Fatalf("40 wishlisters with 21 per segment at least: %v, want one open segment", ends)
+	}
+	if n, ends, err := st.Plan(ctx, sku, "us-east-1", store.Cursor{Score: base.Add(3 * time.Millisecond).UnixMilli(), Member: "~"}, -1, 4, 1); n != 0 || ends != nil || err != nil {
+		t.Fatalf("plan after the last wishlister: n=%d ends=%v err=%v", n, ends, err)
+	}
+
+	// A round whose second segment ends at a wishlister who is erased.
+	_, ends, _ = st.Plan(ctx, sku, "us-east-1", store.Cursor{}, -1, 4, 5)
+	gone := ends[1].Member
+	event := testenv.Unique(t, "ev")
+	var segs []wishes.Segment
+	prev := wishes.Bound{}
+	for _, e := range ends {
+		segs = append(segs, wishes.Segment{Checkpoint: wishes.Checkpoint{Score: prev.Score, Member: prev.Member}, To: e})
+		if e != nil {
+			prev = *e
+		}
+	}
+	ck := wishes.Checkpoint{Round: &wishes.Round{Segments: len(segs)}}
+	if err := st.SaveRound(ctx, event, "us-east-1", ck, segs, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.EraseUser(ctx, gone, []string{sku}, []string{"us-east-1"}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := st.ScrubCheckpoints(ctx, gone); err != nil || n != 1 {
+		t.Fatalf("scrubbed %d keys, %v; want the segments key", n, err)
+	}
+	if v := rdb.HGetAll(ctx, store.SegmentsKey(event, "us-east-1")).String(); strings.Contains(v, gone) {
+		t.Fatalf("segments still name %s: %s", gone, v)
+	}
+	if ttl := rdb.TTL(ctx, store.SegmentsKey(event, "us-east-1")).Val(); ttl <= 0 || ttl > time.Hour {
+		t.Fatalf("segments TTL %s after the scrub", ttl)
+	}
+	stored, err := st.Segments(ctx, event, "us-east-1", len(segs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var scrubbed []*wishes.Bound
+	for _, sg := range stored {
+		scrubbed = append(scrubbed, sg.To)
+	}
+	want := slices.DeleteFunc(slices.Clone(all), func(s string) bool { return strings.HasSuffix(s, "/"+gone) })
+	if got, _ := pageAll(store.Cursor{}, scrubbed); !slices.Equal(got, want) {
+		t.Fatalf("after the scrub the segments page %v, want %v", got, want)
+	}
+	// Folding the round removes the segments.
+	if err := st.SaveRound(ctx, event, "us-east-1", wishes.Checkpoint{Users: 39}, nil, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if rdb.Exists(ctx, store.SegmentsKey(event, "us-east-1")).Val() != 0 {
+		t.Fatal("segments left after the round was folded")
 	}
 }

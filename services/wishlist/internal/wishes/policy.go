@@ -83,6 +83,37 @@ type Checkpoint struct {
 	// wishlisters it may still notify.
 	Wave     int   `json:"wave,omitempty"`
 	WaveLeft int64 `json:"wave_left,omitempty"`
+	// Notified counts the wishlisters reached on at least one channel
+	// (what a stock-aware wave is sized in).
+	Notified int64 `json:"notified,omitempty"`
+	// Round, when set, is a part of the wishlisters being fanned out by
+	// several segments at once, each with its own checkpoint (Segment);
+	// the cursor above stays at the round's start until all are done.
+	Round *Round `json:"round,omitempty"`
 	// Done marks a finished fan-out: a redelivered restock is skipped.
 	Done bool `json:"done,omitempty"`
+}
+
+// Bound is a place in a sku's sorted set of wishlisters: a wishlist time
+// and, among equal times, a user id.
+type Bound struct {
+	Score  int64  `json:"score"`
+	Member string `json:"member"`
+}
+
+// Round is a range of wishlisters after a checkpoint's cursor, split into
+// Segments contiguous parts that are paged concurrently.
+type Round struct {
+	Segments int `json:"segments"`
+	// End is the round's last wishlister (inclusive); nil: to the end of
+	// the set, wishlisters added meanwhile included.
+	End *Bound `json:"end,omitempty"`
+}
+
+// Segment is the progress of one part of a round: its cursor and counts
+// (the embedded Checkpoint, of which Round, Wave and WaveLeft are unused)
+// and its inclusive end, nil for the round's open last part.
+type Segment struct {
+	Checkpoint
+	To *Bound `json:"to,omitempty"`
 }
