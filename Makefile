@@ -88,6 +88,10 @@ bench-gateway: $(MAILPIT) ## gateway: emails/s to Mailpit and webhooks/s to a ve
 bench-e2e: ## end to end: 1,000,000-wishlister restock API → edge, and first-delivery latency p50/p99
 	$(GO) run backinstock/scripts/cmd/e2ebench
 
+.PHONY: bench-scale
+bench-scale: ## scale: the 1M restock at fan-out parallelism 1, 2, 4 with 1, 2, 4 replicas of the region's fan-out worker and notifier, then 3M (about 15 min on 2 cores)
+	$(GO) run backinstock/scripts/cmd/scalebench
+
 .PHONY: lint
 lint: $(STATICCHECK) $(PROMTOOL) ## gofmt check, each module built and vetted alone, go vet, staticcheck over every module; deploy manifests checked strictly; OpenAPI and AsyncAPI documents validated; promtool's alert rule tests
 	@out=$$(gofmt -l $$($(GO) list -m -f '{{.Dir}}')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

@@ -192,7 +192,7 @@ func (c *Config) bindFanoutPolicy(s *config.Set, d Config) {
 	s.Duration(&c.BatchInterval, "batch-interval", "DELIVERY_INTERVAL", d.BatchInterval, "stock_aware: time between waves")
 	s.Int(&c.PageSize, "page-size", "FANOUT_PAGE_SIZE", d.PageSize, "wishlisters read and produced per page (one checkpoint per page)")
 	s.Int(&c.InFlightPages, "in-flight-pages", "FANOUT_IN_FLIGHT_PAGES", d.InFlightPages, "pages awaiting acks at once (bounds memory and duplicates after a crash)")
-	s.Int(&c.Parallelism, "parallelism", "FANOUT_PARALLELISM", d.Parallelism, "segments of one restock paged at once, each with its own checkpoint (memory and duplicates after a crash grow with it)")
+	s.Int(&c.Parallelism, "parallelism", "FANOUT_PARALLELISM", d.Parallelism, "segments this process pages at once, of its own restocks and of other processes' (1: one cursor per restock; memory and duplicates after a crash grow with it)")
 	s.Int(&c.SegmentMin, "segment-min", "FANOUT_SEGMENT_MIN", d.SegmentMin, "fewest wishlisters per segment: smaller restocks and waves are paged as one")
 	s.Duration(&c.CheckpointTTL, "checkpoint-ttl", "FANOUT_CHECKPOINT_TTL", d.CheckpointTTL, "how long fan-out checkpoints and done markers are kept (longer than the restock topic's retention)")
 	s.String(&c.URLTemplate, "url-template", "PRODUCT_URL_TEMPLATE", d.URLTemplate, "product link for restocks without a product URL; {sku} is replaced")
@@ -509,7 +509,9 @@ func RunFanout(ctx context.Context, cfg Config, log *zap.Logger, reg *prometheus
 	}
 	parts = append(parts,
 		lifecycle.Part{Name: "stockview", Run: view.Run},
-		lifecycle.Part{Name: "fanout-group", Run: group.Run})
+		lifecycle.Part{Name: "fanout-group", Run: group.Run},
+		// Segments of restocks other workers of the region own.
+		lifecycle.Part{Name: "fanout-helper", Run: fo.Help})
 	return lifecycle.Run(ctx, log, parts...)
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -137,8 +138,9 @@ func fanoutResumesAfterSIGKILL(t *testing.T, bin string, parallelism int) {
 	if ck := checkpoint(t, rdb, ev.EventID, region); ck.Done || ck.Records != stopped {
 		t.Fatalf("after SIGTERM: %d records produced, checkpoint %+v (want every produced record checkpointed)", stopped, ck)
 	}
-	if ck := checkpoint(t, rdb, ev.EventID, region); parallelism > 1 && (ck.Round == nil || ck.Round.Segments != parallelism) {
-		t.Fatalf("after SIGTERM: checkpoint %+v, want a round of %d segments in progress", ck, parallelism)
+	// 200,000 wishlisters in segments of at least 20,000 (the default).
+	if ck := checkpoint(t, rdb, ev.EventID, region); parallelism > 1 && (ck.Round == nil || ck.Round.Segments != users/20_000) {
+		t.Fatalf("after SIGTERM: checkpoint %+v, want a round of %d segments in progress", ck, users/20_000)
 	}
 
 	worker = start()
@@ -191,6 +193,161 @@ func fanoutResumesAfterSIGKILL(t *testing.T, bin string, parallelism int) {
 	_ = worker.Process.Signal(syscall.SIGTERM)
 	if err := waitExit(worker, 60*time.Second); err != nil {
 		t.Errorf("worker exit after SIGTERM: %v", err)
+	}
+}
+
+// TestTwoProcessesShareOneRestock runs two real fan-out processes of one
+// region: the restock's segments are paged by both (the one whose partition
+// holds the restock and the other through the open-rounds registry), every
+// request exactly once. Then one is killed (SIGKILL) while it pages a
+// segment of a second restock: the survivor takes its segments over once
+// their leases run out (10 s) — or the restock itself after the group
+// rebalances — and finishes within a minute, nothing missing, the
+// duplicates within what the killed process had in flight.
+func TestTwoProcessesShareOneRestock(t *testing.T) {
+	const (
+		users       = 60_000
+		pageSize    = 500
+		inFlight    = 2
+		parallelism = 2
+		segmentMin  = 2000
+	)
+	bin := buildWishlist(t)
+	kcfg := privateKafka(t)
+	r, err := testenv.StartRedis(testenv.RedisOptions{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Close)
+	region := "eu-west-1"
+	skus := []string{testenv.Unique(t, "shared"), testenv.Unique(t, "killed")}
+
+	file := filepath.Join(t.TempDir(), "wishlist.ndjson")
+	f, err := os.Create(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := bufio.NewWriter(f)
+	for _, sku := range skus {
+		for i := range users {
+			fmt.Fprintf(w, `{"user_id":"u%06d","sku":%q,"region":%q,"channels":["app"]}`+"\n", i, sku, region)
+		}
+	}
+	if err := errors.Join(w.Flush(), f.Close()); err != nil {
+		t.Fatal(err)
+	}
+	imp := exec.Command(bin, "import", "--file", file)
+	imp.Env = childEnv(kcfg, r.URL())
+	if out, err := imp.Output(); err != nil {
+		t.Fatalf("wishlist import: %v %s", err, out)
+	}
+
+	type worker struct {
+		cmd     *exec.Cmd
+		metrics string
+	}
+	start := func() worker {
+		port, err := testenv.FreePort()
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := fmt.Sprintf("127.0.0.1:%d", port)
+		cmd := exec.Command(bin, "fanout", "--region", region, "--page-size", fmt.Sprint(pageSize), "--in-flight-pages", fmt.Sprint(inFlight),
+			"--parallelism", fmt.Sprint(parallelism), "--segment-min", fmt.Sprint(segmentMin), "--metrics-addr", addr)
+		cmd.Env = childEnv(kcfg, r.URL())
+		cmd.Stderr = os.Stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = cmd.Process.Kill(); _, _ = cmd.Process.Wait() })
+		return worker{cmd: cmd, metrics: "http://" + addr + "/metrics"}
+	}
+	// metric reads a series of a worker's /metrics (0 when absent).
+	metric := func(wk worker, series string) float64 {
+		resp, err := http.Get(wk.metrics)
+		if err != nil {
+			return 0
+		}
+		defer resp.Body.Close()
+		sc := bufio.NewScanner(resp.Body)
+		var sum float64
+		for sc.Scan() {
+			line := sc.Text()
+			if strings.HasPrefix(line, series) {
+				var v float64
+				if _, err := fmt.Sscan(line[strings.LastIndexByte(line, ' ')+1:], &v); err == nil {
+					sum += v
+				}
+			}
+		}
+		return sum
+	}
+	a, b := start(), start()
+	for _, wk := range []worker{a, b} {
+		testenv.Eventually(t, 30*time.Second, func() bool { _, err := http.Get(wk.metrics); return err == nil }, "worker metrics up")
+	}
+	rdb := redis.NewClient(&redis.Options{Addr: r.Addr})
+	defer rdb.Close()
+	cl := newClient(t, kcfg)
+	topic := catalog.Notify(region, "app")
+	count := func() map[string]int {
+		counts := map[string]int{}
+		testenv.ReadTopic(t, cl, topic, func(m *sarama.ConsumerMessage) { counts[string(m.Key)]++ })
+		return counts
+	}
+
+	// One restock, two processes: both page its segments.
+	ev := restock(skus[0], region, 1, 100, nil)
+	produceEvent(t, kcfg, catalog.Restock, skus[0], ev)
+	waitDone(t, rdb, ev.EventID, region, 60*time.Second)
+	const done = "backinstock_wishlist_fanout_segments_total"
+	da, db := metric(a, done), metric(b, done)
+	t.Logf("segments done: %v by one process, %v by the other", da, db)
+	if da == 0 || db == 0 {
+		t.Fatalf("segments done %v and %v: want both processes to page some", da, db)
+	}
+	counts := count()
+	for i := range users {
+		if n := counts[fmt.Sprintf("u%06d", i)]; n != 1 {
+			t.Fatalf("u%06d notified %d times, want once", i, n)
+		}
+	}
+	first := int64(users)
+
+	// A second restock; b dies while it pages a segment.
+	ev = restock(skus[1], region, 1, 100, nil)
+	produceEvent(t, kcfg, catalog.Restock, skus[1], ev)
+	testenv.Eventually(t, 30*time.Second, func() bool {
+		return metric(b, "backinstock_wishlist_fanout_segments_in_progress") > 0
+	}, "the second process paging a segment")
+	if err := b.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_, _ = b.cmd.Process.Wait()
+	killed := time.Now()
+	waitDone(t, rdb, ev.EventID, region, 60*time.Second)
+	t.Logf("the survivor finished %s after the kill", time.Since(killed).Round(time.Millisecond))
+
+	counts = count()
+	var dups int64
+	for i := range users {
+		switch n := counts[fmt.Sprintf("u%06d", i)]; {
+		case n < 2:
+			t.Fatalf("u%06d: %d notifications in all, want one per restock", i, n)
+		case n > 2:
+			dups += int64(n - 2)
+		}
+	}
+	var total int64
+	for _, n := range counts {
+		total += int64(n)
+	}
+	// The killed process had at most parallelism segments in flight, each
+	// at most (in-flight pages + 1) pages past its checkpoint.
+	bound := int64(parallelism * (inFlight + 1) * pageSize)
+	t.Logf("%d records for %d requests, %d duplicates (bound %d)", total, first+users, dups, bound)
+	if dups > bound || total != first+users+dups {
+		t.Fatalf("%d duplicates (%d records in all), bound %d", dups, total, bound)
 	}
 }
 

@@ -11,6 +11,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -45,8 +47,9 @@ type Config struct {
 	// URLTemplate links a notification whose restock has no product URL;
 	// "{sku}" is replaced.
 	URLTemplate string
-	// Parallelism is how many segments of one restock's wishlisters this
-	// worker pages at once (1: one after the other, as one cursor).
+	// Parallelism is how many segments of restocks this worker pages at
+	// once, its own restocks' and other workers' (1: a restock is paged as
+	// one cursor, and this worker helps nobody).
 	Parallelism int
 	// SegmentMin is the fewest wishlisters a segment gets: a restock (or
 	// stock-aware wave) smaller than 2·SegmentMin is paged as one.
@@ -104,6 +107,9 @@ type Metrics struct {
 	WaitSeconds prometheus.Counter
 	Checkpoints prometheus.Counter
 	Segments    prometheus.Gauge
+	// SegmentsDone counts segments finished, by "owner" (the worker whose
+	// partition holds the restock) or "helper" (any worker, through Help).
+	SegmentsDone *prometheus.CounterVec
 }
 
 // NewMetrics registers the metrics of region's fan-out with reg.
@@ -120,10 +126,12 @@ func NewMetrics(reg prometheus.Registerer, region string) *Metrics {
 		Waits:       prometheus.NewCounter(prometheus.CounterOpts{Name: "backinstock_wishlist_fanout_batch_waits_total", Help: "Waits between stock-aware waves.", ConstLabels: l}),
 		WaitSeconds: prometheus.NewCounter(prometheus.CounterOpts{Name: "backinstock_wishlist_fanout_batch_wait_seconds_total", Help: "Time spent waiting between stock-aware waves.", ConstLabels: l}),
 		Checkpoints: prometheus.NewCounter(prometheus.CounterOpts{Name: "backinstock_wishlist_fanout_checkpoints_total", Help: "Checkpoints written.", ConstLabels: l}),
-		Segments:    prometheus.NewGauge(prometheus.GaugeOpts{Name: "backinstock_wishlist_fanout_segments_in_progress", Help: "Segments of restock fan-outs being paged concurrently.", ConstLabels: l}),
+		Segments:    prometheus.NewGauge(prometheus.GaugeOpts{Name: "backinstock_wishlist_fanout_segments_in_progress", Help: "Segments of restock fan-outs this worker is paging.", ConstLabels: l}),
+		SegmentsDone: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "backinstock_wishlist_fanout_segments_total",
+			Help: "Segments this worker finished, by owner (its partition holds the restock) or helper.", ConstLabels: l}, []string{"by"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.InProgress, m.FanOuts, m.Produced, m.Wishlisters, m.Waves, m.Waits, m.WaitSeconds, m.Checkpoints, m.Segments)
+		reg.MustRegister(m.InProgress, m.FanOuts, m.Produced, m.Wishlisters, m.Waves, m.Waits, m.WaitSeconds, m.Checkpoints, m.Segments, m.SegmentsDone)
 	}
 	return m
 }
@@ -139,6 +147,10 @@ type Fanout struct {
 
 	produced map[string]prometheus.Counter // by topic
 	topics   map[string]string             // channel -> topic
+	// owner names this worker in segment leases; slots bounds the
+	// segments it pages at once (Parallelism).
+	owner string
+	slots chan struct{}
 }
 
 var _ kafka.Handler = (*Fanout)(nil)
@@ -151,7 +163,8 @@ func New(cfg Config, st *store.Store, prod Sender, view StockView, m *Metrics, l
 		return nil, fmt.Errorf("fanout config: %w", err)
 	}
 	f := &Fanout{cfg: cfg, store: st, prod: prod, view: view, m: m, log: log.With(zap.String("region", cfg.Region)),
-		produced: map[string]prometheus.Counter{}, topics: map[string]string{}}
+		produced: map[string]prometheus.Counter{}, topics: map[string]string{}, owner: workerName(),
+		slots: make(chan struct{}, cfg.Parallelism)}
 	for _, c := range events.ChannelNames() {
 		t := catalog.Notify(cfg.Region, c)
 		f.topics[c] = t
@@ -283,127 +296,11 @@ func (f *Fanout) checkpointID(eventID string) string {
 	return eventID + "@" + f.cfg.CheckpointScope
 }
 
-// round fans out the wishlisters after ck's cursor — at most limit of them,
-// limit < 0 for all — and reports whether the set is exhausted (as stream).
-// With Parallelism > 1 and enough wishlisters it splits them into segments
-// (store.Plan) paged concurrently, each checkpointed on its own; ck keeps
-// the plan (ck.Round) until every segment is done, then takes their counts
-// and moves its cursor to the round's end. An interrupted round resumes
-// each segment where its checkpoint stopped.
-func (f *Fanout) round(ctx context.Context, b *kafka.Batch, ev events.RestockEvent, msg wishes.Message, ck *wishes.Checkpoint, limit int64, trace string) (bool, error) {
-	id := f.checkpointID(ev.EventID)
-	save := func(ctx context.Context, c wishes.Checkpoint) error { return f.saveCheckpoint(ctx, ev, c) }
-	var segs []wishes.Segment
-	if ck.Round == nil {
-		if f.cfg.Parallelism <= 1 {
-			return f.stream(ctx, b.Stopping(), ev, msg, ck, limit, nil, save, trace)
-		}
-		n, ends, err := f.store.Plan(ctx, ev.SKU, f.cfg.Region, store.Cursor{Score: ck.Score, Member: ck.Member}, limit, f.cfg.Parallelism, f.cfg.SegmentMin)
-		if err != nil {
-			return false, err
-		}
-		if n == 0 {
-			return true, nil
-		}
-		if len(ends) == 1 {
-			return f.stream(ctx, b.Stopping(), ev, msg, ck, limit, nil, save, trace)
-		}
-		from := wishes.Bound{Score: ck.Score, Member: ck.Member}
-		for _, end := range ends {
-			segs = append(segs, wishes.Segment{Checkpoint: wishes.Checkpoint{Score: from.Score, Member: from.Member}, To: end})
-			if end != nil {
-				from = *end
-			}
-		}
-		ck.Round = &wishes.Round{Segments: len(segs), End: ends[len(ends)-1]}
-		if err := f.store.SaveRound(ctx, id, f.cfg.Region, *ck, segs, f.cfg.CheckpointTTL); err != nil {
-			return false, err
-		}
-		f.log.Debug("round planned", zap.String("event_id", ev.EventID), zap.Int64("wishlisters", n), zap.Int("segments", len(segs)))
-	} else {
-		var err error
-		if segs, err = f.store.Segments(ctx, id, f.cfg.Region, ck.Round.Segments); err != nil {
-			return false, err
-		}
-	}
-
-	// One segment's failure stops the others, which checkpoint and return.
-	stop := make(chan struct{})
-	var once sync.Once
-	halt := func() { once.Do(func() { close(stop) }) }
-	defer halt()
-	go func() {
-		select {
-		case <-b.Stopping():
-			halt()
-		case <-stop:
-		}
-	}()
-	errs := make([]error, len(segs))
-	var wg sync.WaitGroup
-	for i := range segs {
-		if segs[i].Done {
-			continue
-		}
-		to := segs[i].To
-		saveSeg := func(ctx context.Context, c wishes.Checkpoint) error {
-			if err := f.store.SaveSegment(ctx, id, f.cfg.Region, i, wishes.Segment{Checkpoint: c, To: to}); err != nil {
-				return err
-			}
-			f.m.Checkpoints.Inc()
-			return nil
-		}
-		wg.Go(func() {
-			f.m.Segments.Inc()
-			defer f.m.Segments.Dec()
-			c := segs[i].Checkpoint
-			_, err := f.stream(ctx, stop, ev, msg, &c, -1, to, saveSeg, trace)
-			if err == nil {
-				c.Done = true
-				err = saveSeg(ctx, c)
-			}
-			segs[i].Checkpoint = c
-			if err != nil {
-				errs[i] = err
-				halt()
-			}
-		})
-	}
-	wg.Wait()
-	var interrupted error
-	for _, err := range errs {
-		switch {
-		case err == nil:
-		case errors.Is(err, kafka.ErrInterrupted):
-			interrupted = err
-		default:
-			return false, err
-		}
-	}
-	if interrupted != nil {
-		return false, interrupted
-	}
-	for _, sg := range segs {
-		ck.Users += sg.Users
-		ck.Records += sg.Records
-		ck.Notified += sg.Notified
-		if limit >= 0 {
-			ck.WaveLeft -= sg.Notified
-		}
-	}
-	end := ck.Round.End
-	if end == nil {
-		last := segs[len(segs)-1]
-		end = &wishes.Bound{Score: last.Score, Member: last.Member}
-	}
-	ck.Score, ck.Member = end.Score, end.Member
-	open := ck.Round.End == nil
-	ck.Round = nil
-	if err := f.store.SaveRound(ctx, id, f.cfg.Region, *ck, nil, f.cfg.CheckpointTTL); err != nil {
-		return false, err
-	}
-	f.m.Checkpoints.Inc()
-	return open, nil
+// workerName is unique per process: host, pid and a random part (a pid is
+// reused across containers).
+func workerName() string {
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s/%d/%08x", host, os.Getpid(), rand.Uint32())
 }
 
 func (f *Fanout) saveCheckpoint(ctx context.Context, ev events.RestockEvent, ck wishes.Checkpoint) error {

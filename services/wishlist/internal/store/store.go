@@ -58,12 +58,6 @@ func CheckpointKey(eventID, region string) string {
 	return "wl:ckpt:{" + eventID + "|" + region + "}"
 }
 
-// SegmentsKey holds, while a round of a (restock, region) fan-out is paged
-// by several segments, each segment's progress (field = its index).
-func SegmentsKey(eventID, region string) string {
-	return "wl:seg:{" + eventID + "|" + region + "}"
-}
-
 // Store is the wishlist store.
 type Store struct {
 	rdb  redis.UniversalClient
@@ -658,73 +652,6 @@ func (s *Store) Checkpoint(ctx context.Context, eventID, region string) (wishes.
 		return ck, fmt.Errorf("stored checkpoint %s/%s: %w", eventID, region, err)
 	}
 	return ck, nil
-}
-
-// SaveRound writes a fan-out's checkpoint together with its segments, in
-// one transaction (same slot): segs replace any earlier round's; nil
-// removes them (the round folded into the checkpoint).
-func (s *Store) SaveRound(ctx context.Context, eventID, region string, ck wishes.Checkpoint, segs []wishes.Segment, ttl time.Duration) error {
-	data, err := json.Marshal(ck)
-	if err != nil {
-		return fmt.Errorf("encode checkpoint %s/%s: %w", eventID, region, err)
-	}
-	fields := make([]any, 0, 2*len(segs))
-	for i, sg := range segs {
-		v, err := json.Marshal(sg)
-		if err != nil {
-			return fmt.Errorf("encode segment %d of %s/%s: %w", i, eventID, region, err)
-		}
-		fields = append(fields, strconv.Itoa(i), v)
-	}
-	key := SegmentsKey(eventID, region)
-	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.Del(ctx, key)
-		if len(fields) > 0 {
-			p.HSet(ctx, key, fields...)
-			p.Expire(ctx, key, ttl)
-		}
-		p.Set(ctx, CheckpointKey(eventID, region), data, ttl)
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("write checkpoint and segments %s/%s: %w", eventID, region, err)
-	}
-	return nil
-}
-
-// SaveSegment writes the progress of segment i of the round in progress.
-func (s *Store) SaveSegment(ctx context.Context, eventID, region string, i int, sg wishes.Segment) error {
-	v, err := json.Marshal(sg)
-	if err != nil {
-		return fmt.Errorf("encode segment %d of %s/%s: %w", i, eventID, region, err)
-	}
-	if err := s.rdb.HSet(ctx, SegmentsKey(eventID, region), strconv.Itoa(i), v).Err(); err != nil {
-		return fmt.Errorf("write segment %d of %s/%s: %w", i, eventID, region, err)
-	}
-	return nil
-}
-
-// Segments reads the progress of the round in progress, n segments.
-func (s *Store) Segments(ctx context.Context, eventID, region string, n int) ([]wishes.Segment, error) {
-	fields := make([]string, n)
-	for i := range fields {
-		fields[i] = strconv.Itoa(i)
-	}
-	vals, err := s.rdb.HMGet(ctx, SegmentsKey(eventID, region), fields...).Result()
-	if err != nil {
-		return nil, fmt.Errorf("read segments of %s/%s: %w", eventID, region, err)
-	}
-	segs := make([]wishes.Segment, n)
-	for i, v := range vals {
-		str, ok := v.(string)
-		if !ok {
-			return nil, fmt.Errorf("segment %d of %s/%s is missing", i, eventID, region)
-		}
-		if err := json.Unmarshal([]byte(str), &segs[i]); err != nil {
-			return nil, fmt.Errorf("stored segment %d of %s/%s: %w", i, eventID, region, err)
-		}
-	}
-	return segs, nil
 }
 
 // SaveCheckpoint writes the progress of a fan-out; it expires after ttl,

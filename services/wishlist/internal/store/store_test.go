@@ -15,6 +15,7 @@ import (
 	"backinstock/services/wishlist/internal/store"
 	"backinstock/services/wishlist/internal/wishes"
 	"backinstock/shared/testenv"
+	"backinstock/topics/events"
 	"backinstock/topics/optout"
 )
 
@@ -293,7 +294,7 @@ func TestPlanSegmentsCoverEachWishlisterOnce(t *testing.T) {
 		}
 	}
 	ck := wishes.Checkpoint{Round: &wishes.Round{Segments: len(segs)}}
-	if err := st.SaveRound(ctx, event, "us-east-1", ck, segs, time.Hour); err != nil {
+	if err := st.SaveRound(ctx, event, "us-east-1", ck, segs, nil, time.Hour); err != nil {
 		t.Fatal(err)
 	}
 	if err := st.EraseUser(ctx, gone, []string{sku}, []string{"us-east-1"}); err != nil {
@@ -321,10 +322,99 @@ func TestPlanSegmentsCoverEachWishlisterOnce(t *testing.T) {
 		t.Fatalf("after the scrub the segments page %v, want %v", got, want)
 	}
 	// Folding the round removes the segments.
-	if err := st.SaveRound(ctx, event, "us-east-1", wishes.Checkpoint{Users: 39}, nil, time.Hour); err != nil {
+	if err := st.SaveRound(ctx, event, "us-east-1", wishes.Checkpoint{Users: 39}, nil, nil, time.Hour); err != nil {
 		t.Fatal(err)
 	}
 	if rdb.Exists(ctx, store.SegmentsKey(event, "us-east-1")).Val() != 0 {
 		t.Fatal("segments left after the round was folded")
+	}
+}
+
+// TestSegmentLeasesFenceTheCheckpoint: an opened round is listed for the
+// region's workers with its job; one worker at a time holds a segment's
+// lease, only the holder moves its checkpoint, a lease given up or run out
+// can be taken by another, and folding the round closes it.
+func TestSegmentLeasesFenceTheCheckpoint(t *testing.T) {
+	r := env.Redis(t)
+	rdb := redis.NewClient(&redis.Options{Addr: r.Addr})
+	defer rdb.Close()
+	st := store.New(rdb)
+	ctx := context.Background()
+	id, region := testenv.Unique(t, "ev"), "eu-west-1"
+	segs := []wishes.Segment{{To: &wishes.Bound{Score: 5, Member: "m"}}, {Checkpoint: wishes.Checkpoint{Score: 5, Member: "m"}}}
+	job := &store.RoundJob{Round: 7, Event: events.RestockEvent{EventID: id, SKU: "s", Region: region, Episode: 1}, Trace: "00-x"}
+	if err := st.SaveRound(ctx, id, region, wishes.Checkpoint{Round: &wishes.Round{ID: 7, Segments: 2}}, segs, job, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if ids, err := st.OpenRounds(ctx, region); err != nil || !slices.Contains(ids, id) {
+		t.Fatalf("open rounds %v, %v; want %s", ids, err, id)
+	}
+	gotJob, gotSegs, err := st.Round(ctx, id, region)
+	if err != nil || gotJob == nil || gotJob.Round != 7 || gotJob.Event.SKU != "s" || gotJob.Trace != "00-x" || len(gotSegs) != 2 || gotSegs[0].To.Member != "m" {
+		t.Fatalf("round read back: %+v %+v %v", gotJob, gotSegs, err)
+	}
+
+	claim := func(owner string, i int, ttl time.Duration) bool {
+		t.Helper()
+		ok, err := st.ClaimSegment(ctx, id, region, 7, i, owner, ttl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ok
+	}
+	save := func(owner string, users int64) error {
+		return st.SaveSegment(ctx, id, region, 7, 0, owner, wishes.Segment{Checkpoint: wishes.Checkpoint{Users: users}, To: segs[0].To})
+	}
+	if !claim("a", 0, time.Minute) || claim("b", 0, time.Minute) {
+		t.Fatal("segment 0: a should take the lease and b not")
+	}
+	if err := save("b", 2); !errors.Is(err, store.ErrLeaseLost) {
+		t.Fatalf("b saved without the lease: %v", err)
+	}
+	if err := save("a", 1); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := st.RenewSegment(ctx, id, region, 7, 0, "b", time.Minute); ok {
+		t.Fatal("b renewed a's lease")
+	}
+	if ok, _ := st.RenewSegment(ctx, id, region, 7, 0, "a", time.Minute); !ok {
+		t.Fatal("a could not renew its lease")
+	}
+	_ = st.ReleaseSegment(ctx, id, region, 7, 0, "b") // not b's: nothing
+	if claim("b", 0, time.Minute) {
+		t.Fatal("b took a lease a still holds")
+	}
+	if err := st.ReleaseSegment(ctx, id, region, 7, 0, "a"); err != nil {
+		t.Fatal(err)
+	}
+	if !claim("b", 0, time.Minute) {
+		t.Fatal("b could not take the released lease")
+	}
+	if err := save("a", 3); !errors.Is(err, store.ErrLeaseLost) {
+		t.Fatalf("a saved after giving the lease up: %v", err)
+	}
+	if got, _ := st.Segments(ctx, id, region, 2); got[0].Users != 1 {
+		t.Fatalf("segment 0 after the refused saves: %+v, want a's users=1", got[0])
+	}
+	// A lease that runs out can be taken; another round's leases are apart.
+	if !claim("c", 1, 50*time.Millisecond) {
+		t.Fatal("c could not take segment 1")
+	}
+	time.Sleep(120 * time.Millisecond)
+	if !claim("d", 1, time.Minute) {
+		t.Fatal("d could not take the lease c let run out")
+	}
+	if ok, _ := st.ClaimSegment(ctx, id, region, 8, 1, "e", time.Minute); !ok {
+		t.Fatal("round 8's segment 1 shares round 7's lease")
+	}
+
+	if err := st.SaveRound(ctx, id, region, wishes.Checkpoint{Users: 9}, nil, nil, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if ids, _ := st.OpenRounds(ctx, region); slices.Contains(ids, id) {
+		t.Fatalf("folded round still open: %v", ids)
+	}
+	if j, _, err := st.Round(ctx, id, region); j != nil || err != nil {
+		t.Fatalf("folded round read back: %+v, %v", j, err)
 	}
 }

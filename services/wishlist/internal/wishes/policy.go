@@ -104,7 +104,10 @@ type Bound struct {
 // Round is a range of wishlisters after a checkpoint's cursor, split into
 // Segments contiguous parts that are paged concurrently.
 type Round struct {
-	Segments int `json:"segments"`
+	// ID tells this round from the restock's other rounds (its plan time, ns):
+	// a segment's lease names it.
+	ID       int64 `json:"id"`
+	Segments int   `json:"segments"`
 	// End is the round's last wishlister (inclusive); nil: to the end of
 	// the set, wishlisters added meanwhile included.
 	End *Bound `json:"end,omitempty"`
