@@ -89,7 +89,7 @@ bench-e2e: ## end to end: 1,000,000-wishlister restock API → edge, and first-d
 	$(GO) run backinstock/scripts/cmd/e2ebench
 
 .PHONY: bench-scale
-bench-scale: ## scale: the 1M restock at fan-out parallelism 1, 2, 4 with 1, 2, 4 replicas of the region's fan-out worker and notifier, then 3M (about 15 min on 2 cores)
+bench-scale: ## scale: the 1M restock at fan-out parallelism 1, 2, 4 with 1, 2, 4 replicas of the region's fan-out worker and notifier, then 3M (about 16 min on 2 cores)
 	$(GO) run backinstock/scripts/cmd/scalebench
 
 .PHONY: lint
