@@ -106,18 +106,32 @@ func freeRange(t *testing.T, n int) int {
 	return 0
 }
 
-// waitUp waits for devstack.env, written once everything answers.
+// waitUp waits for devstack.env, written once everything answers. The bound
+// is above devstack's own (90 s for the services' /readyz, after the
+// infrastructure): under make test's load a full stack built with -race
+// once took over 60 s, and when devstack gives up it exits naming what was
+// not ready, which is what the test should report.
 func (d *devstack) waitUp(t *testing.T) {
 	t.Helper()
-	testenv.Eventually(t, 60*time.Second, func() bool {
+	deadline := time.Now().Add(150 * time.Second)
+	for {
 		select {
 		case <-d.exited:
 			t.Fatalf("devstack exited: %v\nstderr:\n%s", d.cmd.ProcessState, d.stderr)
 		default:
 		}
-		_, err := os.Stat(filepath.Join(d.dir, "devstack.env"))
-		return err == nil
-	}, "devstack.env written")
+		if _, err := os.Stat(filepath.Join(d.dir, "devstack.env")); err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			s := d.stderr.String()
+			if len(s) > 4000 {
+				s = s[len(s)-4000:]
+			}
+			t.Fatalf("devstack.env not written within 150 s; stderr (tail):\n%s", s)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 func answers(port int) bool {
