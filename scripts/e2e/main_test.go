@@ -30,12 +30,6 @@ var (
 	edge  *e2eenv.Edge
 )
 
-type printer struct{}
-
-func (printer) Logf(format string, args ...any) {
-	fmt.Printf("[e2e %s] %s\n", time.Now().Format("15:04:05.000"), fmt.Sprintf(format, args...))
-}
-
 func TestMain(m *testing.M) {
 	os.Exit(run(m))
 }
@@ -50,7 +44,7 @@ func run(m *testing.M) int {
 	defer cancel()
 	rate := fmt.Sprintf("app=%d,web=%d,email=%d,sms=%d", faultRate, faultRate, faultRate, faultRate)
 	stack, err = e2eenv.Start(ctx, e2eenv.Options{
-		Dir: dir, Log: printer{}, BinDir: os.Getenv("E2E_BIN_DIR"),
+		Dir: dir, Log: e2eenv.Printer{W: os.Stdout, Tag: "e2e"}, BinDir: os.Getenv("E2E_BIN_DIR"),
 		ServiceEnv: map[string][]string{
 			"notifier-" + faultRegion: {"RATE_LIMITS=" + rate},
 			// The wishlist API verifies the one-click unsubscribe links the

@@ -22,12 +22,6 @@ import (
 	"backinstock/shared/lifecycle"
 )
 
-type printer struct{ w io.Writer }
-
-func (p printer) Logf(format string, args ...any) {
-	fmt.Fprintf(p.w, "[bench %s] %s\n", time.Now().Format("15:04:05.000"), fmt.Sprintf(format, args...))
-}
-
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
@@ -57,7 +51,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "e2ebench:", err)
 		return 2
 	}
-	log := printer{stdout}
+	log := e2eenv.Printer{W: stdout, Tag: "bench"}
 	o.Log = log
 	if out == "" && !noDocs {
 		root, err := e2eenv.RepoRoot()

@@ -17,19 +17,12 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"time"
 
 	"backinstock/scripts/internal/bench"
 	"backinstock/scripts/internal/e2eenv"
 	"backinstock/shared/config"
 	"backinstock/shared/lifecycle"
 )
-
-type printer struct{ w io.Writer }
-
-func (p printer) Logf(format string, args ...any) {
-	fmt.Fprintf(p.w, "[scale %s] %s\n", time.Now().Format("15:04:05.000"), fmt.Sprintf(format, args...))
-}
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 
@@ -80,7 +73,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if large > 0 {
 		setups = append(setups, setup{parallelism: setups[0].parallelism, replicas: setups[0].replicas, users: large})
 	}
-	log := printer{stdout}
+	log := e2eenv.Printer{W: stdout, Tag: "scale"}
 	ctx, stop := lifecycle.SignalContext(context.Background())
 	defer stop()
 	machine := bench.ThisMachine()

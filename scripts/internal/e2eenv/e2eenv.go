@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,9 +24,20 @@ import (
 	"backinstock/shared/testenv"
 )
 
-// Logger is what the environment reports progress to (testing.T, or a printer).
+// Logger is what the environment reports progress to (testing.T, or a Printer).
 type Logger interface {
 	Logf(format string, args ...any)
+}
+
+// Printer is the Logger of the drivers: lines to W, each tagged and timed
+// ("[e2e 15:04:05.000] ...").
+type Printer struct {
+	W   io.Writer
+	Tag string
+}
+
+func (p Printer) Logf(format string, args ...any) {
+	fmt.Fprintf(p.W, "[%s %s] %s\n", p.Tag, time.Now().Format("15:04:05.000"), fmt.Sprintf(format, args...))
 }
 
 // Binaries the environment builds, by import path.

@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 	"github.com/IBM/sarama"
 	"github.com/redis/go-redis/v9"
 
+	"backinstock/services/wishlist/internal/store"
 	"backinstock/shared/kafka"
 	"backinstock/shared/testenv"
 	"backinstock/topics/catalog"
@@ -203,7 +205,10 @@ func fanoutResumesAfterSIGKILL(t *testing.T, bin string, parallelism int) {
 // segment of a second restock: the survivor takes its segments over once
 // their leases run out (10 s) — or the restock itself after the group
 // rebalances — and finishes within a minute, nothing missing, the
-// duplicates within what the killed process had in flight.
+// duplicates within what the killed process had in flight. Last, a third
+// process is paused (SIGSTOP) past the lease while paging and resumed: its
+// segments are taken over, its late checkpoints refused, every wishlister
+// counted once.
 func TestTwoProcessesShareOneRestock(t *testing.T) {
 	const (
 		users       = 60_000
@@ -220,7 +225,7 @@ func TestTwoProcessesShareOneRestock(t *testing.T) {
 	}
 	t.Cleanup(r.Close)
 	region := "eu-west-1"
-	skus := []string{testenv.Unique(t, "shared"), testenv.Unique(t, "killed")}
+	skus := []string{testenv.Unique(t, "shared"), testenv.Unique(t, "killed"), testenv.Unique(t, "paused")}
 
 	file := filepath.Join(t.TempDir(), "wishlist.ndjson")
 	f, err := os.Create(file)
@@ -348,6 +353,74 @@ func TestTwoProcessesShareOneRestock(t *testing.T) {
 	t.Logf("%d records for %d requests, %d duplicates (bound %d)", total, first+users, dups, bound)
 	if dups > bound || total != first+users+dups {
 		t.Fatalf("%d duplicates (%d records in all), bound %d", dups, total, bound)
+	}
+	if ck := checkpoint(t, rdb, ev.EventID, region); ck.Users != users {
+		t.Fatalf("second restock's checkpoint counts %d wishlisters, want %d", ck.Users, users)
+	}
+
+	// A third restock; a new process c is paused (SIGSTOP) past the lease
+	// while it pages a segment, then resumed: a takes its segments over
+	// where their checkpoints stopped, and c's late checkpoints are refused
+	// (the lease fences them), so the round folds each wishlister once.
+	c := start()
+	testenv.Eventually(t, 30*time.Second, func() bool { _, err := http.Get(c.metrics); return err == nil }, "third worker metrics up")
+	before := total
+	aDone := metric(a, done)
+	ev = restock(skus[2], region, 1, 100, nil)
+	produceEvent(t, kcfg, catalog.Restock, skus[2], ev)
+	testenv.Eventually(t, 30*time.Second, func() bool {
+		return metric(c, "backinstock_wishlist_fanout_segments_in_progress") > 0
+	}, "the third process paging a segment")
+	if err := c.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(13 * time.Second)
+	if err := c.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	resumed := time.Now()
+	ck := waitDone(t, rdb, ev.EventID, region, 60*time.Second)
+	t.Logf("the third restock finished %s after the resume", time.Since(resumed).Round(time.Millisecond))
+	if ck.Users != users {
+		t.Fatalf("third restock's checkpoint counts %d wishlisters, want %d (a stale checkpoint moved a segment)", ck.Users, users)
+	}
+	// Each segment finished once, by a or by c: c, resumed, neither
+	// finishes a segment a took over nor takes its lease back.
+	testenv.Eventually(t, 30*time.Second, func() bool {
+		return metric(c, "backinstock_wishlist_fanout_segments_in_progress") == 0
+	}, "the resumed process done with its segments")
+	byA, byC := metric(a, done)-aDone, metric(c, done)
+	t.Logf("third restock's segments finished: %v by a, %v by c", byA, byC)
+	if byA+byC != users/segmentMin {
+		t.Fatalf("segments finished %v + %v times, want each of the %d once", byA, byC, users/segmentMin)
+	}
+	if n := rdb.Exists(context.Background(), store.SegmentsKey(ev.EventID, region)).Val(); n != 0 {
+		t.Fatal("the folded round's segments are back: a stale checkpoint was written after the fold")
+	}
+	counts = count()
+	total, dups = 0, 0
+	for i := range users {
+		switch n := counts[fmt.Sprintf("u%06d", i)]; {
+		case n < 3:
+			t.Fatalf("u%06d: %d notifications in all, want one per restock", i, n)
+		case n > 3:
+			dups += int64(n - 3)
+		}
+	}
+	for _, n := range counts {
+		total += int64(n)
+	}
+	// What c produced past its checkpoints: in flight at the pause, and
+	// after the resume until its first refused checkpoint stopped it.
+	dups -= before - first - users // the second restock's, counted above
+	bound = int64(parallelism * (inFlight + 2) * pageSize)
+	t.Logf("third restock: %d records, %d duplicates (bound %d)", total-before, dups, bound)
+	if dups > bound || total-before != users+dups {
+		t.Fatalf("third restock: %d duplicates (%d records), bound %d", dups, total-before, bound)
+	}
+	_ = c.cmd.Process.Signal(syscall.SIGTERM)
+	if err := waitExit(c.cmd, 60*time.Second); err != nil {
+		t.Errorf("paused worker's exit after SIGTERM: %v", err)
 	}
 }
 

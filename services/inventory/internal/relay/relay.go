@@ -15,8 +15,6 @@ package relay
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
@@ -33,6 +31,7 @@ import (
 	"backinstock/shared/backoff"
 	"backinstock/shared/config"
 	"backinstock/shared/kafka"
+	"backinstock/shared/lease"
 	"backinstock/topics/catalog"
 	"backinstock/topics/events"
 )
@@ -86,7 +85,6 @@ type Relay struct {
 	o     Options
 	log   *zap.Logger
 	prods *producers
-	owner string
 
 	mu      sync.Mutex
 	lastErr error
@@ -98,9 +96,7 @@ func New(st *store.Store, kcfg kafka.Config, o Options, log *zap.Logger) (*Relay
 		return nil, fmt.Errorf("configure relay: %w", err)
 	}
 	o.setDefaults()
-	var b [8]byte
-	_, _ = rand.Read(b[:])
-	return &Relay{st: st, rdb: st.Client(), o: o, log: log, owner: hex.EncodeToString(b[:]), prods: &producers{cfg: kcfg, log: log}}, nil
+	return &Relay{st: st, rdb: st.Client(), o: o, log: log, prods: &producers{cfg: kcfg, log: log}}, nil
 }
 
 // LastError is the last Kafka or Redis error the relay met, nil once a batch
@@ -198,7 +194,7 @@ func nextID(id string) string {
 // shardState is what one shard's loop carries between batches.
 type shardState struct {
 	key     string
-	lease   string
+	lease   lease.Lease
 	cursor  string           // id of the last entry read
 	pending []redis.XMessage // read, not yet trimmed
 	acked   map[string]bool  // records of pending already acknowledged
@@ -219,7 +215,7 @@ type pendingRecord struct {
 }
 
 func (r *Relay) runShard(ctx context.Context, shard int) error {
-	st := &shardState{key: store.OutboxKey(shard), lease: store.RelayLeaseKey(shard), cursor: "0-0", acked: map[string]bool{}, verify: true, shard: shard}
+	st := &shardState{key: store.OutboxKey(shard), lease: lease.New(r.rdb, store.RelayLeaseKey(shard), lease.Token(), r.o.LeaseTTL), cursor: "0-0", acked: map[string]bool{}, verify: true, shard: shard}
 	log := r.log.With(zap.Int("shard", shard))
 	// drainCtx outlives ctx by DrainTimeout: the flush at shutdown.
 	drainCtx, drainCancel := context.WithCancel(context.WithoutCancel(ctx))
@@ -317,24 +313,16 @@ func (r *Relay) read(ctx context.Context, st *shardState, block time.Duration) (
 	return res[0].Messages, nil
 }
 
-// holdLeaseScript takes or renews a shard's lease for this owner.
-var holdLeaseScript = redis.NewScript(`
-local v = redis.call('GET', KEYS[1])
-if v == false or v == ARGV[1] then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-  return 1
-end
-return 0`)
-
+// holdLease takes or renews the shard's lease (every third of its TTL).
 func (r *Relay) holdLease(ctx context.Context, st *shardState) error {
 	if time.Since(st.leaseAt) < r.o.LeaseTTL/3 {
 		return nil
 	}
-	ok, err := holdLeaseScript.Run(ctx, r.rdb, []string{st.lease}, r.owner, r.o.LeaseTTL.Milliseconds()).Int()
+	ok, err := st.lease.Hold(ctx)
 	if err != nil {
 		return fmt.Errorf("renew relay lease: %w", err)
 	}
-	if ok != 1 {
+	if !ok {
 		// Whoever holds it now publishes (and trims) this shard; what this
 		// loop read is stale.
 		st.leaseAt = time.Time{}
@@ -353,17 +341,12 @@ func (r *Relay) holdLease(ctx context.Context, st *shardState) error {
 	return nil
 }
 
-// releaseLeaseScript deletes a lease only if this owner holds it.
-var releaseLeaseScript = redis.NewScript(`
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0`)
-
 // releaseLease lets another replica (or the next start) take the shard at
 // once instead of waiting for the lease to run out.
 func (r *Relay) releaseLease(ctx context.Context, st *shardState) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	_ = releaseLeaseScript.Run(ctx, r.rdb, []string{st.lease}, r.owner).Err()
+	_ = st.lease.Release(ctx)
 }
 
 // publish produces the records of st.pending not yet acknowledged and waits

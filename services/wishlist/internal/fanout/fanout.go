@@ -11,8 +11,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -147,9 +145,7 @@ type Fanout struct {
 
 	produced map[string]prometheus.Counter // by topic
 	topics   map[string]string             // channel -> topic
-	// owner names this worker in segment leases; slots bounds the
-	// segments it pages at once (Parallelism).
-	owner string
+	// slots bounds the segments it pages at once (Parallelism).
 	slots chan struct{}
 }
 
@@ -163,7 +159,7 @@ func New(cfg Config, st *store.Store, prod Sender, view StockView, m *Metrics, l
 		return nil, fmt.Errorf("fanout config: %w", err)
 	}
 	f := &Fanout{cfg: cfg, store: st, prod: prod, view: view, m: m, log: log.With(zap.String("region", cfg.Region)),
-		produced: map[string]prometheus.Counter{}, topics: map[string]string{}, owner: workerName(),
+		produced: map[string]prometheus.Counter{}, topics: map[string]string{},
 		slots: make(chan struct{}, cfg.Parallelism)}
 	for _, c := range events.ChannelNames() {
 		t := catalog.Notify(cfg.Region, c)
@@ -294,13 +290,6 @@ func (f *Fanout) checkpointID(eventID string) string {
 		return eventID
 	}
 	return eventID + "@" + f.cfg.CheckpointScope
-}
-
-// workerName is unique per process: host, pid and a random part (a pid is
-// reused across containers).
-func workerName() string {
-	host, _ := os.Hostname()
-	return fmt.Sprintf("%s/%d/%08x", host, os.Getpid(), rand.Uint32())
 }
 
 func (f *Fanout) saveCheckpoint(ctx context.Context, ev events.RestockEvent, ck wishes.Checkpoint) error {

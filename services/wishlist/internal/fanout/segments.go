@@ -3,7 +3,9 @@ package fanout
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -11,6 +13,7 @@ import (
 	"backinstock/services/wishlist/internal/store"
 	"backinstock/services/wishlist/internal/wishes"
 	"backinstock/shared/kafka"
+	"backinstock/shared/lease"
 	"backinstock/topics/events"
 )
 
@@ -73,48 +76,12 @@ func (f *Fanout) round(ctx context.Context, b *kafka.Batch, ev events.RestockEve
 		f.log.Debug("round planned", zap.String("event_id", ev.EventID), zap.Int64("wishlisters", n), zap.Int("segments", len(segs)))
 	}
 	rd := *ck.Round
-
-	// One segment's failure stops the others, which checkpoint and return.
-	stop := make(chan struct{})
-	var once sync.Once
-	halt := func() { once.Do(func() { close(stop) }) }
-	defer halt()
-	go func() {
-		select {
-		case <-b.Stopping():
-			halt()
-		case <-stop:
-		}
-	}()
 	job := roundJob{id: id, round: rd.ID, ev: ev, msg: msg, trace: trace}
-	errs := make([]error, rd.Segments)
-	var wg sync.WaitGroup
-	for i := range rd.Segments {
-		wg.Go(func() {
-			if errs[i] = f.ownSegment(ctx, stop, job, i); errs[i] != nil {
-				halt()
-			}
-		})
-	}
-	wg.Wait()
-	var interrupted error
-	for _, err := range errs {
-		switch {
-		case err == nil:
-		case errors.Is(err, kafka.ErrInterrupted):
-			interrupted = err
-		default:
-			return false, err
-		}
-	}
-	if interrupted != nil {
-		return false, interrupted
-	}
-	// Every segment is done, by whichever worker: their counts are in Redis.
-	segs, err := f.store.Segments(ctx, id, f.cfg.Region, rd.Segments)
+	segs, err := f.page(ctx, b.Stopping(), job, rd.Segments)
 	if err != nil {
 		return false, err
 	}
+	// Every segment is done, by whichever worker: segs holds their counts.
 	for _, sg := range segs {
 		ck.Users += sg.Users
 		ck.Records += sg.Records
@@ -146,123 +113,164 @@ type roundJob struct {
 	trace string
 }
 
-// ownSegment sees segment i of the restock this worker owns done: with a
-// free slot and the lease it pages it, and otherwise it waits while another
-// worker does (taking over if that one's lease runs out).
-func (f *Fanout) ownSegment(ctx context.Context, stop <-chan struct{}, job roundJob, i int) error {
+// page sees the n segments of a round this worker owns done, and returns
+// them as last read (all done): it pages
+// those it gets a slot and a lease for, and polls while other workers page
+// the rest (taking over any whose lease runs out). One segment's failure
+// stops the others, which checkpoint and return; so does stopping.
+func (f *Fanout) page(ctx context.Context, stopping <-chan struct{}, job roundJob, n int) ([]wishes.Segment, error) {
+	stop := make(chan struct{})
+	var (
+		once  sync.Once
+		mu    sync.Mutex
+		first error
+		wg    sync.WaitGroup
+	)
+	halt := func() { once.Do(func() { close(stop) }) }
+	fail := func(err error) {
+		mu.Lock()
+		if first == nil {
+			first = err
+		}
+		mu.Unlock()
+		halt()
+	}
+	defer halt()
+	go func() {
+		select {
+		case <-stopping:
+			halt()
+		case <-stop:
+		}
+	}()
+	t := time.NewTicker(pollEvery)
+	defer t.Stop()
+	var segs []wishes.Segment
+poll:
 	for {
-		select {
-		case f.slots <- struct{}{}:
-		case <-stop:
-			return kafka.ErrInterrupted
+		var err error
+		if segs, err = f.store.Segments(ctx, job.id, f.cfg.Region, n); err != nil {
+			fail(err)
+			break
 		}
-		ok, err := f.store.ClaimSegment(ctx, job.id, f.cfg.Region, job.round, i, f.owner, segmentLease)
-		if err != nil {
-			<-f.slots
-			return err
+		if !slices.ContainsFunc(segs, func(sg wishes.Segment) bool { return !sg.Done }) {
+			break
 		}
-		if ok {
-			err := f.work(ctx, stop, job, i, "owner")
-			<-f.slots
-			if !errors.Is(err, store.ErrLeaseLost) {
-				return err
+		f.take(ctx, stop, job, segs, "owner", &wg, func(err error) {
+			if err != nil && !errors.Is(err, store.ErrLeaseLost) {
+				fail(err)
 			}
-		} else {
-			<-f.slots
-			segs, err := f.store.Segments(ctx, job.id, f.cfg.Region, i+1)
-			if err != nil {
-				return err
-			}
-			if segs[i].Done {
-				return nil
-			}
-		}
-		t := time.NewTimer(pollEvery)
+		})
 		select {
 		case <-stop:
-			t.Stop()
-			return kafka.ErrInterrupted
+			break poll
 		case <-t.C:
 		}
 	}
+	wg.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	select {
+	case <-stop:
+		if first == nil {
+			return nil, kafka.ErrInterrupted
+		}
+	default:
+	}
+	return segs, first
 }
 
-// work pages segment i under the lease just taken, renewing it, until the
-// segment is done (nil), stop closes (kafka.ErrInterrupted, progress
-// checkpointed), the lease is lost (store.ErrLeaseLost) or something fails.
-// It reads the segment after taking the lease, so it starts where the last
-// holder's checkpoint stopped.
-func (f *Fanout) work(ctx context.Context, stop <-chan struct{}, job roundJob, i int, by string) error {
+// take starts paging, in f.slots' free slots, each segment of segs not done
+// whose lease it gets (none that another goroutine of this process or
+// another worker holds); done gets each one's result.
+func (f *Fanout) take(ctx context.Context, stop <-chan struct{}, job roundJob, segs []wishes.Segment, by string, wg *sync.WaitGroup, done func(error)) {
+	for i, sg := range segs {
+		if sg.Done {
+			continue
+		}
+		select {
+		case f.slots <- struct{}{}:
+		default:
+			return
+		}
+		l := f.store.SegmentLease(job.id, f.cfg.Region, job.round, i, lease.Token(), segmentLease)
+		if ok, err := l.Hold(ctx); err != nil || !ok {
+			// Held elsewhere, or Redis failing: the next poll tries again.
+			<-f.slots
+			continue
+		}
+		wg.Go(func() {
+			defer func() { <-f.slots }()
+			done(f.work(ctx, stop, job, i, l, by))
+		})
+	}
+}
+
+// work pages segment i under l, just taken, renewing it, until the segment
+// is done (nil), stop closes (kafka.ErrInterrupted, progress checkpointed),
+// the lease is lost (store.ErrLeaseLost) or something fails. It reads the
+// segment after taking the lease, so it starts where the last holder's
+// checkpoint stopped.
+func (f *Fanout) work(ctx context.Context, stop <-chan struct{}, job roundJob, i int, l lease.Lease, by string) error {
 	defer func() {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 		defer cancel()
-		_ = f.store.ReleaseSegment(rctx, job.id, f.cfg.Region, job.round, i, f.owner)
+		_ = l.Release(rctx)
 	}()
-	segs, err := f.store.Segments(ctx, job.id, f.cfg.Region, i+1)
-	if err != nil {
+	sg, err := f.store.Segment(ctx, job.id, f.cfg.Region, i)
+	if err != nil || sg.Done {
 		return err
 	}
-	sg := segs[i]
-	if sg.Done {
-		return nil
-	}
-	// lost closes when the lease cannot be renewed: the stream stops.
-	lost, halt := make(chan struct{}), make(chan struct{})
-	var once sync.Once
-	end := func() { once.Do(func() { close(halt) }) }
-	renewDone := make(chan struct{})
+	// halt stops the stream: closed when stop closes or the lease cannot
+	// be renewed (lost: lapsed, maybe taken, finished and released by
+	// another worker, so never taken back), and after the stream returned
+	// (quit).
+	halt, quit := make(chan struct{}), make(chan struct{})
+	var lost atomic.Bool
 	go func() {
-		defer close(renewDone)
+		defer close(halt)
 		t := time.NewTicker(segmentLease / 3)
 		defer t.Stop()
 		last := time.Now()
 		for {
 			select {
 			case <-stop:
-				end()
 				return
-			case <-halt:
+			case <-quit:
 				return
 			case <-t.C:
 			}
-			ok, err := f.store.RenewSegment(ctx, job.id, f.cfg.Region, job.round, i, f.owner, segmentLease)
-			if err == nil && ok {
+			ok, err := l.Renew(ctx)
+			if ok {
 				last = time.Now()
 				continue
 			}
-			if (err == nil && !ok) || time.Since(last) > segmentLease {
+			if err == nil || time.Since(last) > segmentLease {
 				f.log.Warn("segment lease lost; another worker takes it over", zap.String("event_id", job.ev.EventID), zap.Int("segment", i), zap.Error(err))
-				close(lost)
-				end()
+				lost.Store(true)
 				return
 			}
 		}
 	}()
-	defer func() { end(); <-renewDone }()
+	defer func() { close(quit); <-halt }()
 	f.m.Segments.Inc()
 	defer f.m.Segments.Dec()
 	save := func(ctx context.Context, c wishes.Checkpoint) error {
-		if err := f.store.SaveSegment(ctx, job.id, f.cfg.Region, job.round, i, f.owner, wishes.Segment{Checkpoint: c, To: sg.To}); err != nil {
+		if err := f.store.SaveSegment(ctx, job.id, f.cfg.Region, job.round, i, l.Token, wishes.Segment{Checkpoint: c, To: sg.To}); err != nil {
 			return err
 		}
 		f.m.Checkpoints.Inc()
 		return nil
 	}
 	c := sg.Checkpoint
-	_, err = f.stream(ctx, halt, job.ev, job.msg, &c, -1, sg.To, save, job.trace)
-	if err == nil {
+	if _, err = f.stream(ctx, halt, job.ev, job.msg, &c, -1, sg.To, save, job.trace); err == nil {
 		c.Done = true
 		if err = save(ctx, c); err == nil {
 			f.m.SegmentsDone.WithLabelValues(by).Inc()
 			return nil
 		}
 	}
-	select {
-	case <-lost:
-		return store.ErrLeaseLost
-	default:
-	}
-	if errors.Is(err, store.ErrLeaseLost) {
+	if lost.Load() || errors.Is(err, store.ErrLeaseLost) {
 		return store.ErrLeaseLost
 	}
 	return err
@@ -280,7 +288,6 @@ func (f *Fanout) Help(ctx context.Context) error {
 		<-ctx.Done()
 		return nil
 	}
-	slots := f.slots
 	// Work outlives ctx by the drain: stopping a segment waits for its
 	// acks and writes its checkpoint.
 	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
@@ -297,7 +304,7 @@ func (f *Fanout) Help(ctx context.Context) error {
 			return nil
 		case <-t.C:
 		}
-		if len(slots) == cap(slots) {
+		if len(f.slots) == cap(f.slots) {
 			continue
 		}
 		ids, err := f.store.OpenRounds(ctx, f.cfg.Region)
@@ -320,28 +327,11 @@ func (f *Fanout) Help(ctx context.Context) error {
 				continue
 			}
 			rj := roundJob{id: id, round: job.Round, ev: job.Event, msg: wishes.MessageFor(job.Event, f.cfg.URLTemplate), trace: job.Trace}
-			for i, sg := range segs {
-				if sg.Done {
-					continue
+			f.take(wctx, ctx.Done(), rj, segs, "helper", &wg, func(err error) {
+				if err != nil && !errors.Is(err, kafka.ErrInterrupted) && !errors.Is(err, store.ErrLeaseLost) {
+					f.log.Warn("helping with a segment failed; its checkpoint stays for the next worker", zap.String("event_id", rj.ev.EventID), zap.Error(err))
 				}
-				select {
-				case slots <- struct{}{}:
-				default:
-					continue
-				}
-				ok, err := f.store.ClaimSegment(ctx, id, f.cfg.Region, job.Round, i, f.owner, segmentLease)
-				if err != nil || !ok {
-					<-slots
-					continue
-				}
-				wg.Go(func() {
-					defer func() { <-slots }()
-					err := f.work(wctx, ctx.Done(), rj, i, "helper")
-					if err != nil && !errors.Is(err, kafka.ErrInterrupted) && !errors.Is(err, store.ErrLeaseLost) {
-						f.log.Warn("helping with a segment failed; its checkpoint stays for the next worker", zap.String("event_id", rj.ev.EventID), zap.Int("segment", i), zap.Error(err))
-					}
-				})
-			}
+			})
 		}
 	}
 }

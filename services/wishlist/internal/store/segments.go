@@ -11,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"backinstock/services/wishlist/internal/wishes"
+	"backinstock/shared/lease"
 	"backinstock/topics/events"
 )
 
@@ -141,11 +142,8 @@ func (s *Store) Round(ctx context.Context, eventID, region string) (*RoundJob, [
 	segs := make([]wishes.Segment, len(all)-1)
 	for i := range segs {
 		v, ok := all[strconv.Itoa(i)]
-		if !ok {
-			return nil, nil, fmt.Errorf("segment %d of %s/%s is missing", i, eventID, region)
-		}
-		if err := json.Unmarshal([]byte(v), &segs[i]); err != nil {
-			return nil, nil, fmt.Errorf("stored segment %d of %s/%s: %w", i, eventID, region, err)
+		if err := decodeSegment(&segs[i], v, ok, eventID, region, i); err != nil {
+			return nil, nil, err
 		}
 	}
 	return &job, segs, nil
@@ -164,65 +162,54 @@ func (s *Store) Segments(ctx context.Context, eventID, region string, n int) ([]
 	segs := make([]wishes.Segment, n)
 	for i, v := range vals {
 		str, ok := v.(string)
-		if !ok {
-			return nil, fmt.Errorf("segment %d of %s/%s is missing", i, eventID, region)
-		}
-		if err := json.Unmarshal([]byte(str), &segs[i]); err != nil {
-			return nil, fmt.Errorf("stored segment %d of %s/%s: %w", i, eventID, region, err)
+		if err := decodeSegment(&segs[i], str, ok, eventID, region, i); err != nil {
+			return nil, err
 		}
 	}
 	return segs, nil
 }
 
-// ClaimSegment takes segment i's lease for owner if nobody holds it.
-func (s *Store) ClaimSegment(ctx context.Context, eventID, region string, round int64, i int, owner string, ttl time.Duration) (bool, error) {
-	ok, err := s.rdb.SetNX(ctx, leaseKey(eventID, region, round, i), owner, ttl).Result()
-	if err != nil {
-		return false, fmt.Errorf("claim segment %d of %s/%s: %w", i, eventID, region, err)
+// Segment reads the progress of segment i of the round in progress.
+func (s *Store) Segment(ctx context.Context, eventID, region string, i int) (wishes.Segment, error) {
+	var sg wishes.Segment
+	v, err := s.rdb.HGet(ctx, SegmentsKey(eventID, region), strconv.Itoa(i)).Result()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return sg, fmt.Errorf("read segment %d of %s/%s: %w", i, eventID, region, err)
 	}
-	return ok, nil
+	return sg, decodeSegment(&sg, v, err == nil, eventID, region, i)
 }
 
-var (
-	renewLease = redis.NewScript(`
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-return 0`)
-	releaseLease = redis.NewScript(`
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0`)
-	// saveFenced writes a segment's progress only while its lease is the
-	// writer's (KEYS[1] lease, KEYS[2] segments hash).
-	saveFenced = redis.NewScript(`
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
-return 1`)
-)
-
-// RenewSegment extends owner's lease; false when it is no longer owner's.
-func (s *Store) RenewSegment(ctx context.Context, eventID, region string, round int64, i int, owner string, ttl time.Duration) (bool, error) {
-	n, err := renewLease.Run(ctx, s.rdb, []string{leaseKey(eventID, region, round, i)}, owner, ttl.Milliseconds()).Int()
-	if err != nil {
-		return false, fmt.Errorf("renew lease of segment %d of %s/%s: %w", i, eventID, region, err)
+func decodeSegment(sg *wishes.Segment, v string, ok bool, eventID, region string, i int) error {
+	if !ok {
+		return fmt.Errorf("segment %d of %s/%s is missing", i, eventID, region)
 	}
-	return n == 1, nil
-}
-
-// ReleaseSegment gives owner's lease up (nothing when it is not owner's).
-func (s *Store) ReleaseSegment(ctx context.Context, eventID, region string, round int64, i int, owner string) error {
-	if err := releaseLease.Run(ctx, s.rdb, []string{leaseKey(eventID, region, round, i)}, owner).Err(); err != nil {
-		return fmt.Errorf("release lease of segment %d of %s/%s: %w", i, eventID, region, err)
+	if err := json.Unmarshal([]byte(v), sg); err != nil {
+		return fmt.Errorf("stored segment %d of %s/%s: %w", i, eventID, region, err)
 	}
 	return nil
 }
 
+// SegmentLease is token's lease on segment i of round (same slot as the
+// segment's progress, so SaveSegment can be fenced by it).
+func (s *Store) SegmentLease(eventID, region string, round int64, i int, token string, ttl time.Duration) lease.Lease {
+	return lease.New(s.rdb, leaseKey(eventID, region, round, i), token, ttl)
+}
+
+// saveFenced writes a segment's progress only while its lease is the
+// writer's (KEYS[1] lease, KEYS[2] segments hash).
+var saveFenced = redis.NewScript(`
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
+return 1`)
+
 // SaveSegment writes the progress of segment i of the round in progress,
-// if owner still holds its lease (ErrLeaseLost otherwise).
-func (s *Store) SaveSegment(ctx context.Context, eventID, region string, round int64, i int, owner string, sg wishes.Segment) error {
+// if token still holds its lease (ErrLeaseLost otherwise).
+func (s *Store) SaveSegment(ctx context.Context, eventID, region string, round int64, i int, token string, sg wishes.Segment) error {
 	v, err := json.Marshal(sg)
 	if err != nil {
 		return fmt.Errorf("encode segment %d of %s/%s: %w", i, eventID, region, err)
 	}
-	n, err := saveFenced.Run(ctx, s.rdb, []string{leaseKey(eventID, region, round, i), SegmentsKey(eventID, region)}, owner, strconv.Itoa(i), v).Int()
+	n, err := saveFenced.Run(ctx, s.rdb, []string{leaseKey(eventID, region, round, i), SegmentsKey(eventID, region)}, token, strconv.Itoa(i), v).Int()
 	if err != nil {
 		return fmt.Errorf("write segment %d of %s/%s: %w", i, eventID, region, err)
 	}

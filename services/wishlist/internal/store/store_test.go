@@ -356,7 +356,7 @@ func TestSegmentLeasesFenceTheCheckpoint(t *testing.T) {
 
 	claim := func(owner string, i int, ttl time.Duration) bool {
 		t.Helper()
-		ok, err := st.ClaimSegment(ctx, id, region, 7, i, owner, ttl)
+		ok, err := st.SegmentLease(id, region, 7, i, owner, ttl).Hold(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -374,17 +374,17 @@ func TestSegmentLeasesFenceTheCheckpoint(t *testing.T) {
 	if err := save("a", 1); err != nil {
 		t.Fatal(err)
 	}
-	if ok, _ := st.RenewSegment(ctx, id, region, 7, 0, "b", time.Minute); ok {
+	if ok, _ := st.SegmentLease(id, region, 7, 0, "b", time.Minute).Hold(ctx); ok {
 		t.Fatal("b renewed a's lease")
 	}
-	if ok, _ := st.RenewSegment(ctx, id, region, 7, 0, "a", time.Minute); !ok {
+	if ok, _ := st.SegmentLease(id, region, 7, 0, "a", time.Minute).Hold(ctx); !ok {
 		t.Fatal("a could not renew its lease")
 	}
-	_ = st.ReleaseSegment(ctx, id, region, 7, 0, "b") // not b's: nothing
+	_ = st.SegmentLease(id, region, 7, 0, "b", 0).Release(ctx) // not b's: nothing
 	if claim("b", 0, time.Minute) {
 		t.Fatal("b took a lease a still holds")
 	}
-	if err := st.ReleaseSegment(ctx, id, region, 7, 0, "a"); err != nil {
+	if err := st.SegmentLease(id, region, 7, 0, "a", 0).Release(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if !claim("b", 0, time.Minute) {
@@ -404,7 +404,7 @@ func TestSegmentLeasesFenceTheCheckpoint(t *testing.T) {
 	if !claim("d", 1, time.Minute) {
 		t.Fatal("d could not take the lease c let run out")
 	}
-	if ok, _ := st.ClaimSegment(ctx, id, region, 8, 1, "e", time.Minute); !ok {
+	if ok, _ := st.SegmentLease(id, region, 8, 1, "e", time.Minute).Hold(ctx); !ok {
 		t.Fatal("round 8's segment 1 shares round 7's lease")
 	}
 
