@@ -202,29 +202,30 @@ func (w *Watcher) Run(ctx context.Context) error {
 func (w *Watcher) apply(st State) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	for ch, g := range w.gates {
-		i := -1
-		for j, e := range st.Paused {
-			if e.Channel == ch {
-				i = j
-			}
+	at := map[string]int{} // paused channel -> its entry in st.Paused
+	for j, e := range st.Paused {
+		at[e.Channel] = j
+	}
+	// The gauges before the gates: a gate's channels fire as it changes,
+	// and whoever wakes on them reads a gauge already in step.
+	for _, ch := range w.o.Channels {
+		v := 0.0
+		if _, ok := at[ch]; ok && w.gates[ch] != nil {
+			v = 1
 		}
-		if !g.set(i >= 0) {
+		w.o.Metrics.Paused.WithLabelValues(ch).Set(v)
+	}
+	for ch, g := range w.gates {
+		j, paused := at[ch]
+		if !g.set(paused) {
 			continue
 		}
-		if i >= 0 {
-			e := st.Paused[i]
+		if paused {
+			e := st.Paused[j]
 			w.o.Log.Info("channel paused by an operator", zap.String("channel", ch), zap.Time("since", e.Since),
 				zap.String("operator", e.Operator), zap.String("reason", e.Reason))
 		} else {
 			w.o.Log.Info("channel resumed by an operator", zap.String("channel", ch))
 		}
-	}
-	for _, ch := range w.o.Channels {
-		v := 0.0
-		if w.gates[ch].IsPaused() {
-			v = 1
-		}
-		w.o.Metrics.Paused.WithLabelValues(ch).Set(v)
 	}
 }
