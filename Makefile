@@ -88,6 +88,10 @@ bench-gateway: $(MAILPIT) ## gateway: emails/s to Mailpit and webhooks/s to a ve
 bench-e2e: ## end to end: 1,000,000-wishlister restock API → edge, and first-delivery latency p50/p99
 	$(GO) run backinstock/scripts/cmd/e2ebench
 
+.PHONY: bench-edge-streams
+bench-edge-streams: ## edge: JetStream ingest with one stream per channel against one stream per region, exactly once checked (about 1 min)
+	$(MAKE) -C services/notifier streams
+
 .PHONY: bench-scale
 bench-scale: ## scale: the 1M restock at fan-out parallelism 1, 2, 4 with 1, 2, 4 replicas of the region's fan-out worker and notifier, then 3M (about 16 min on 2 cores)
 	$(GO) run backinstock/scripts/cmd/scalebench

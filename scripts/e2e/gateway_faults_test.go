@@ -60,18 +60,13 @@ func gatewayEnv(extra ...string) []string {
 	}, extra...)
 }
 
-// ownRegion creates a region of its own: its edge stream as the
-// notifier creates it (names from topics/edge, file storage, a duplicate
-// window).
+// ownRegion creates a region of its own: its edge streams as the notifier
+// creates them (testenv.CreateEdgeStreams).
 func ownRegion(t *testing.T, ctx context.Context, prefix string) string {
 	t.Helper()
 	region := fmt.Sprintf("%s-%d", prefix, time.Now().UnixNano()%1_000_000)
-	_, err := edge.JS.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name: edgenames.StreamName(region), Subjects: []string{edgenames.RegionFilter(region)},
-		Storage: jetstream.FileStorage, Retention: jetstream.LimitsPolicy, Duplicates: time.Hour,
-	})
-	if err != nil {
-		t.Fatalf("create edge stream of %s: %v", region, err)
+	if err := testenv.CreateEdgeStreams(ctx, edge.JS, region); err != nil {
+		t.Fatalf("edge streams of %s: %v", region, err)
 	}
 	return region
 }
@@ -312,7 +307,7 @@ func TestGatewaySIGKILLAtEachStep(t *testing.T) {
 	region := ownRegion(t, ctx, "gwkill")
 	mp := startMailpit(t, "mailpit-"+region)
 	ids := publishEmails(t, ctx, region, "SKU-KILL", 0, n)
-	t.Logf("published %d notifications to %s in %s", n, edgenames.StreamName(region), time.Since(t0).Round(time.Millisecond))
+	t.Logf("published %d notifications to %s in %s", n, edgenames.StreamName(region, events.ChannelEmail), time.Since(t0).Round(time.Millisecond))
 
 	crashEnv := func(point string) []string {
 		return []string{"GATEWAY_CRASH_AT=" + point, "GATEWAY_CRASH_AFTER_N=" + strconv.Itoa(gwCrashAfter)}

@@ -57,9 +57,9 @@ func (e *expectation) add(user, sku, region string, episode int64, chans ...stri
 }
 
 // baselines are the edge streams' last sequences before a scenario acts.
-func baselines(t *testing.T, ctx context.Context) map[string]uint64 {
+func baselines(t *testing.T, ctx context.Context) map[string]e2eenv.Mark {
 	t.Helper()
-	out := map[string]uint64{}
+	out := map[string]e2eenv.Mark{}
 	for _, r := range stack.Regions {
 		_, last, err := edge.State(ctx, r)
 		if err != nil {
@@ -75,7 +75,7 @@ func baselines(t *testing.T, ctx context.Context) map[string]uint64 {
 // the scenario's skus, prints the counts and fails unless every expected
 // notification is there exactly once and nothing else is. It returns what
 // arrived.
-func verify(t *testing.T, ctx context.Context, name string, base map[string]uint64, exp *expectation, timeout time.Duration) []e2eenv.Delivered {
+func verify(t *testing.T, ctx context.Context, name string, base map[string]e2eenv.Mark, exp *expectation, timeout time.Duration) []e2eenv.Delivered {
 	t.Helper()
 	var waitErrs []string
 	for r, n := range exp.byRegion {
@@ -90,7 +90,7 @@ func verify(t *testing.T, ctx context.Context, name string, base map[string]uint
 	}
 	var got []e2eenv.Delivered
 	for _, r := range stack.Regions {
-		d, err := edge.Collect(ctx, r, base[r]+1, func(d *e2eenv.Delivered) bool { return exp.skus[d.SKU] })
+		d, err := edge.Collect(ctx, r, base[r], func(d *e2eenv.Delivered) bool { return exp.skus[d.SKU] })
 		if err != nil {
 			t.Fatalf("collect %s: %v", r, err)
 		}

@@ -151,13 +151,13 @@ func TestRedisStall40s(t *testing.T) {
 	}
 	resumedAt := time.Now()
 	rec.setPhase("after")
-	stack.Log.Logf("redis-stall: resumed after %s; the edge of %s grew by %d during it", resumedAt.Sub(paused).Round(time.Millisecond), faultRegion, beforeResume-atStall)
+	stack.Log.Logf("redis-stall: resumed after %s; the edge of %s grew by %d during it", resumedAt.Sub(paused).Round(time.Millisecond), faultRegion, beforeResume.Total()-atStall.Total())
 
 	// Delivery resumes by itself.
 	var resumeDelay time.Duration
 	for {
 		_, last, err := edge.State(ctx, faultRegion)
-		if err == nil && last > beforeResume {
+		if err == nil && last.Total() > beforeResume.Total() {
 			resumeDelay = time.Since(resumedAt)
 			break
 		}
@@ -593,10 +593,10 @@ func getStock(ctx context.Context, c *e2eenv.Client, sku, region string) (e2eenv
 
 // waitDelivered waits until a notification of sku is in region's edge
 // stream after baseline and returns how long after since it was seen.
-func waitDelivered(t *testing.T, ctx context.Context, region string, baseline uint64, sku string, since time.Time, bound time.Duration) time.Duration {
+func waitDelivered(t *testing.T, ctx context.Context, region string, baseline e2eenv.Mark, sku string, since time.Time, bound time.Duration) time.Duration {
 	t.Helper()
 	for {
-		got, err := edge.Collect(ctx, region, baseline+1, func(d *e2eenv.Delivered) bool { return d.SKU == sku })
+		got, err := edge.Collect(ctx, region, baseline, func(d *e2eenv.Delivered) bool { return d.SKU == sku })
 		if err == nil && len(got) > 0 {
 			return time.Since(since)
 		}

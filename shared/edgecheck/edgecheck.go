@@ -1,4 +1,4 @@
-// Package edgecheck reads a region's edge stream back and gives the
+// Package edgecheck reads a region's edge streams back and gives the
 // exactly-once verdict (every expected notification id once: no duplicate,
 // none missing, none unexpected, Nats-Msg-Id and subject matching the
 // payload). The e2e tests, the e2e bench and the notifier bench share it, so
@@ -16,11 +16,12 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"backinstock/topics/edge"
+	"backinstock/topics/events"
 )
 
-// Delivered is one notification held by the edge stream.
+// Delivered is one notification held by an edge stream.
 type Delivered struct {
-	Seq            uint64
+	Seq            uint64 // in its channel's stream
 	Subject        string
 	MsgID          string
 	NotificationID string `json:"notification_id"`
@@ -33,48 +34,84 @@ type Delivered struct {
 	At time.Time `json:"-"`
 }
 
-// LastSeq is the last sequence of the region's edge stream.
-func LastSeq(ctx context.Context, js jetstream.JetStream, region string) (uint64, error) {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	st, err := js.Stream(ctx, edge.StreamName(region))
-	if err != nil {
-		return 0, fmt.Errorf("edge stream %s: %w", edge.StreamName(region), err)
+// Mark is where a region's edge stood: each channel stream's last sequence,
+// by channel (absent: 0, nothing yet).
+type Mark map[string]uint64
+
+// Total is the sum of the streams' last sequences: how many messages the
+// region's edge has stored so far, so it grows with every one.
+func (m Mark) Total() uint64 {
+	var t uint64
+	for _, s := range m {
+		t += s
 	}
-	return st.CachedInfo().State.LastSeq, nil
+	return t
 }
 
-// Collect reads the region's stream from sequence from (1: everything) up to
-// its last sequence at the time of the call, keeping what keep accepts
-// (nil: all). Reading is by an ordered consumer, so it survives nothing but
-// needs no cleanup.
-func Collect(ctx context.Context, js jetstream.JetStream, region string, from uint64, keep func(*Delivered) bool) ([]Delivered, error) {
-	last, err := LastSeq(ctx, js, region)
+// State is how many messages a region's edge streams hold now and where
+// they stand.
+type State struct {
+	Msgs uint64
+	Last Mark
+}
+
+// Read returns the state of region's edge streams (topics/edge: one per
+// channel).
+func Read(ctx context.Context, js jetstream.JetStream, region string) (State, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	st := State{Last: Mark{}}
+	for _, ch := range events.ChannelNames() {
+		name := edge.StreamName(region, ch)
+		s, err := js.Stream(ctx, name)
+		if err != nil {
+			return st, fmt.Errorf("edge stream %s: %w", name, err)
+		}
+		info := s.CachedInfo().State
+		st.Msgs += info.Msgs
+		st.Last[ch] = info.LastSeq
+	}
+	return st, nil
+}
+
+// Collect reads the region's streams after mark (nil: everything) up to
+// their last sequences at the time of the call, keeping what keep accepts
+// (nil: all), channel by channel (in each, in stream order). Reading is by
+// ordered consumers, so it survives nothing but needs no cleanup.
+func Collect(ctx context.Context, js jetstream.JetStream, region string, after Mark, keep func(*Delivered) bool) ([]Delivered, error) {
+	now, err := Read(ctx, js, region)
 	if err != nil {
 		return nil, err
 	}
-	if from < 1 {
-		from = 1
+	var out []Delivered
+	for _, ch := range events.ChannelNames() {
+		if out, err = collect(ctx, js, edge.StreamName(region, ch), after[ch]+1, now.Last[ch], keep, out); err != nil {
+			return out, err
+		}
 	}
+	return out, nil
+}
+
+// collect appends the messages from..last of one stream to out.
+func collect(ctx context.Context, js jetstream.JetStream, stream string, from, last uint64, keep func(*Delivered) bool, out []Delivered) ([]Delivered, error) {
 	if last < from {
-		return nil, nil
+		return out, nil
 	}
-	cons, err := js.OrderedConsumer(ctx, edge.StreamName(region), jetstream.OrderedConsumerConfig{
+	cons, err := js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{
 		DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: from,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("ordered consumer on %s: %w", edge.StreamName(region), err)
+		return out, fmt.Errorf("ordered consumer on %s: %w", stream, err)
 	}
 	it, err := cons.Messages(jetstream.PullMaxMessages(4096))
 	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", edge.StreamName(region), err)
+		return out, fmt.Errorf("read %s: %w", stream, err)
 	}
 	defer it.Stop()
-	var out []Delivered
 	for {
 		m, err := it.Next(jetstream.NextContext(ctx))
 		if err != nil {
-			return out, fmt.Errorf("read %s up to seq %d: %w", edge.StreamName(region), last, err)
+			return out, fmt.Errorf("read %s up to seq %d: %w", stream, last, err)
 		}
 		meta, err := m.Metadata()
 		if err != nil {

@@ -1,11 +1,16 @@
 package testenv
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"backinstock/topics/edge"
+	"backinstock/topics/events"
 )
 
 // NATSOptions configure the embedded server.
@@ -98,3 +103,19 @@ func (n *NATS) Restart() error {
 
 // Close stops the server.
 func (n *NATS) Close() { n.Stop() }
+
+// CreateEdgeStreams creates region's edge streams as the notifier does (one
+// per channel holding its subjects, file storage, limits retention, a
+// duplicate window of an hour), for tests and benches that publish to the
+// edge or read it without a notifier.
+func CreateEdgeStreams(ctx context.Context, js jetstream.JetStream, region string) error {
+	for _, ch := range events.ChannelNames() {
+		if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+			Name: edge.StreamName(region, ch), Subjects: []string{edge.ChannelFilter(region, ch)},
+			Storage: jetstream.FileStorage, Retention: jetstream.LimitsPolicy, Duplicates: time.Hour,
+		}); err != nil {
+			return fmt.Errorf("create edge stream %s: %w", edge.StreamName(region, ch), err)
+		}
+	}
+	return nil
+}

@@ -26,11 +26,38 @@ const Prefix = prefix
 // user may ever be allowed to read.
 func AllFilter() string { return prefix + ".>" }
 
-// StreamName is the JetStream stream of a region: EDGE_<REGION>, upper case
-// with '-' as '_', because stream names are conventionally upper case and
-// the region's '-' reads badly there. Regions differ in more than case and
-// dashes, so no two regions share a stream.
-func StreamName(region string) string {
+// StreamName is the JetStream stream of one channel of a region:
+// EDGE_<REGION>_<CHANNEL>, upper case with '-' as '_', because stream names
+// are conventionally upper case and the region's '-' reads badly there.
+// Regions differ in more than case and dashes and channels never hold '_',
+// so no two (region, channel) pairs share a stream.
+//
+// A region's edge is one stream per channel, not one stream for the region:
+// JetStream writes a stream's messages one at a time, so one stream is a
+// wall for a big restock (measured in docs/benchmarks.md, "Edge streams").
+// A stream per channel keeps each subject where it was (ChannelFilter is
+// what a stream holds and what its gateway reads), and a notification's
+// Nats-Msg-Id still meets its duplicate window: a notification has one
+// channel, so it always goes to the same stream.
+func StreamName(region, channel string) string {
+	return LegacyStreamName(region) + "_" + strings.ToUpper(channel)
+}
+
+// Streams are the edge streams of region, one per channel, in
+// events.ChannelNames order.
+func Streams(region string) []string {
+	out := make([]string, 0, len(events.ChannelNames()))
+	for _, ch := range events.ChannelNames() {
+		out = append(out, StreamName(region, ch))
+	}
+	return out
+}
+
+// LegacyStreamName is the one stream a region's edge had before it was
+// split per channel: EDGE_<REGION>, holding RegionFilter. The notifier
+// refuses to start while it exists (its subjects overlap the channel
+// streams'); docs/runbooks.md says how to retire it.
+func LegacyStreamName(region string) string {
 	return "EDGE_" + strings.ToUpper(strings.ReplaceAll(region, "-", "_"))
 }
 
@@ -63,26 +90,26 @@ func ParseSubject(subject string) (region, channel, userID string, err error) {
 	return region, channel, userID, nil
 }
 
-// RegionFilter matches every subject of region: what its stream holds, so
-// one stream per region keeps a region's edge independent of the others.
+// RegionFilter matches every subject of region: what its streams hold
+// together, so a region's edge is independent of the others.
 func RegionFilter(region string) string {
 	return prefix + "." + region + ".>"
 }
 
-// ChannelFilter matches the subjects of one channel in region: what a
-// per-channel consumer (a channel gateway) reads, so each gateway sees only
-// its own channel's notifications.
+// ChannelFilter matches the subjects of one channel in region: what the
+// channel's stream holds and what its consumer (a channel gateway) reads,
+// so each gateway sees only its own channel's notifications.
 func ChannelFilter(region, channel string) string {
 	return prefix + "." + region + "." + channel + ".>"
 }
 
 // GatewayConsumer is the durable JetStream consumer through which the
-// gateways of a region read channel from the region's stream, with
+// gateways of a region read channel from the channel's stream, with
 // ChannelFilter as its filter. One name per channel, shared by every gateway
 // replica of the region: the server spreads the messages over whoever pulls,
 // and a replica that starts again resumes where the consumer is. The stream
-// is per region, so the name need not say the region. Consumer names may not
-// hold '.', '*', '>' or spaces; a channel never does.
+// is per region and channel, so the name need not say either. Consumer
+// names may not hold '.', '*', '>' or spaces; a channel never does.
 func GatewayConsumer(channel string) string {
 	return "gateway-" + channel
 }

@@ -8,16 +8,22 @@ import (
 )
 
 func TestStreamName(t *testing.T) {
-	cases := []struct{ region, want string }{
-		{"us-east-1", "EDGE_US_EAST_1"},
-		{"eu-west-1", "EDGE_EU_WEST_1"},
-		{"bare", "EDGE_BARE"},
-		{"r1", "EDGE_R1"},
+	cases := []struct{ region, channel, want string }{
+		{"us-east-1", "app", "EDGE_US_EAST_1_APP"},
+		{"eu-west-1", "email", "EDGE_EU_WEST_1_EMAIL"},
+		{"bare", "sms", "EDGE_BARE_SMS"},
+		{"r1", "web", "EDGE_R1_WEB"},
 	}
 	for _, c := range cases {
-		if got := edge.StreamName(c.region); got != c.want {
-			t.Errorf("StreamName(%q) = %q, want %q", c.region, got, c.want)
+		if got := edge.StreamName(c.region, c.channel); got != c.want {
+			t.Errorf("StreamName(%q, %q) = %q, want %q", c.region, c.channel, got, c.want)
 		}
+	}
+	if got, want := edge.LegacyStreamName("us-east-1"), "EDGE_US_EAST_1"; got != want {
+		t.Errorf("LegacyStreamName = %q, want %q", got, want)
+	}
+	if got, want := strings.Join(edge.Streams("r1"), " "), "EDGE_R1_APP EDGE_R1_WEB EDGE_R1_EMAIL EDGE_R1_SMS"; got != want {
+		t.Errorf("Streams(r1) = %q, want %q", got, want)
 	}
 }
 

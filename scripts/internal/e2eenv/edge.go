@@ -12,7 +12,6 @@ import (
 
 	"backinstock/shared/edgecheck"
 	"backinstock/shared/natsconn"
-	"backinstock/topics/edge"
 )
 
 // Edge reads what reached the NATS edge, with a service user's credentials,
@@ -35,16 +34,14 @@ func (s *Stack) ConnectEdge() (*Edge, error) {
 // Close closes the connection.
 func (e *Edge) Close() { e.NC.Close() }
 
-// State is a stream's message count and last sequence.
-func (e *Edge) State(ctx context.Context, region string) (msgs, last uint64, err error) {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	st, err := e.JS.Stream(ctx, edge.StreamName(region))
-	if err != nil {
-		return 0, 0, fmt.Errorf("edge stream %s: %w", edge.StreamName(region), err)
-	}
-	info := st.CachedInfo()
-	return info.State.Msgs, info.State.LastSeq, nil
+// Mark is where a region's edge streams stood (edgecheck.Mark).
+type Mark = edgecheck.Mark
+
+// State is how many messages the region's edge streams hold and where they
+// stand; Collect and WaitCount take the mark as a baseline.
+func (e *Edge) State(ctx context.Context, region string) (msgs uint64, last Mark, err error) {
+	st, err := edgecheck.Read(ctx, e.JS, region)
+	return st.Msgs, st.Last, err
 }
 
 // Delivered, Counts and Tally live in shared/edgecheck, which the notifier
@@ -59,25 +56,25 @@ func Tally(scenario string, expected map[string]bool, got []Delivered) Counts {
 	return edgecheck.Tally(scenario, expected, got)
 }
 
-// Collect reads the region's stream from sequence from (1: everything) up to
-// its last sequence at the time of the call, keeping what keep accepts
-// (nil: all); see edgecheck.Collect.
-func (e *Edge) Collect(ctx context.Context, region string, from uint64, keep func(*Delivered) bool) ([]Delivered, error) {
-	return edgecheck.Collect(ctx, e.JS, region, from, keep)
+// Collect reads the region's streams after mark (nil: everything) up to
+// where they are at the time of the call, keeping what keep accepts (nil:
+// all); see edgecheck.Collect.
+func (e *Edge) Collect(ctx context.Context, region string, after Mark, keep func(*Delivered) bool) ([]Delivered, error) {
+	return edgecheck.Collect(ctx, e.JS, region, after, keep)
 }
 
 // ErrTimeout marks a wait that ran out.
 var ErrTimeout = errors.New("timed out")
 
-// WaitCount polls the region's stream until at least n messages arrived
-// after baseline (a LastSeq taken before), or timeout passes.
-func (e *Edge) WaitCount(ctx context.Context, region string, baseline, n uint64, timeout time.Duration) (uint64, error) {
+// WaitCount polls the region's streams until at least n messages arrived
+// after baseline (a State taken before), or timeout passes.
+func (e *Edge) WaitCount(ctx context.Context, region string, baseline Mark, n uint64, timeout time.Duration) (uint64, error) {
 	deadline := time.Now().Add(timeout)
 	var got uint64
 	for {
 		_, last, err := e.State(ctx, region)
 		if err == nil {
-			got = last - baseline
+			got = last.Total() - baseline.Total()
 			if got >= n {
 				return got, nil
 			}
@@ -93,7 +90,7 @@ func (e *Edge) WaitCount(ctx context.Context, region string, baseline, n uint64,
 	}
 }
 
-// WaitQuiet waits until the region's stream has not grown for quiet, so
+// WaitQuiet waits until the region's streams have not grown for quiet, so
 // late duplicates or stragglers would have been seen, or timeout passes.
 func (e *Edge) WaitQuiet(ctx context.Context, region string, quiet, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
@@ -101,14 +98,14 @@ func (e *Edge) WaitQuiet(ctx context.Context, region string, quiet, timeout time
 	since := time.Now()
 	for {
 		_, l, err := e.State(ctx, region)
-		if err == nil && l != last {
-			last, since = l, time.Now()
+		if err == nil && l.Total() != last {
+			last, since = l.Total(), time.Now()
 		}
 		if time.Since(since) >= quiet {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("%w: edge stream of %s still growing after %s", ErrTimeout, region, timeout)
+			return fmt.Errorf("%w: edge streams of %s still growing after %s", ErrTimeout, region, timeout)
 		}
 		select {
 		case <-ctx.Done():

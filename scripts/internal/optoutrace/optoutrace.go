@@ -30,6 +30,7 @@ import (
 	notifier "backinstock/services/notifier/app"
 	wishlist "backinstock/services/wishlist/app"
 	"backinstock/shared/config"
+	"backinstock/shared/edgecheck"
 	"backinstock/shared/kafka"
 	"backinstock/shared/testenv"
 	"backinstock/topics/catalog"
@@ -62,8 +63,8 @@ type Options struct {
 // Result is what the leaver got.
 type Result struct {
 	Leaver string
-	// Seq is the edge stream's last sequence read right after the 2xx.
-	Seq uint64
+	// Seq is where the edge streams stood right after the 2xx.
+	Seq edgecheck.Mark
 	// LeaverRecords, LeaverEdge and LateEdge are per channel: the leaver's
 	// records, their messages at the edge, and those stored after Seq.
 	LeaverRecords, LeaverEdge, LateEdge map[string]int
@@ -85,7 +86,7 @@ type Result struct {
 }
 
 func (r Result) String() string {
-	return fmt.Sprintf("leaver records %v, at the edge %v, after the 2xx (seq > %d) %v (bound %v); webhooks %d, after the 2xx %d; suppressed by the notifier %d, by the gateway %d; late edge emails not suppressed %d; others missing %d; %s",
+	return fmt.Sprintf("leaver records %v, at the edge %v, after the 2xx (seq > %v) %v (bound %v); webhooks %d, after the 2xx %d; suppressed by the notifier %d, by the gateway %d; late edge emails not suppressed %d; others missing %d; %s",
 		r.LeaverRecords, r.LeaverEdge, r.Seq, r.LateEdge, r.Bound, r.Sent, r.LateSent, r.NotifierSuppressed, r.GatewaySuppressed, r.LateEmailsNotSuppressed, r.OthersMissing, r.Elapsed.Round(time.Millisecond))
 }
 
@@ -157,13 +158,9 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	stops = append(stops, stop)
 
 	// The unsubscribe, once a third of the app notifications are at the edge.
-	stream, err := js.Stream(ctx, topicsedge.StreamName(o.Region))
-	if err != nil {
-		return res, err
-	}
 	if err := wait(ctx, time.Minute, func() (bool, error) {
-		info, err := stream.Info(ctx)
-		return err == nil && info.State.Msgs >= uint64(o.Records/3), nil
+		st, err := edgecheck.Read(ctx, js, o.Region)
+		return err == nil && st.Msgs >= uint64(o.Records/3), nil
 	}); err != nil {
 		return res, fmt.Errorf("a third of the fan-out at the edge: %w", err)
 	}
@@ -181,18 +178,18 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	if resp.StatusCode != http.StatusOK {
 		return res, fmt.Errorf("one-click unsubscribe: %s", resp.Status)
 	}
-	info, err := stream.Info(ctx)
+	st, err := edgecheck.Read(ctx, js, o.Region)
 	if err != nil {
 		return res, err
 	}
-	res.Seq = info.State.LastSeq
-	o.Logf("unsubscribed %s at edge sequence %d of %d records", res.Leaver, res.Seq, len(ns))
+	res.Seq = st.Last
+	o.Logf("unsubscribed %s at edge sequences %v of %d records", res.Leaver, res.Seq, len(ns))
 
 	// Everything consumed and answered.
 	if err := waitCommitted(ctx, o); err != nil {
 		return res, err
 	}
-	cons, err := js.Consumer(ctx, topicsedge.StreamName(o.Region), topicsedge.GatewayConsumer(events.ChannelEmail))
+	cons, err := js.Consumer(ctx, topicsedge.StreamName(o.Region, events.ChannelEmail), topicsedge.GatewayConsumer(events.ChannelEmail))
 	if err != nil {
 		return res, err
 	}
@@ -207,7 +204,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	if err != nil {
 		return res, err
 	}
-	othersApp, err := readEdge(ctx, stream, &res, receipts)
+	othersApp, err := readEdge(ctx, js, o.Region, &res, receipts)
 	if err != nil {
 		return res, err
 	}
@@ -485,61 +482,32 @@ func readReceipts(ctx context.Context, cfg kafka.Config, topic string) (map[stri
 	}
 }
 
-// readEdge counts the leaver's messages in the stream, and those stored
-// after res.Seq, checking each late email's receipt; it returns the other
-// users' app messages.
-func readEdge(ctx context.Context, stream jetstream.Stream, res *Result, receipts map[string]string) (othersApp int, err error) {
-	info, err := stream.Info(ctx)
+// readEdge counts the leaver's messages on the region's edge, and those
+// stored after res.Seq, checking each late email's receipt; it returns the
+// other users' app messages.
+func readEdge(ctx context.Context, js jetstream.JetStream, region string, res *Result, receipts map[string]string) (othersApp int, err error) {
+	got, err := edgecheck.Collect(ctx, js, region, nil, nil)
 	if err != nil {
 		return 0, err
 	}
-	last := info.State.LastSeq
-	oc, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
-	if err != nil {
-		return 0, err
-	}
-	for {
-		batch, err := oc.FetchNoWait(4096)
+	for _, d := range got {
+		_, ch, user, err := topicsedge.ParseSubject(d.Subject)
 		if err != nil {
 			return 0, err
 		}
-		got := 0
-		for m := range batch.Messages() {
-			got++
-			md, err := m.Metadata()
-			if err != nil {
-				return 0, err
-			}
-			_, ch, user, err := topicsedge.ParseSubject(m.Subject())
-			if err != nil {
-				return 0, err
-			}
-			if user == res.Leaver {
-				res.LeaverEdge[ch]++
-				if md.Sequence.Stream > res.Seq {
-					res.LateEdge[ch]++
-					if ch == events.ChannelEmail && receipts[m.Headers().Get(jetstream.MsgIDHeader)] != events.StatusSuppressed {
-						res.LateEmailsNotSuppressed++
-					}
+		if user == res.Leaver {
+			res.LeaverEdge[ch]++
+			if d.Seq > res.Seq[ch] {
+				res.LateEdge[ch]++
+				if ch == events.ChannelEmail && receipts[d.MsgID] != events.StatusSuppressed {
+					res.LateEmailsNotSuppressed++
 				}
-			} else if ch == events.ChannelApp {
-				othersApp++
 			}
-			if md.Sequence.Stream >= last {
-				return othersApp, nil
-			}
-		}
-		if err := batch.Error(); err != nil {
-			return 0, err
-		}
-		if got == 0 {
-			select {
-			case <-ctx.Done():
-				return 0, ctx.Err()
-			case <-time.After(10 * time.Millisecond):
-			}
+		} else if ch == events.ChannelApp {
+			othersApp++
 		}
 	}
+	return othersApp, nil
 }
 
 func counter(reg *prometheus.Registry, name string) float64 {

@@ -84,7 +84,7 @@ func newRegion(t *testing.T) *gateway {
 		t.Fatal(err)
 	}
 	g := &gateway{t: t, region: gatewaytest.Region(), js: js, topic: gatewaytest.CreateTopic(t, k, 3)}
-	gatewaytest.CreateStream(t, js, g.region)
+	gatewaytest.CreateStreams(t, js, g.region)
 	return g
 }
 
@@ -217,7 +217,7 @@ func (g *gateway) waitReceipts(n int) []events.DeliveryStatus {
 // unacknowledged: every message answered for good.
 func (g *gateway) settled() {
 	g.t.Helper()
-	cons, err := g.js.Consumer(context.Background(), topicsedge.StreamName(g.region), topicsedge.GatewayConsumer("email"))
+	cons, err := g.js.Consumer(context.Background(), topicsedge.StreamName(g.region, "email"), topicsedge.GatewayConsumer("email"))
 	if err != nil {
 		g.t.Fatal(err)
 	}

@@ -83,7 +83,7 @@ func (g *pushGateway) register(user string, ds ...events.Device) {
 // settledOn waits until ch's consumer has nothing pending or unacked.
 func (g *pushGateway) settledOn(ch string) {
 	g.t.Helper()
-	cons, err := g.js.Consumer(context.Background(), topicsedge.StreamName(g.region), topicsedge.GatewayConsumer(ch))
+	cons, err := g.js.Consumer(context.Background(), topicsedge.StreamName(g.region, ch), topicsedge.GatewayConsumer(ch))
 	if err != nil {
 		g.t.Fatal(err)
 	}

@@ -67,7 +67,7 @@ func phone(i int) string { return "+49151" + strconv.Itoa(10_000_000+i) }
 // unacknowledged.
 func (g *gateway) settledOn(channel string) {
 	g.t.Helper()
-	cons, err := g.js.Consumer(context.Background(), topicsedge.StreamName(g.region), topicsedge.GatewayConsumer(channel))
+	cons, err := g.js.Consumer(context.Background(), topicsedge.StreamName(g.region, channel), topicsedge.GatewayConsumer(channel))
 	if err != nil {
 		g.t.Fatal(err)
 	}

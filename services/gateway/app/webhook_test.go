@@ -58,7 +58,7 @@ func appNotification(g *gateway, user string) events.Notification {
 func (g *gateway) settledAll() {
 	g.t.Helper()
 	for _, ch := range []string{events.ChannelEmail, events.ChannelApp} {
-		cons, err := g.js.Consumer(context.Background(), topicsedge.StreamName(g.region), topicsedge.GatewayConsumer(ch))
+		cons, err := g.js.Consumer(context.Background(), topicsedge.StreamName(g.region, ch), topicsedge.GatewayConsumer(ch))
 		if err != nil {
 			g.t.Fatal(err)
 		}

@@ -303,15 +303,12 @@ func (b *bench) runWebhook(o options, workers int) (result, error) {
 	return r, nil
 }
 
-// preload creates region's edge stream and publishes n notifications of
+// preload creates region's edge streams and publishes n notifications of
 // channel to it as the notifier does (Nats-Msg-Id = notification id).
 func (b *bench) preload(region, channel string, n int) ([]string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	if _, err := b.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name: topicsedge.StreamName(region), Subjects: []string{topicsedge.RegionFilter(region)},
-		Storage: jetstream.FileStorage, Retention: jetstream.LimitsPolicy, Duplicates: time.Hour,
-	}); err != nil {
+	if err := testenv.CreateEdgeStreams(ctx, b.js, region); err != nil {
 		return nil, err
 	}
 	ids := make([]string, 0, n)
@@ -383,7 +380,7 @@ func (b *bench) runGateway(o options, region, channel string, workers int, env [
 	start := make(chan time.Time, 1)
 	go func() { // the first delivery starts the clock
 		for ctx.Err() == nil {
-			c, err := b.js.Consumer(ctx, topicsedge.StreamName(region), topicsedge.GatewayConsumer(channel))
+			c, err := b.js.Consumer(ctx, topicsedge.StreamName(region, channel), topicsedge.GatewayConsumer(channel))
 			if err == nil {
 				if info, err := c.Info(ctx); err == nil && info.Delivered.Consumer > 0 {
 					start <- time.Now()

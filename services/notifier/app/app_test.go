@@ -768,7 +768,7 @@ func smsStoredTimes(t *testing.T, f *fixture) []time.Time {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	st, err := f.js.Stream(ctx, edge.StreamName(f.region))
+	st, err := f.js.Stream(ctx, edge.StreamName(f.region, events.ChannelSMS))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -70,13 +70,17 @@ func ReplayWindow(ctx context.Context, cfg ReplayConfig, out io.Writer, log *zap
 			log.Warn("drain nats", zap.Error(err))
 		}
 	}()
-	// The stream is `notifier run`'s, with its settings (duplicate window,
-	// limits): a replay neither creates nor reconfigures it.
+	// The streams are `notifier run`'s, with its settings (duplicate window,
+	// limits): a replay neither creates nor reconfigures them.
 	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	_, err = js.Stream(sctx, topicsedge.StreamName(cfg.Region))
+	for _, name := range topicsedge.Streams(cfg.Region) {
+		if _, err = js.Stream(sctx, name); err != nil {
+			break
+		}
+	}
 	cancel()
 	if err != nil {
-		return fmt.Errorf("edge stream %s (started by notifier run --region %s): %w", topicsedge.StreamName(cfg.Region), cfg.Region, err)
+		return fmt.Errorf("edge streams of %s (started by notifier run --region %s): %w", cfg.Region, cfg.Region, err)
 	}
 	pub, err := edge.NewPublisher(nc, cfg.MaxPending, cfg.PublishTimeout)
 	if err != nil {

@@ -122,15 +122,17 @@ func TestReplayWindowDeliversExactlyTheWindow(t *testing.T) {
 	}
 	f.assertExactlyOnce(t, 2*n)
 
-	// (a) Markers wiped, a fresh stream (no duplicate window left).
+	// (a) Markers wiped, fresh streams (no duplicate window left).
 	ctx := context.Background()
 	if err := rd.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.js.DeleteStream(ctx, topicsedge.StreamName(f.region)); err != nil {
-		t.Fatal(err)
+	for _, name := range topicsedge.Streams(f.region) {
+		if err := f.js.DeleteStream(ctx, name); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if _, err := edge.EnsureStream(ctx, f.js, f.region, edge.StreamOptions{Duplicates: time.Hour, MaxAge: time.Hour}); err != nil {
+	if err := edge.EnsureStreams(ctx, f.js, f.region, edge.StreamOptions{Duplicates: time.Hour, MaxAge: time.Hour}); err != nil {
 		t.Fatal(err)
 	}
 	for round := 1; round <= 2; round++ {

@@ -68,7 +68,7 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger, reg *prometheus.Regis
 		return err
 	}
 	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	_, err = edge.EnsureStream(sctx, js, cfg.Region, edge.StreamOptions{
+	err = edge.EnsureStreams(sctx, js, cfg.Region, edge.StreamOptions{
 		Duplicates: cfg.DuplicateWindow, MaxAge: cfg.StreamMaxAge, MaxBytes: cfg.StreamMaxBytes, Replicas: cfg.StreamReplicas,
 	})
 	cancel()

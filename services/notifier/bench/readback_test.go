@@ -41,7 +41,7 @@ func TestReadBackCatchesBrokenDedupe(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := edge.EnsureStream(ctx, s.js, region, edge.StreamOptions{Duplicates: time.Hour, MaxAge: time.Hour}); err != nil {
+	if err := edge.EnsureStreams(ctx, s.js, region, edge.StreamOptions{Duplicates: time.Hour, MaxAge: time.Hour}); err != nil {
 		t.Fatal(err)
 	}
 	rdb := redis.NewClient(&redis.Options{Addr: s.redis.Addr})

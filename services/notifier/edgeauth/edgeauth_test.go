@@ -77,7 +77,7 @@ func TestBrowserSeesOnlyItsOwnSubjects(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: edge.StreamName("r1"), Subjects: []string{edge.RegionFilter("r1")}}); err != nil {
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: edge.StreamName("r1", "app"), Subjects: []string{edge.ChannelFilter("r1", "app")}}); err != nil {
 		t.Fatalf("service creates stream (JetStream enabled in the app account): %v", err)
 	}
 

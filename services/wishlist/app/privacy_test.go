@@ -160,8 +160,7 @@ func edgeStreams(t *testing.T, url string) jetstream.JetStream {
 		t.Fatal(err)
 	}
 	for _, r := range catalog.DefaultRegions {
-		if _, err := js.CreateOrUpdateStream(context.Background(), jetstream.StreamConfig{Name: edge.StreamName(r),
-			Subjects: []string{edge.RegionFilter(r)}, Duplicates: time.Hour}); err != nil {
+		if err := testenv.CreateEdgeStreams(context.Background(), js, r); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -268,20 +267,22 @@ func liveRecords(last map[string][]byte, needles ...string) []string {
 	return out
 }
 
-// edgeCount is how many messages the region's edge stream holds on filter.
+// edgeCount is how many messages the region's edge streams hold on filter.
 func edgeCount(t *testing.T, js jetstream.JetStream, region, filter string) uint64 {
 	t.Helper()
-	st, err := js.Stream(context.Background(), edge.StreamName(region))
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := st.Info(context.Background(), jetstream.WithSubjectFilter(filter))
-	if err != nil {
-		t.Fatal(err)
-	}
 	var n uint64
-	for _, c := range info.State.Subjects {
-		n += c
+	for _, name := range edge.Streams(region) {
+		st, err := js.Stream(context.Background(), name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, err := st.Info(context.Background(), jetstream.WithSubjectFilter(filter))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range info.State.Subjects {
+			n += c
+		}
 	}
 	return n
 }

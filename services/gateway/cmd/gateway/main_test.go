@@ -73,7 +73,7 @@ func TestKilledBetweenSendAndMarkerThenRestarted(t *testing.T) {
 		t.Fatal(err)
 	}
 	region := gatewaytest.Region()
-	gatewaytest.CreateStream(t, js, region)
+	gatewaytest.CreateStreams(t, js, region)
 	mail := testenv.NewMailpit(t, testenv.MailpitOptions{})
 	topic := gatewaytest.CreateTopic(t, k, 3)
 	host, port, _ := net.SplitHostPort(mail.SMTPAddr)

@@ -146,7 +146,7 @@ func (c *Consumer) Ready() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.cons == nil {
-		return fmt.Errorf("consumer %s on %s not created yet", topicsedge.GatewayConsumer(c.o.Channel), topicsedge.StreamName(c.o.Region))
+		return fmt.Errorf("consumer %s on %s not created yet", topicsedge.GatewayConsumer(c.o.Channel), topicsedge.StreamName(c.o.Region, c.o.Channel))
 	}
 	return nil
 }
@@ -155,7 +155,7 @@ func (c *Consumer) Ready() error {
 // (the notifier creates it) and retrying JetStream's transient errors until
 // ctx ends.
 func (c *Consumer) ensure(ctx context.Context) (jetstream.Consumer, error) {
-	stream := topicsedge.StreamName(c.o.Region)
+	stream := topicsedge.StreamName(c.o.Region, c.o.Channel)
 	cfg := ConsumerConfig(c.o.Region, c.o.Channel, c.o.Policy, c.o.MaxAckPending)
 	backoff := 100 * time.Millisecond
 	for warned := false; ; {

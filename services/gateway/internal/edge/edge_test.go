@@ -124,11 +124,11 @@ func users(n int) []string {
 func TestConsumerConfigFollowsTheContract(t *testing.T) {
 	js := connect(t)
 	region := gatewaytest.Region()
-	gatewaytest.CreateStream(t, js, region)
+	gatewaytest.CreateStreams(t, js, region)
 	p := policy(time.Second)
 	run(t, js, handlerFunc(func(context.Context, edge.Delivery) edge.Outcome { return edge.Outcome{} }),
 		edge.Options{Region: region, Channel: "email", Policy: p, MaxAckPending: 64, Workers: 4})
-	cons, err := js.Consumer(context.Background(), topicsedge.StreamName(region), topicsedge.GatewayConsumer("email"))
+	cons, err := js.Consumer(context.Background(), topicsedge.StreamName(region, "email"), topicsedge.GatewayConsumer("email"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,7 +144,7 @@ func TestConsumerConfigFollowsTheContract(t *testing.T) {
 func TestReplicasShareTheConsumer(t *testing.T) {
 	js := connect(t)
 	region := gatewaytest.Region()
-	gatewaytest.CreateStream(t, js, region)
+	gatewaytest.CreateStreams(t, js, region)
 	s := newSeen()
 	var perReplica [2]int
 	var mu sync.Mutex
@@ -177,7 +177,7 @@ func TestReplicasShareTheConsumer(t *testing.T) {
 func TestRetryComesBackAfterItsDelay(t *testing.T) {
 	js := connect(t)
 	region := gatewaytest.Region()
-	gatewaytest.CreateStream(t, js, region)
+	gatewaytest.CreateStreams(t, js, region)
 	p := policy(time.Second)
 	const delay = 300 * time.Millisecond
 	s := newSeen()
@@ -213,7 +213,7 @@ func TestRetryComesBackAfterItsDelay(t *testing.T) {
 func TestSlowSendIsKeptAlive(t *testing.T) {
 	js := connect(t)
 	region := gatewaytest.Region()
-	gatewaytest.CreateStream(t, js, region)
+	gatewaytest.CreateStreams(t, js, region)
 	s := newSeen()
 	run(t, js, handlerFunc(func(_ context.Context, d edge.Delivery) edge.Outcome {
 		s.add(d)
@@ -234,7 +234,7 @@ func TestSlowSendIsKeptAlive(t *testing.T) {
 func TestStopFinishesInFlightSends(t *testing.T) {
 	js := connect(t)
 	region := gatewaytest.Region()
-	gatewaytest.CreateStream(t, js, region)
+	gatewaytest.CreateStreams(t, js, region)
 	started := make(chan struct{})
 	var once sync.Once
 	var finished sync.WaitGroup
@@ -274,7 +274,7 @@ func TestStopFinishesInFlightSends(t *testing.T) {
 func TestTermIsNotRedelivered(t *testing.T) {
 	js := connect(t)
 	region := gatewaytest.Region()
-	gatewaytest.CreateStream(t, js, region)
+	gatewaytest.CreateStreams(t, js, region)
 	s := newSeen()
 	run(t, js, handlerFunc(func(_ context.Context, d edge.Delivery) edge.Outcome {
 		s.add(d)
@@ -291,7 +291,7 @@ func TestTermIsNotRedelivered(t *testing.T) {
 func TestBackpressure(t *testing.T) {
 	js := connect(t)
 	region := gatewaytest.Region()
-	gatewaytest.CreateStream(t, js, region)
+	gatewaytest.CreateStreams(t, js, region)
 	s := newSeen()
 	run(t, js, handlerFunc(func(_ context.Context, d edge.Delivery) edge.Outcome {
 		s.add(d)
@@ -303,7 +303,7 @@ func TestBackpressure(t *testing.T) {
 	if n, _ := s.count(); n != 8 {
 		t.Errorf("%d messages taken with MaxAckPending 8", n)
 	}
-	cons, err := js.Consumer(context.Background(), topicsedge.StreamName(region), topicsedge.GatewayConsumer("email"))
+	cons, err := js.Consumer(context.Background(), topicsedge.StreamName(region, "email"), topicsedge.GatewayConsumer("email"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -329,7 +329,7 @@ func TestWaitsForTheStream(t *testing.T) {
 	if c.Ready() == nil {
 		t.Fatal("ready without a stream")
 	}
-	gatewaytest.CreateStream(t, js, region)
+	gatewaytest.CreateStreams(t, js, region)
 	publish(t, js, region, "u1")
 	testenv.Eventually(t, 15*time.Second, func() bool { _, n := s.count(); return n == 1 }, "nothing handled once the stream exists")
 }

@@ -30,21 +30,15 @@ func Region() string {
 	return "gw" + strconv.FormatInt(time.Now().UnixNano()%1_000_000, 36) + "-" + strconv.FormatInt(seq.Add(1), 10)
 }
 
-// CreateStream creates region's edge stream with the notifier's subjects
-// and a duplicate window (file storage, limits retention: what the
-// notifier's EnsureStream makes).
-func CreateStream(tb testing.TB, js jetstream.JetStream, region string) jetstream.Stream {
+// CreateStreams creates region's edge streams as the notifier does
+// (testenv.CreateEdgeStreams).
+func CreateStreams(tb testing.TB, js jetstream.JetStream, region string) {
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	s, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name: edge.StreamName(region), Subjects: []string{edge.RegionFilter(region)},
-		Storage: jetstream.FileStorage, Retention: jetstream.LimitsPolicy, Duplicates: time.Hour,
-	})
-	if err != nil {
+	if err := testenv.CreateEdgeStreams(ctx, js, region); err != nil {
 		tb.Fatal(err)
 	}
-	return s
 }
 
 // Notification is a valid email notification of user about sku in

@@ -44,25 +44,34 @@ func TestStreamAndDuplicateWindow(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	p, js := publisher(t, 1000, 5*time.Second)
-	if _, err := EnsureStream(ctx, js, "us-east-1", StreamOptions{Duplicates: 2 * time.Hour, MaxAge: time.Hour}); err == nil {
+	if err := EnsureStreams(ctx, js, "us-east-1", StreamOptions{Duplicates: 2 * time.Hour, MaxAge: time.Hour}); err == nil {
 		t.Fatal("a max age shorter than the window was accepted")
 	}
 	o := StreamOptions{Duplicates: time.Hour, MaxAge: 24 * time.Hour, MaxBytes: 1 << 30}
-	s, err := EnsureStream(ctx, js, "us-east-1", o)
-	if err != nil {
+	if err := EnsureStreams(ctx, js, "us-east-1", o); err != nil {
 		t.Fatal(err)
 	}
 	// Start-up twice (an update) is fine.
-	if _, err := EnsureStream(ctx, js, "us-east-1", o); err != nil {
+	if err := EnsureStreams(ctx, js, "us-east-1", o); err != nil {
 		t.Fatal(err)
 	}
-	info, _ := s.Info(ctx)
-	if info.Config.Name != "EDGE_US_EAST_1" || info.Config.Subjects[0] != "edge.us-east-1.>" || info.Config.Duplicates != time.Hour {
-		t.Fatalf("stream config %+v", info.Config)
+	// One stream per channel, each holding its channel's subjects and a
+	// quarter of the region's size cap.
+	for _, ch := range []string{"app", "web", "email", "sms"} {
+		s, err := js.Stream(ctx, topicsedge.StreamName("us-east-1", ch))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := s.CachedInfo().Config
+		if c.Subjects[0] != "edge.us-east-1."+ch+".>" || c.Duplicates != time.Hour || c.MaxBytes != 1<<28 {
+			t.Fatalf("stream config %+v", c)
+		}
 	}
+	// Each notification meets its own channel's duplicate window: a batch
+	// over two channels re-published counts every message as a duplicate.
 	items := []Item{
 		{Subject: topicsedge.Subject("us-east-1", "app", "u1"), MsgID: "n1", Data: []byte("1")},
-		{Subject: topicsedge.Subject("us-east-1", "app", "u2"), MsgID: "n2", Data: []byte("2")},
+		{Subject: topicsedge.Subject("us-east-1", "email", "u2"), MsgID: "n2", Data: []byte("2")},
 	}
 	dups, err := p.Publish(items).Wait(ctx)
 	if err != nil || dups != 0 {
@@ -72,16 +81,41 @@ func TestStreamAndDuplicateWindow(t *testing.T) {
 	if err != nil || dups != 2 {
 		t.Fatalf("re-publish: %d duplicates, want 2: %v", dups, err)
 	}
-	info, _ = s.Info(ctx)
-	if info.State.Msgs != 3 {
-		t.Fatalf("stream holds %d, want 3", info.State.Msgs)
+	for ch, want := range map[string]uint64{"app": 2, "email": 1, "web": 0} {
+		s, _ := js.Stream(ctx, topicsedge.StreamName("us-east-1", ch))
+		if info, _ := s.Info(ctx); info.State.Msgs != want {
+			t.Fatalf("%s stream holds %d, want %d", ch, info.State.Msgs, want)
+		}
 	}
 }
 
-// TestEnsureStreamWaitsForTheServer: a notifier that starts while JetStream
+// TestLegacyStreamIsRefused: a region that still has its one stream of
+// before the split is refused at once, naming the stream and what to do,
+// instead of retrying an overlap error until the deadline.
+func TestLegacyStreamIsRefused(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, js := publisher(t, 10, time.Second)
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "EDGE_OLD_1", Subjects: []string{"edge.old-1.>"}}); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	err := EnsureStreams(ctx, js, "old-1", StreamOptions{Duplicates: time.Minute})
+	if !errors.Is(err, ErrLegacyStream) || !strings.Contains(err.Error(), "EDGE_OLD_1") || !strings.Contains(err.Error(), "docs/runbooks.md") {
+		t.Fatalf("err = %v, want ErrLegacyStream naming EDGE_OLD_1 and the runbook", err)
+	}
+	if time.Since(start) > 2*time.Second {
+		t.Fatalf("took %s: a legacy stream is no transient error", time.Since(start))
+	}
+	if _, err := js.Stream(ctx, topicsedge.StreamName("old-1", "app")); !errors.Is(err, jetstream.ErrStreamNotFound) {
+		t.Fatalf("a channel stream was created beside the legacy one: %v", err)
+	}
+}
+
+// TestEnsureStreamsWaitsForTheServer: a notifier that starts while JetStream
 // cannot create the stream (here: the server is down) keeps trying within its
 // deadline instead of exiting.
-func TestEnsureStreamWaitsForTheServer(t *testing.T) {
+func TestEnsureStreamsWaitsForTheServer(t *testing.T) {
 	n, err := testenv.StartNATS(testenv.NATSOptions{StoreDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
@@ -101,12 +135,11 @@ func TestEnsureStreamWaitsForTheServer(t *testing.T) {
 	defer cancel()
 	done := make(chan error, 1)
 	go func() {
-		_, err := EnsureStream(ctx, js, "eu-west-1", StreamOptions{Duplicates: time.Hour, MaxAge: 24 * time.Hour})
-		done <- err
+		done <- EnsureStreams(ctx, js, "eu-west-1", StreamOptions{Duplicates: time.Hour, MaxAge: 24 * time.Hour})
 	}()
 	select {
 	case err := <-done:
-		t.Fatalf("EnsureStream returned while the server was down: %v", err)
+		t.Fatalf("EnsureStreams returned while the server was down: %v", err)
 	case <-time.After(500 * time.Millisecond):
 	}
 	if err := n.Restart(); err != nil {
@@ -121,7 +154,10 @@ func TestPublishConcurrentBatches(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	p, js := publisher(t, 4096, 10*time.Second)
-	s, err := EnsureStream(ctx, js, "ap-south-1", StreamOptions{Duplicates: time.Hour, MaxAge: 24 * time.Hour})
+	if err := EnsureStreams(ctx, js, "ap-south-1", StreamOptions{Duplicates: time.Hour, MaxAge: 24 * time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	s, err := js.Stream(ctx, topicsedge.StreamName("ap-south-1", "app"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,7 +223,7 @@ func TestPublishRefusals(t *testing.T) {
 	})
 
 	t.Run("stream refuses", func(t *testing.T) {
-		cfg := StreamConfig("full", StreamOptions{Duplicates: time.Minute})
+		cfg := StreamConfig("full", "sms", StreamOptions{Duplicates: time.Minute})
 		cfg.MaxMsgs, cfg.Discard = 1, jetstream.DiscardNew
 		if _, err := js.CreateStream(ctx, cfg); err != nil {
 			t.Fatal(err)
@@ -199,7 +235,7 @@ func TestPublishRefusals(t *testing.T) {
 	})
 
 	t.Run("in-flight bound", func(t *testing.T) {
-		if _, err := EnsureStream(ctx, js, "bound", StreamOptions{Duplicates: time.Minute}); err != nil {
+		if err := EnsureStreams(ctx, js, "bound", StreamOptions{Duplicates: time.Minute}); err != nil {
 			t.Fatal(err)
 		}
 		first := p.Publish([]Item{item("bound", "1"), item("bound", "2"), item("bound", "3")})

@@ -17,9 +17,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
+	"backinstock/shared/edgecheck"
 	"backinstock/shared/kafka"
 	"backinstock/topics/catalog"
-	"backinstock/topics/edge"
 	"backinstock/topics/events"
 )
 
@@ -145,72 +145,28 @@ func (c Counts) Dups() []string {
 	return out
 }
 
-// EdgeCounts reads the region's edge stream from the start with an ordered
-// consumer and counts messages in total and distinct by Nats-Msg-Id.
+// EdgeCounts reads the region's edge streams from the start and counts
+// messages in total and distinct by Nats-Msg-Id.
 func EdgeCounts(ctx context.Context, js jetstream.JetStream, region string) (Counts, error) {
 	c := Counts{PerID: map[string]int{}}
-	s, err := js.Stream(ctx, edge.StreamName(region))
-	if err != nil {
-		return c, fmt.Errorf("edge stream: %w", err)
-	}
-	info, err := s.Info(ctx)
+	got, err := edgecheck.Collect(ctx, js, region, nil, nil)
 	if err != nil {
 		return c, err
 	}
-	last := info.State.LastSeq
-	if info.State.Msgs == 0 {
-		return c, nil
-	}
-	cons, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
-	if err != nil {
-		return c, fmt.Errorf("ordered consumer: %w", err)
-	}
-	for {
-		batch, err := cons.FetchNoWait(4096)
-		if err != nil {
-			return c, err
-		}
-		got := 0
-		for m := range batch.Messages() {
-			got++
-			md, err := m.Metadata()
-			if err != nil {
-				return c, err
-			}
-			id := m.Headers().Get(jetstream.MsgIDHeader)
-			c.Total++
-			c.PerID[id]++
-			if c.PerID[id] == 1 {
-				c.Distinct++
-			}
-			if md.Sequence.Stream >= last {
-				return c, nil
-			}
-		}
-		if err := batch.Error(); err != nil {
-			return c, err
-		}
-		if got == 0 {
-			select {
-			case <-ctx.Done():
-				return c, ctx.Err()
-			case <-time.After(10 * time.Millisecond):
-			}
+	for _, d := range got {
+		c.Total++
+		c.PerID[d.MsgID]++
+		if c.PerID[d.MsgID] == 1 {
+			c.Distinct++
 		}
 	}
+	return c, nil
 }
 
-// StreamMsgs is the number of messages the region's stream holds (cheap).
+// StreamMsgs is the number of messages the region's streams hold (cheap).
 func StreamMsgs(ctx context.Context, js jetstream.JetStream, region string) (uint64, error) {
-	s, err := js.Stream(ctx, edge.StreamName(region))
-	if err != nil {
-		return 0, err
-	}
-	info, err := s.Info(ctx)
-	if err != nil {
-		return 0, err
-	}
-	return info.State.Msgs, nil
+	st, err := edgecheck.Read(ctx, js, region)
+	return st.Msgs, err
 }
 
 // CreatedAt reads created_at from an edge payload (latency measurements).

@@ -116,7 +116,7 @@ func harness(poison func(tb testing.TB, topic, region string) *sarama.ConsumerMe
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		if _, err := edge.EnsureStream(ctx, js, region, edge.StreamOptions{Duplicates: 2 * time.Minute, MaxAge: time.Hour, Replicas: 1}); err != nil {
+		if err := edge.EnsureStreams(ctx, js, region, edge.StreamOptions{Duplicates: 2 * time.Minute, MaxAge: time.Hour, Replicas: 1}); err != nil {
 			tb.Fatal(err)
 		}
 		var limits map[string]ratelimit.Limit

@@ -445,36 +445,56 @@ func (f *Finder) held(ctx context.Context, region, userID string) ([]Held, error
 	return out, nil
 }
 
-// stream is region's edge stream, or nil where this NATS has none (a
-// region whose notifier never ran, or another region's NATS).
-func (f *Finder) stream(ctx context.Context, region string) (jetstream.Stream, error) {
-	st, err := f.JS.Stream(ctx, edge.StreamName(region))
-	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		return nil, nil
+// streams are region's edge streams (one per channel) that this NATS has:
+// none for a region whose notifier never ran, or another region's NATS.
+func (f *Finder) streams(ctx context.Context, region string) ([]jetstream.Stream, error) {
+	var out []jetstream.Stream
+	for _, name := range edge.Streams(region) {
+		st, err := f.JS.Stream(ctx, name)
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("edge stream %s of %s: %w", name, region, err)
+		}
+		out = append(out, st)
 	}
-	if err != nil {
-		return nil, fmt.Errorf("edge stream of %s: %w", region, err)
-	}
-	return st, nil
+	return out, nil
 }
 
 // edgeFetch is the messages one fetch of the export asks for.
 const edgeFetch = 256
 
+// edgeMessages are the user's messages on region's edge, at most
+// MaxEdgeMessages of them over all its streams, and whether there were more.
 func (f *Finder) edgeMessages(ctx context.Context, region, userID string) ([]EdgeMessage, bool, error) {
-	st, err := f.stream(ctx, region)
-	if st == nil || err != nil {
+	streams, err := f.streams(ctx, region)
+	if err != nil {
 		return nil, false, err
 	}
+	var out []EdgeMessage
+	more := false
+	for _, st := range streams {
+		var m bool
+		if out, m, err = f.streamMessages(ctx, st, region, userID, out); err != nil {
+			return nil, false, err
+		}
+		more = more || m
+	}
+	return out, more, nil
+}
+
+// streamMessages appends the user's messages in one stream to out, up to
+// MaxEdgeMessages in all.
+func (f *Finder) streamMessages(ctx context.Context, st jetstream.Stream, region, userID string, out []EdgeMessage) ([]EdgeMessage, bool, error) {
 	cons, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{edge.UserFilter(userID)}})
 	if err != nil {
 		return nil, false, fmt.Errorf("read the edge of %s: %w", region, err)
 	}
 	pending := cons.CachedInfo().NumPending
-	want := min(pending, MaxEdgeMessages)
-	var out []EdgeMessage
-	for uint64(len(out)) < want {
-		batch, err := cons.Fetch(int(min(want-uint64(len(out)), edgeFetch)), jetstream.FetchMaxWait(5*time.Second))
+	want := min(pending, MaxEdgeMessages-uint64(len(out)))
+	for got := uint64(0); got < want; {
+		batch, err := cons.Fetch(int(min(want-got, edgeFetch)), jetstream.FetchMaxWait(5*time.Second))
 		if err != nil {
 			return nil, false, fmt.Errorf("read the edge of %s: %w", region, err)
 		}
@@ -494,31 +514,36 @@ func (f *Finder) edgeMessages(ctx context.Context, region, userID string) ([]Edg
 		if n == 0 {
 			break // purged or aged out since the count
 		}
+		got += uint64(n)
 	}
 	return out, pending > want, nil
 }
 
-// purgeEdge removes the user's messages from region's edge stream and
+// purgeEdge removes the user's messages from region's edge streams and
 // returns how many there were.
 func (f *Finder) purgeEdge(ctx context.Context, region, userID string) (uint64, error) {
-	st, err := f.stream(ctx, region)
-	if st == nil || err != nil {
+	streams, err := f.streams(ctx, region)
+	if err != nil {
 		return 0, err
 	}
 	filter := edge.UserFilter(userID)
-	info, err := st.Info(ctx, jetstream.WithSubjectFilter(filter))
-	if err != nil {
-		return 0, fmt.Errorf("count the user's messages on the edge of %s: %w", region, err)
-	}
 	var n uint64
-	for _, c := range info.State.Subjects {
-		n += c
-	}
-	if n == 0 {
-		return 0, nil
-	}
-	if err := st.Purge(ctx, jetstream.WithPurgeSubject(filter)); err != nil {
-		return 0, fmt.Errorf("purge the user's messages from the edge of %s: %w", region, err)
+	for _, st := range streams {
+		info, err := st.Info(ctx, jetstream.WithSubjectFilter(filter))
+		if err != nil {
+			return n, fmt.Errorf("count the user's messages on the edge of %s: %w", region, err)
+		}
+		var in uint64
+		for _, c := range info.State.Subjects {
+			in += c
+		}
+		if in == 0 {
+			continue
+		}
+		if err := st.Purge(ctx, jetstream.WithPurgeSubject(filter)); err != nil {
+			return n, fmt.Errorf("purge the user's messages from the edge of %s: %w", region, err)
+		}
+		n += in
 	}
 	return n, nil
 }
