@@ -48,10 +48,13 @@ type Config struct {
 	StreamMaxBytes  int64
 	StreamReplicas  int
 
-	MaxBatch        int
-	Linger          time.Duration
-	PublishTimeout  time.Duration
-	MaxPending      int
+	MaxBatch       int
+	Linger         time.Duration
+	PublishTimeout time.Duration
+	MaxPending     int
+	// EdgeConnections is how many NATS connections the publishes spread
+	// over, a batch each in turn (edge.Publisher).
+	EdgeConnections int
 	ReleaseInterval time.Duration
 	DeadLetterTopic string
 
@@ -108,6 +111,7 @@ func defaults() Config {
 		Linger:            2 * time.Millisecond,
 		PublishTimeout:    5 * time.Second,
 		MaxPending:        16384,
+		EdgeConnections:   4,
 		ReleaseInterval:   time.Second,
 		DeadLetterTopic:   catalog.DeadLetter,
 		StaleDrop:         true,
@@ -161,6 +165,7 @@ func (c *Config) bindDelivery(s *config.Set, d Config) {
 	s.Int(&c.MaxBatch, "max-batch", "NOTIFIER_MAX_BATCH", d.MaxBatch, "most records per batch (a batch closes earlier when the linger passes)")
 	s.Duration(&c.PublishTimeout, "publish-timeout", "NOTIFIER_PUBLISH_TIMEOUT", d.PublishTimeout, "how long a batch waits for its PubAcks before the partition pauses and retries")
 	s.Int(&c.MaxPending, "max-pending", "NOTIFIER_MAX_PENDING", d.MaxPending, "publishes awaiting their PubAck (bounds memory when the edge is slow)")
+	s.Int(&c.EdgeConnections, "edge-connections", "NOTIFIER_EDGE_CONNECTIONS", d.EdgeConnections, "NATS connections the edge publishes spread over, a batch each in turn (the server reads one connection's messages one at a time)")
 	s.Bool(&c.StaleDrop, "stale-drop", "NOTIFIER_STALE_DROP", d.StaleDrop, "skip notifications whose sku sold out again (reads inventory.stock.v1)")
 	s.Duration(&c.StockReadyTimeout, "stock-ready-timeout", "NOTIFIER_STOCK_READY_TIMEOUT", d.StockReadyTimeout, "how long start-up waits for the stock view to catch up")
 }
@@ -187,6 +192,7 @@ func (c *Config) setDefaults() {
 	config.Default(&c.EdgeMaxConnsPerUser, d.EdgeMaxConnsPerUser)
 	config.Default(&c.MaxBatch, d.MaxBatch)
 	config.Default(&c.MaxPending, d.MaxPending)
+	config.Default(&c.EdgeConnections, d.EdgeConnections)
 	config.Default(&c.CrashAfterN, d.CrashAfterN)
 	config.Default(&c.DeadLetterTopic, d.DeadLetterTopic)
 	if c.Now == nil {
@@ -261,6 +267,7 @@ func (c Config) validateDelivery(p *config.Problems) {
 	config.Positive(p, "NOTIFIER_STOCK_READY_TIMEOUT", c.StockReadyTimeout)
 	config.Positive(p, "NOTIFIER_MAX_BATCH", c.MaxBatch)
 	config.Positive(p, "NOTIFIER_MAX_PENDING", c.MaxPending)
+	config.Positive(p, "NOTIFIER_EDGE_CONNECTIONS", c.EdgeConnections)
 }
 
 // Topics are the notify topics this deployment consumes.

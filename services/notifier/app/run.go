@@ -63,7 +63,8 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger, reg *prometheus.Regis
 			log.Warn("drain nats", zap.Error(err))
 		}
 	}()
-	pub, err := edge.NewPublisher(nc, cfg.MaxPending, cfg.PublishTimeout)
+	pub, drain, err := newPublisher(cfg, nc, log)
+	defer drain()
 	if err != nil {
 		return err
 	}
@@ -316,4 +317,33 @@ func decodeUserID(w http.ResponseWriter, r *http.Request) (string, error) {
 		return "", httpapi.Invalid("user_id: must match %s", events.IDPattern)
 	}
 	return req.UserID, nil
+}
+
+// newPublisher publishes over nc and cfg.EdgeConnections-1 more connections
+// of the same user; drain ends those once every batch has waited for its
+// acks (as nc's drain does).
+func newPublisher(cfg Config, nc *nats.Conn, log *zap.Logger) (*edge.Publisher, func(), error) {
+	var more []*nats.Conn
+	drain := func() {
+		for _, c := range more {
+			if err := natsconn.Drain(c, 10*time.Second); err != nil {
+				log.Warn("drain nats", zap.Error(err))
+			}
+		}
+	}
+	pub, err := edge.NewPublisher(nc, cfg.MaxPending, cfg.PublishTimeout)
+	if err != nil {
+		return nil, drain, err
+	}
+	for i := 1; i < cfg.EdgeConnections; i++ {
+		c, _, err := natsconn.Connect(cfg.NATSURL, natsconn.Options{Name: fmt.Sprintf("notifier-%s-%d", cfg.Region, i), CredsFile: cfg.NATSCreds, Token: cfg.NATSToken, CAFile: cfg.NATSCAFile}, log)
+		if err != nil {
+			return nil, drain, err
+		}
+		more = append(more, c)
+		if err := pub.AddConn(c); err != nil {
+			return nil, drain, err
+		}
+	}
+	return pub, drain, nil
 }

@@ -2,7 +2,7 @@
 // -race`, against a kfake cluster, redis-server and an embedded nats-server
 // it starts itself (all on 127.0.0.1):
 //
-//	notifier-bench bench -notifier ./notifier [-n 1000000] [-rate 20000] [-latency-for 10s]
+//	notifier-bench bench -notifier ./notifier [-n 1000000] [-rate 20000] [-latency-for 10s] [-channels app]
 //	    throughput of one notifier (Kafka -> Redis -> JetStream) on a
 //	    preloaded topic holding 5% duplicate records (-dup-percent; the
 //	    same record value at a later offset, as a replay produces), a
@@ -19,12 +19,12 @@
 //	    runs the notifier binary as a child, SIGKILLs it at each step of the
 //	    delivery protocol in turn (restarting each time), then checks the
 //	    edge holds every notification exactly once.
-//	notifier-bench streams [-n 600000] [-workers 16] [-rounds 2]
-//	    JetStream alone: the notifier's publisher sends n notifications
-//	    over the four channels to the region's edge as one stream per
-//	    channel and, back to back, as one stream for the region (the
-//	    layout before), then re-publishes 5% and checks every id is held
-//	    exactly once.
+//	notifier-bench streams [-n 600000] [-workers 16] [-rounds 2] [-conns 1,4]
+//	    JetStream alone: the notifier's publisher (over 1, then 4
+//	    connections) sends n notifications over the four channels to the
+//	    region's edge as one stream per channel and, back to back, as one
+//	    stream for the region (the layout before), then re-publishes 5%
+//	    and checks every id is held exactly once.
 package main
 
 import (
@@ -249,6 +249,7 @@ func bench(args []string, out io.Writer) error {
 	latFor := fs.Duration("latency-for", 10*time.Second, "length of the latency run")
 	dupPercent := fs.Int("dup-percent", 5, "percent of the notifier's input records produced twice (0-100)")
 	skipBare := fs.Bool("skip-bare", false, "skip the bare loop")
+	chanList := fs.String("channels", "app", "channels the notifications are spread over, comma-separated (the latency run uses app)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of this process (kfake, nats-server, the load) during the notifier runs to this file")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -271,7 +272,15 @@ func bench(args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	channels := []string{"app"}
+	channels := strings.Split(*chanList, ",")
+	for _, ch := range channels {
+		if !events.ValidChannel(ch) {
+			return fmt.Errorf("-channels: %q is not one of %s", ch, strings.Join(events.ChannelNames(), ", "))
+		}
+	}
+	if !slices.Contains(channels, events.ChannelApp) {
+		return errors.New("-channels must include app: the latency run publishes app notifications")
+	}
 	fmt.Fprintf(out, "preloading %d notifications (+%d%% duplicate records) for the notifier and %d for the bare loop...\n", *n, *dupPercent, *n)
 	pre, err := s.preload(ctx, "bench", channels, *n, *dupPercent)
 	if err != nil {
@@ -286,7 +295,7 @@ func bench(args []string, out io.Writer) error {
 	}
 
 	// 1. The notifier on the preloaded topic.
-	notifier, err := s.child(*bin, []string{"run"}, "REGION=bench", "NOTIFIER_CHANNELS=app", "NOTIFIER_STALE_DROP=true")
+	notifier, err := s.child(*bin, []string{"run"}, "REGION=bench", "NOTIFIER_CHANNELS="+strings.Join(channels, ","), "NOTIFIER_STALE_DROP=true")
 	if err != nil {
 		return err
 	}

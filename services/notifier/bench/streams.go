@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -22,8 +23,8 @@ import (
 )
 
 // streams measures what the edge's layout costs JetStream: the same
-// publisher (one connection, batches of 500 awaiting their PubAcks, as the
-// notifier publishes) sends n notifications spread over the four channels to
+// publisher (batches of 500 awaiting their PubAcks, as the notifier
+// publishes, over 1 or more connections) sends n notifications spread over the four channels to
 // a fresh nats-server holding the region's edge either as one stream per
 // channel (today's layout) or as one stream for the region (the layout
 // before). Each run then re-publishes 5 % of the ids, which the duplicate
@@ -34,21 +35,32 @@ func streams(args []string, out io.Writer) error {
 	n := fs.Int("n", 600000, "notifications per run")
 	workers := fs.Int("workers", 16, "concurrent batches in flight (the notifier has one per partition)")
 	rounds := fs.Int("rounds", 2, "runs of each layout, alternating")
+	connList := fs.String("conns", "1,4", "publisher connections to measure, comma-separated (NOTIFIER_EDGE_CONNECTIONS)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	var conns []int
+	for _, f := range strings.Split(*connList, ",") {
+		c, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || c < 1 {
+			return fmt.Errorf("-conns: %q is not a count of at least 1", f)
+		}
+		conns = append(conns, c)
+	}
 	for r := 1; r <= *rounds; r++ {
-		for _, perChannel := range []bool{true, false} {
-			res, err := streamsRun(*n, *workers, perChannel)
-			if err != nil {
-				return err
+		for _, c := range conns {
+			for _, perChannel := range []bool{true, false} {
+				res, err := streamsRun(*n, *workers, c, perChannel)
+				if err != nil {
+					return err
+				}
+				layout := "one stream per channel (4)"
+				if !perChannel {
+					layout = "one stream for the region"
+				}
+				fmt.Fprintf(out, "round %d, %d connection(s), %-27s %d notifications in %s: %.0f/s; re-published %d, %d acknowledged as duplicates; stored %d distinct of %d: exactly once\n",
+					r, c, layout+":", *n, res.took.Round(time.Millisecond), float64(*n)/res.took.Seconds(), res.again, res.dups, res.stored, *n)
 			}
-			layout := "one stream per channel (4)"
-			if !perChannel {
-				layout = "one stream for the region"
-			}
-			fmt.Fprintf(out, "round %d, %-27s %d notifications in %s: %.0f/s; re-published %d, %d acknowledged as duplicates; stored %d distinct of %d: exactly once\n",
-				r, layout+":", *n, res.took.Round(time.Millisecond), float64(*n)/res.took.Seconds(), res.again, res.dups, res.stored, *n)
 		}
 	}
 	return nil
@@ -59,7 +71,7 @@ type streamsResult struct {
 	again, dups, stored int
 }
 
-func streamsRun(n, workers int, perChannel bool) (streamsResult, error) {
+func streamsRun(n, workers, conns int, perChannel bool) (streamsResult, error) {
 	var res streamsResult
 	dir, err := os.MkdirTemp("", "notifier-bench-streams-")
 	if err != nil {
@@ -97,6 +109,16 @@ func streamsRun(n, workers int, perChannel bool) (streamsResult, error) {
 	pub, err := edge.NewPublisher(nc, 16384, 30*time.Second)
 	if err != nil {
 		return res, err
+	}
+	for range conns - 1 {
+		more, err := nats.Connect(ns.URL())
+		if err != nil {
+			return res, err
+		}
+		defer more.Close()
+		if err := pub.AddConn(more); err != nil {
+			return res, err
+		}
 	}
 	chans := events.ChannelNames()
 	item := func(i int) edge.Item {

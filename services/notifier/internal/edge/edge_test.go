@@ -154,6 +154,18 @@ func TestPublishConcurrentBatches(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	p, js := publisher(t, 4096, 10*time.Second)
+	// Over three connections, a batch each in turn: every ack still finds
+	// its batch.
+	for range 2 {
+		nc, err := nats.Connect(env.NATS(t).URL())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(nc.Close)
+		if err := p.AddConn(nc); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if err := EnsureStreams(ctx, js, "ap-south-1", StreamOptions{Duplicates: time.Hour, MaxAge: 24 * time.Hour}); err != nil {
 		t.Fatal(err)
 	}

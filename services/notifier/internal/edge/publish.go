@@ -36,16 +36,29 @@ type Item struct {
 // <inbox>.<batch>, on one wildcard subscription, and is done when it has as
 // many acks as messages with no error among them. A success ack is read
 // without a JSON decode (anything unusual gets the full decode).
+//
+// A publisher may publish over several connections (AddConn), a batch each
+// in turn: the server reads one connection's messages, and the client one
+// connection's acks, one at a time, which caps what a single connection
+// carries. A batch stays on one connection, and the pipeline publishes a
+// partition's next batch only after the last one's acks, so a user's
+// notifications keep their order.
 type Publisher struct {
-	nc       *nats.Conn
 	timeout  time.Duration
 	inflight *semaphore.Weighted
 	max      int64
-	prefix   string // <inbox>. ; a batch's acks arrive on prefix + "<batch>"
 
 	mu      sync.Mutex
+	lanes   []lane
 	next    uint64
 	batches map[uint64]*Pending
+}
+
+// lane is one connection and the prefix its acks arrive on: a batch's acks
+// arrive on prefix + "<batch>".
+type lane struct {
+	nc     *nats.Conn
+	prefix string // <inbox>.
 }
 
 // NewPublisher builds a publisher whose in-flight publishes are bounded by
@@ -54,25 +67,44 @@ type Publisher struct {
 // needs no JetStream context; the stream is managed with the connection's.
 func NewPublisher(nc *nats.Conn, maxPending int, timeout time.Duration) (*Publisher, error) {
 	p := &Publisher{
-		nc: nc, timeout: timeout,
+		timeout:  timeout,
 		inflight: semaphore.NewWeighted(int64(max(1, maxPending))), max: int64(max(1, maxPending)),
-		prefix:  nc.NewInbox() + ".",
 		batches: map[uint64]*Pending{},
 	}
-	sub, err := nc.Subscribe(p.prefix+"*", p.onAck)
+	return p, p.AddConn(nc)
+}
+
+// AddConn adds a connection to publish over; the in-flight bound stays the
+// publisher's. Add them before the first Publish.
+func (p *Publisher) AddConn(nc *nats.Conn) error {
+	l := lane{nc: nc, prefix: nc.NewInbox() + "."}
+	sub, err := nc.Subscribe(l.prefix+"*", func(m *nats.Msg) { p.onAck(l.prefix, m) })
 	if err != nil {
-		return nil, fmt.Errorf("subscribe to publish acks: %w", err)
+		return fmt.Errorf("subscribe to publish acks: %w", err)
 	}
 	// In-flight publishes are bounded by maxPending, so are their acks: never
 	// drop one as a slow consumer.
 	if err := sub.SetPendingLimits(-1, -1); err != nil {
-		return nil, err
+		return err
 	}
-	return p, nil
+	p.mu.Lock()
+	p.lanes = append(p.lanes, l)
+	p.mu.Unlock()
+	return nil
 }
 
 // Flush waits until the server has everything published so far.
-func (p *Publisher) Flush() error { return p.nc.FlushTimeout(p.timeout) }
+func (p *Publisher) Flush() error {
+	p.mu.Lock()
+	lanes := p.lanes
+	p.mu.Unlock()
+	for _, l := range lanes {
+		if err := l.nc.FlushTimeout(p.timeout); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 // ErrNotAcknowledged wraps failures of the edge to acknowledge a batch.
 var ErrNotAcknowledged = errors.New("edge did not acknowledge")
@@ -114,8 +146,9 @@ func (p *Publisher) Publish(items []Item) *Pending {
 	p.next++
 	pe.id = p.next
 	p.batches[pe.id] = pe
+	l := p.lanes[pe.id%uint64(len(p.lanes))]
 	p.mu.Unlock()
-	reply := p.prefix + strconv.FormatUint(pe.id, 10)
+	reply := l.prefix + strconv.FormatUint(pe.id, 10)
 	for _, it := range items {
 		m := &nats.Msg{
 			Subject: it.Subject,
@@ -123,7 +156,7 @@ func (p *Publisher) Publish(items []Item) *Pending {
 			Header:  nats.Header{jetstream.MsgIDHeader: []string{it.MsgID}},
 			Data:    it.Data,
 		}
-		if err := p.nc.PublishMsg(m); err != nil {
+		if err := l.nc.PublishMsg(m); err != nil {
 			p.fail(pe, fmt.Errorf("%w: publish %s: %v", ErrNotAcknowledged, it.Subject, err))
 			break
 		}
@@ -180,9 +213,10 @@ func (p *Publisher) fail(pe *Pending, err error) {
 	}
 }
 
-// onAck counts one PubAck (or refusal) against its batch.
-func (p *Publisher) onAck(m *nats.Msg) {
-	batch, err := strconv.ParseUint(strings.TrimPrefix(m.Subject, p.prefix), 10, 64)
+// onAck counts one PubAck (or refusal), arrived on prefix, against its
+// batch.
+func (p *Publisher) onAck(prefix string, m *nats.Msg) {
+	batch, err := strconv.ParseUint(strings.TrimPrefix(m.Subject, prefix), 10, 64)
 	if err != nil {
 		return
 	}
