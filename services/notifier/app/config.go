@@ -5,6 +5,7 @@ package app
 
 import (
 	"fmt"
+	"runtime"
 	"slices"
 	"time"
 
@@ -53,7 +54,7 @@ type Config struct {
 	PublishTimeout time.Duration
 	MaxPending     int
 	// EdgeConnections is how many NATS connections the publishes spread
-	// over, a batch each in turn (edge.Publisher).
+	// over, a batch each in turn (edge.Publisher); 0: one per 4 cores.
 	EdgeConnections int
 	ReleaseInterval time.Duration
 	DeadLetterTopic string
@@ -107,11 +108,16 @@ func defaults() Config {
 		// markers) whatever its size; on a backlog 4,000 ran about a fifth
 		// faster than 1,000 (docs/benchmarks/notifier.md). A live stream of
 		// notifications still makes small batches: the linger closes them.
-		MaxBatch:          4000,
-		Linger:            2 * time.Millisecond,
-		PublishTimeout:    5 * time.Second,
-		MaxPending:        16384,
-		EdgeConnections:   4,
+		MaxBatch:       4000,
+		Linger:         2 * time.Millisecond,
+		PublishTimeout: 5 * time.Second,
+		MaxPending:     16384,
+		// One connection per 4 cores: the server reads a connection's
+		// messages one at a time (3.4 µs a message in a profile on the
+		// 2-core machine, docs/benchmarks.md "Edge streams"), so one
+		// connection carries at most about 300,000 a second there; on 2
+		// cores more connections measured no gain.
+		EdgeConnections:   max(1, runtime.GOMAXPROCS(0)/4),
 		ReleaseInterval:   time.Second,
 		DeadLetterTopic:   catalog.DeadLetter,
 		StaleDrop:         true,
@@ -165,7 +171,7 @@ func (c *Config) bindDelivery(s *config.Set, d Config) {
 	s.Int(&c.MaxBatch, "max-batch", "NOTIFIER_MAX_BATCH", d.MaxBatch, "most records per batch (a batch closes earlier when the linger passes)")
 	s.Duration(&c.PublishTimeout, "publish-timeout", "NOTIFIER_PUBLISH_TIMEOUT", d.PublishTimeout, "how long a batch waits for its PubAcks before the partition pauses and retries")
 	s.Int(&c.MaxPending, "max-pending", "NOTIFIER_MAX_PENDING", d.MaxPending, "publishes awaiting their PubAck (bounds memory when the edge is slow)")
-	s.Int(&c.EdgeConnections, "edge-connections", "NOTIFIER_EDGE_CONNECTIONS", d.EdgeConnections, "NATS connections the edge publishes spread over, a batch each in turn (the server reads one connection's messages one at a time)")
+	s.Int(&c.EdgeConnections, "edge-connections", "NOTIFIER_EDGE_CONNECTIONS", d.EdgeConnections, "NATS connections the edge publishes spread over, a batch each in turn (the server reads one connection's messages one at a time); default one per 4 cores")
 	s.Bool(&c.StaleDrop, "stale-drop", "NOTIFIER_STALE_DROP", d.StaleDrop, "skip notifications whose sku sold out again (reads inventory.stock.v1)")
 	s.Duration(&c.StockReadyTimeout, "stock-ready-timeout", "NOTIFIER_STOCK_READY_TIMEOUT", d.StockReadyTimeout, "how long start-up waits for the stock view to catch up")
 }

@@ -45,6 +45,7 @@ func TestConfigRefusesBadValuesByName(t *testing.T) {
 		{[]string{"--max-batch", "-1"}, "NOTIFIER_MAX_BATCH"},
 		{[]string{"--max-batch", "0"}, "NOTIFIER_MAX_BATCH"},
 		{[]string{"--max-pending", "-5"}, "NOTIFIER_MAX_PENDING"},
+		{[]string{"--edge-connections", "-2"}, "NOTIFIER_EDGE_CONNECTIONS"},
 		{[]string{"--publish-timeout", "-1s"}, "NOTIFIER_PUBLISH_TIMEOUT"},
 		{[]string{"--release-interval", "0s"}, "NOTIFIER_RELEASE_INTERVAL"},
 		{[]string{"--edge-token-ttl", "-1m"}, "EDGE_TOKEN_TTL"},
