@@ -75,12 +75,13 @@ func ReplayWindow(ctx context.Context, cfg ReplayConfig, out io.Writer, log *zap
 	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	for _, name := range topicsedge.Streams(cfg.Region) {
 		if _, err = js.Stream(sctx, name); err != nil {
+			err = fmt.Errorf("edge stream %s (started by notifier run --region %s): %w", name, cfg.Region, err)
 			break
 		}
 	}
 	cancel()
 	if err != nil {
-		return fmt.Errorf("edge streams of %s (started by notifier run --region %s): %w", cfg.Region, cfg.Region, err)
+		return err
 	}
 	pub, err := edge.NewPublisher(nc, cfg.MaxPending, cfg.PublishTimeout)
 	if err != nil {

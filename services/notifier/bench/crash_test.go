@@ -11,11 +11,12 @@ import (
 )
 
 // TestDriver builds the real notifier and this driver without -race. Its
-// crash part runs `notifier-bench crash`: 100,000 notifications over
-// 4 channels, the notifier SIGKILLed at after-reserve, after-publish,
-// after-puback and after-mark in turn (restarted after each), then run to
-// completion; the edge stream must hold every notification exactly once
-// (total and distinct counted by a JetStream consumer). NOTIFIER_CRASH_N
+// crash part runs `notifier-bench crash`: 100,000 notifications over 4
+// channels (four edge streams, three publish connections), the notifier
+// SIGKILLed at after-reserve, after-publish, after-puback and after-mark in
+// turn (restarted after each), then run to completion; the edge streams
+// must hold every notification exactly once (total and distinct counted
+// by JetStream consumers). NOTIFIER_CRASH_N
 // overrides the size.
 func TestDriver(t *testing.T) {
 	if testing.Short() {

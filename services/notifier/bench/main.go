@@ -613,7 +613,11 @@ func crash(args []string, out io.Writer) error {
 		c, h, _ := notifiertest.Committed(cl, adm, "notifier."+region, topics)
 		return c, h
 	}
-	env := []string{"REGION=" + region, "NOTIFIER_PUBLISH_TIMEOUT=3s"}
+	// Three edge connections: the kills land while batches are spread over
+	// several, and a batch replayed after a kill may go out on another
+	// connection than the first time; the stream's window must still
+	// absorb it.
+	env := []string{"REGION=" + region, "NOTIFIER_PUBLISH_TIMEOUT=3s", "NOTIFIER_EDGE_CONNECTIONS=3"}
 	for _, point := range pipeline.CrashPoints {
 		start := time.Now()
 		p, err := s.child(*bin, []string{"run"}, append(slices.Clone(env), "NOTIFIER_CRASH_AT="+point, "NOTIFIER_CRASH_AFTER_N="+strconv.Itoa(*after))...)

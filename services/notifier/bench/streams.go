@@ -121,10 +121,12 @@ func streamsRun(n, workers, conns int, perChannel bool) (streamsResult, error) {
 		}
 	}
 	chans := events.ChannelNames()
+	id := func(i int) (user, ch, id string) {
+		user, ch = "u"+strconv.Itoa(i), chans[i%len(chans)]
+		return user, ch, events.NotificationID(user, "SKU-1", region, 1, ch)
+	}
 	item := func(i int) edge.Item {
-		user := "u" + strconv.Itoa(i)
-		ch := chans[i%len(chans)]
-		id := events.NotificationID(user, "SKU-1", region, 1, ch)
+		user, ch, id := id(i)
 		return edge.Item{Subject: topicsedge.Subject(region, ch, user), MsgID: id,
 			Data: fmt.Appendf(nil, `{"notification_id":%q,"user_id":%q,"sku":"SKU-1","region":%q,"channel":%q,"episode":1,"title":"Kettle is back","body":"Kettle SKU-1 is back in stock at 19.99.","url":"https://shop.example/p/SKU-1"}`, id, user, region, ch)}
 	}
@@ -184,7 +186,8 @@ func streamsRun(n, workers, conns int, perChannel bool) (streamsResult, error) {
 		}
 		want := make(map[string]bool, n)
 		for i := range n {
-			want[item(i).MsgID] = true
+			_, _, id := id(i)
+			want[id] = true
 		}
 		if c := edgecheck.Tally("streams", want, got); !c.OK() {
 			return res, fmt.Errorf("NOT exactly once at the edge: %s", c)
