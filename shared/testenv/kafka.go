@@ -94,6 +94,37 @@ var portClaims = filepath.Join(os.TempDir(), "backinstock-test-ports")
 
 // claimPort creates the port's claim file holding this pid, or takes over a
 // claim whose process is gone.
+// FreePortRange returns the first of n consecutive 127.0.0.1 ports that no
+// other test process holds, for a stack that numbers its services from a
+// base port (devstack's --http-port-base), failing tb if there are none.
+// Like FreePort's, they come from below the ephemeral range, where no
+// outgoing connection can take one between the check and the bind (a range
+// picked from 20000-60000 once lost a gateway's port that way), and are
+// claimed; 10000-29999 keeps them apart from FreePort's.
+func FreePortRange(tb testing.TB, n int) int {
+	tb.Helper()
+	if err := os.MkdirAll(portClaims, 0o777); err != nil {
+		tb.Fatalf("free port range: %v", err)
+	}
+	for range 200 {
+		base := 10000 + rand.IntN(20000-n)
+		ok := true
+		for p := base; p < base+n && ok; p++ {
+			if ok = claimPort(p); ok {
+				ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
+				if ok = err == nil; ok {
+					_ = ln.Close()
+				}
+			}
+		}
+		if ok {
+			return base
+		}
+	}
+	tb.Fatalf("no %d consecutive free ports in 10000-29999", n)
+	return 0
+}
+
 func claimPort(p int) bool {
 	path := filepath.Join(portClaims, strconv.Itoa(p))
 	for range 2 {

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
-	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -67,7 +66,7 @@ func start(t *testing.T, full bool, extra ...string) *devstack {
 		"--redis-port", strconv.Itoa(ports[5]),
 		"--mailpit-smtp-port", strconv.Itoa(ports[6]), "--mailpit-port", strconv.Itoa(ports[7])}
 	if full {
-		args = append(args, "--http-port-base", strconv.Itoa(freeRange(t, 40)))
+		args = append(args, "--http-port-base", strconv.Itoa(testenv.FreePortRange(t, 40)))
 	} else {
 		args = append(args, "--infra-only")
 	}
@@ -85,25 +84,6 @@ func start(t *testing.T, full bool, extra ...string) *devstack {
 		<-d.exited
 	})
 	return d
-}
-
-// freeRange finds n consecutive free ports for --http-port-base.
-func freeRange(t *testing.T, n int) int {
-	t.Helper()
-	for base := 20000 + rand.IntN(30000); base < 60000; base += n {
-		free := true
-		for p := base; p < base+n && free; p++ {
-			l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
-			if free = err == nil; free {
-				l.Close()
-			}
-		}
-		if free {
-			return base
-		}
-	}
-	t.Fatalf("no %d consecutive free ports", n)
-	return 0
 }
 
 // waitUp waits for devstack.env, written once everything answers. The bound

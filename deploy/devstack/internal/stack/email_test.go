@@ -5,11 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"math/rand/v2"
-	"net"
 	"net/http"
 	"regexp"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -18,27 +15,6 @@ import (
 	"backinstock/shared/testenv"
 	"backinstock/topics/clicklink"
 )
-
-// freeRange finds n consecutive free ports for HTTPPortBase, below
-// Linux's ephemeral range (32768 on): a port found free there can be taken
-// by any outgoing connection before the service listens on it.
-func freeRange(t *testing.T, n int) int {
-	t.Helper()
-	for base := 10000 + rand.IntN(20000); base+n < 32768; base += n {
-		free := true
-		for p := base; p < base+n && free; p++ {
-			l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
-			if free = err == nil; free {
-				l.Close()
-			}
-		}
-		if free {
-			return base
-		}
-	}
-	t.Fatalf("no %d consecutive free ports", n)
-	return 0
-}
 
 // mailTo lists the ids of the messages Mailpit holds for address, each
 // once (testenv's listing keeps one that the still-arriving emails of a

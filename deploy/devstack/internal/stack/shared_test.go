@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"backinstock/deploy/devstack/internal/stack"
+	"backinstock/shared/testenv"
 	"backinstock/topics/catalog"
 )
 
@@ -61,7 +62,7 @@ func startShared(t *testing.T) error {
 		DataDir:    dir,
 		KafkaPorts: []string{strconv.Itoa(p[0]), strconv.Itoa(p[1]), strconv.Itoa(p[2])},
 		NATSPort:   p[3], NATSWSPort: p[4], RedisPort: p[5], MailpitSMTPPort: p[6], MailpitPort: p[7],
-		HTTPPortBase: freeRange(t, 40), Regions: catalog.DefaultRegions,
+		HTTPPortBase: testenv.FreePortRange(t, 40), Regions: catalog.DefaultRegions,
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
