@@ -374,7 +374,10 @@ func (f *Fanout) stream(ctx context.Context, stopping <-chan struct{}, ev events
 		pf = f.prefetch(ctx, ev.SKU, store.Cursor{Score: cur.Score, Member: cur.Member}, end)
 		defer pf.stop()
 	}
-	var loopErr error
+	var (
+		loopErr error
+		next    int64 // the next page's rank, a hint for Page
+	)
 loop:
 	for !failed.Load() {
 		select {
@@ -390,11 +393,14 @@ loop:
 			}
 			n = int(min(int64(n), cur.WaveLeft))
 		}
-		var ws []store.Wishlister
+		var (
+			ws    []store.Wishlister
+			after store.Cursor
+		)
 		if limit < 0 {
-			ws, err = pf.next(ctx)
+			ws, after, err = pf.next(ctx)
 		} else {
-			ws, err = f.store.Page(ctx, ev.SKU, f.cfg.Region, store.Cursor{Score: cur.Score, Member: cur.Member}, end, n)
+			ws, after, err = f.store.Page(ctx, ev.SKU, f.cfg.Region, store.Cursor{Score: cur.Score, Member: cur.Member, Next: next}, end, n)
 		}
 		if err != nil {
 			loopErr = err
@@ -443,8 +449,7 @@ loop:
 			msgs[i] = &all[i]
 			begin = r.end
 		}
-		last := ws[len(ws)-1]
-		cur.Score, cur.Member = last.Score, last.UserID
+		cur.Score, cur.Member, next = after.Score, after.Member, after.Next
 		cur.Users += int64(len(ws))
 		cur.Records += int64(len(msgs))
 		cur.Notified += notified
@@ -490,8 +495,9 @@ type prefetcher struct {
 }
 
 type prefetched struct {
-	ws  []store.Wishlister
-	err error
+	ws    []store.Wishlister
+	after store.Cursor
+	err   error
 }
 
 func (f *Fanout) prefetch(ctx context.Context, sku string, cur store.Cursor, end *wishes.Bound) *prefetcher {
@@ -502,31 +508,30 @@ func (f *Fanout) prefetch(ctx context.Context, sku string, cur store.Cursor, end
 		defer pf.wg.Done()
 		defer close(pf.pages)
 		for {
-			ws, err := f.store.Page(ctx, sku, f.cfg.Region, cur, end, f.cfg.PageSize)
+			ws, after, err := f.store.Page(ctx, sku, f.cfg.Region, cur, end, f.cfg.PageSize)
 			select {
-			case pf.pages <- prefetched{ws: ws, err: err}:
+			case pf.pages <- prefetched{ws: ws, after: after, err: err}:
 			case <-ctx.Done():
 				return
 			}
 			if err != nil || len(ws) == 0 {
 				return
 			}
-			last := ws[len(ws)-1]
-			cur = store.Cursor{Score: last.Score, Member: last.UserID}
+			cur = after
 		}
 	}()
 	return pf
 }
 
-func (pf *prefetcher) next(ctx context.Context) ([]store.Wishlister, error) {
+func (pf *prefetcher) next(ctx context.Context) ([]store.Wishlister, store.Cursor, error) {
 	select {
 	case p, ok := <-pf.pages:
 		if !ok {
-			return nil, errors.New("page reader stopped")
+			return nil, store.Cursor{}, errors.New("page reader stopped")
 		}
-		return p.ws, p.err
+		return p.ws, p.after, p.err
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return nil, store.Cursor{}, ctx.Err()
 	}
 }
 

@@ -453,6 +453,10 @@ func decodePrefs(userID, v string) (*wishes.Preferences, error) {
 type Cursor struct {
 	Score  int64
 	Member string
+	// Next, when above 0, is where the caller expects the page after the
+	// cursor to start: Member's rank + 1 when the previous page was read
+	// (Page's next cursor has it). Only a hint: Page checks it.
+	Next int64
 }
 
 // Wishlister is one member of a page with what the fan-out needs of it.
@@ -460,19 +464,19 @@ type Cursor struct {
 // region) after the page was read.
 type Wishlister struct {
 	UserID string
-	Score  int64
 	Entry  *wishes.Entry
 	Prefs  *wishes.Preferences
 }
 
-// pageScript returns up to ARGV[3] members (with scores) of the sorted set
-// KEYS[1] after the cursor (ARGV[1] score, ARGV[2] member; "" member = from
-// the start), atomically. It finds the
-// cursor by rank when the member is still there with the same score, and
-// otherwise by a binary search among the members of equal score, so a
-// wishlister removed meanwhile does not lose the place.
+// pageScript returns the rank of the first member after the cursor
+// (ARGV[1] score, ARGV[2] member; "" member = from the start) and up to
+// ARGV[3] members from there (with scores) of the sorted set KEYS[1],
+// atomically. It finds the cursor by rank when the member is still there
+// with the same score, and otherwise by a binary search among the members
+// of equal score, so a wishlister removed meanwhile does not lose the
+// place.
 const pageScript = cursorRank + `
-return redis.call('ZRANGE', KEYS[1], start, start + tonumber(ARGV[3]) - 1, 'WITHSCORES')
+return {start, redis.call('ZRANGE', KEYS[1], start, start + tonumber(ARGV[3]) - 1, 'WITHSCORES')}
 `
 
 // cursorRank sets start to the rank of the first member after the cursor
@@ -563,39 +567,27 @@ func (s *Store) Plan(ctx context.Context, sku, region string, cur Cursor, limit 
 }
 
 // Page reads up to n wishlisters of (sku, region) after cur, earliest
-// first, with their entries and preferences: a script call for the ids and
-// one HMGET of the items hash (same slot) for the rest. Building the reply
-// inside Lua cost Redis more than the second round trip. With an end, the
-// page stops after that wishlister (a segment's last).
-func (s *Store) Page(ctx context.Context, sku, region string, cur Cursor, end *wishes.Bound, n int) ([]Wishlister, error) {
-	raw, err := s.page.Run(ctx, s.rdb, []string{UsersKey(sku, region)}, strconv.FormatInt(cur.Score, 10), cur.Member, n).StringSlice()
+// first, with their entries and preferences, and the cursor after the last
+// of them (cur when there are none): one transaction of ZRANGEs for the
+// ids and one HMGET of the items hash (same slot) for the rest. With an
+// end, the page stops after that wishlister (a segment's last).
+func (s *Store) Page(ctx context.Context, sku, region string, cur Cursor, end *wishes.Bound, n int) ([]Wishlister, Cursor, error) {
+	users, next, err := s.members(ctx, UsersKey(sku, region), cur, end, n)
 	if err != nil {
-		return nil, fmt.Errorf("page wishlisters of %s in %s: %w", sku, region, err)
+		return nil, cur, fmt.Errorf("page wishlisters of %s in %s: %w", sku, region, err)
 	}
-	if end != nil {
-		raw = raw[:upTo(raw, *end)]
-	}
-	if len(raw) == 0 {
-		return nil, nil
-	}
-	users := make([]string, len(raw)/2)
-	for i := range users {
-		users[i] = raw[2*i]
+	if len(users) == 0 {
+		return nil, cur, nil
 	}
 	items, err := s.rdb.HMGet(ctx, ItemsKey(sku, region), users...).Result()
 	if err != nil {
-		return nil, fmt.Errorf("read %d wishlisters of %s in %s: %w", len(users), sku, region, err)
+		return nil, cur, fmt.Errorf("read %d wishlisters of %s in %s: %w", len(users), sku, region, err)
 	}
-	out := make([]Wishlister, len(raw)/2)
+	out := make([]Wishlister, len(users))
 	// Users with the same preferences share one decoded copy.
 	decoded := map[string]*wishes.Preferences{}
-	for i := range out {
-		user, sc := raw[2*i], raw[2*i+1]
-		score, err := strconv.ParseFloat(sc, 64)
-		if err != nil {
-			return nil, fmt.Errorf("page wishlisters of %s in %s: score %q: %w", sku, region, sc, err)
-		}
-		out[i] = Wishlister{UserID: user, Score: int64(score)}
+	for i, user := range users {
+		out[i] = Wishlister{UserID: user}
 		v, ok := items[i].(string)
 		if !ok {
 			continue // removed after the sorted set was read: skipped
@@ -603,7 +595,7 @@ func (s *Store) Page(ctx context.Context, sku, region string, cur Cursor, end *w
 		item, prefs, _ := strings.Cut(v, "\n")
 		e, err := wishes.DecodeItem(user, sku, item)
 		if err != nil {
-			return nil, err
+			return nil, cur, err
 		}
 		if e.Region == region {
 			out[i].Entry = &e
@@ -612,30 +604,142 @@ func (s *Store) Page(ctx context.Context, sku, region string, cur Cursor, end *w
 			p, ok := decoded[prefs]
 			if !ok {
 				if p, err = decodePrefs(user, prefs); err != nil {
-					return nil, err
+					return nil, cur, err
 				}
 				decoded[prefs] = p
 			}
 			out[i].Prefs = p
 		}
 	}
-	return out, nil
+	return out, next, nil
 }
 
-// upTo is the length of the prefix of raw (member, score pairs in set
-// order) that is not after end. Members of equal score sort bytewise, in
-// Redis as in Go's string comparison.
-func upTo(raw []string, end wishes.Bound) int {
-	for i := 0; i+1 < len(raw); i += 2 {
-		sc, err := strconv.ParseFloat(raw[i+1], 64)
+// member is a sorted-set member with its score.
+type member struct {
+	member string
+	score  int64
+}
+
+// members reads the ids of up to n members after cur, not after end, and
+// the cursor after the last of them.
+//
+// Where the set is read from the start, or cur.Next is right, one
+// transaction reads them by rank (quick). Otherwise, and for a page that
+// passes end (once per segment), pageScript finds the cursor by score and
+// member. The script's cost for Redis was in Lua, not in the range: it
+// turns every member into a Lua string and back, about as much again as
+// the ZRANGE itself (make bench-e2e, INFO commandstats).
+func (s *Store) members(ctx context.Context, key string, cur Cursor, end *wishes.Bound, n int) ([]string, Cursor, error) {
+	ids, next, ok, err := s.quick(ctx, key, cur, n)
+	if err != nil {
+		return nil, cur, err
+	}
+	if ok && (end == nil || len(ids) == 0 || !past(member{next.Member, next.Score}, *end)) {
+		return ids, next, nil
+	}
+	raw, err := s.page.Run(ctx, s.rdb, []string{key}, strconv.FormatInt(cur.Score, 10), cur.Member, n).Slice()
+	if err != nil {
+		return nil, cur, err
+	}
+	bad := fmt.Errorf("unexpected reply %v", raw)
+	if len(raw) != 2 {
+		return nil, cur, bad
+	}
+	start, ok1 := raw[0].(int64)
+	pairs, ok2 := raw[1].([]any)
+	if !ok1 || !ok2 || len(pairs)%2 != 0 {
+		return nil, cur, bad
+	}
+	zs := make([]member, len(pairs)/2)
+	for i := range zs {
+		m, _ := pairs[2*i].(string)
+		sc, _ := pairs[2*i+1].(string)
+		score, err := strconv.ParseFloat(sc, 64)
 		if err != nil {
-			return i // Page reports the bad score on the pairs before it
+			return nil, cur, fmt.Errorf("score %q of %s: %w", sc, m, err)
 		}
-		if score := int64(sc); score > end.Score || (score == end.Score && raw[i] > end.Member) {
+		zs[i] = member{member: m, score: int64(score)}
+	}
+	if end != nil {
+		zs = zs[:upTo(zs, *end)]
+	}
+	if len(zs) == 0 {
+		return nil, cur, nil
+	}
+	ids = make([]string, len(zs))
+	for i, z := range zs {
+		ids[i] = z.member
+	}
+	last := zs[len(zs)-1]
+	return ids, Cursor{Score: last.score, Member: last.member, Next: start + int64(len(zs))}, nil
+}
+
+// quick reads up to n ids by rank, from the start of the set or from
+// cur.Next, in one MULTI: the ids without their scores, and with its score
+// only the member before them (the anchor) and the page's last (at
+// start+n-1, or the set's last when the set ends sooner). Scores are what
+// a ZRANGE costs Redis most: WITHSCORES made it about ten times dearer on
+// Redis 7.0, which formats every score as text. The anchor being cur's
+// member with cur's score proves nobody before it was added or removed
+// since the last page, so the ids are exactly those after cur. ok is false
+// when there is no hint or it is stale.
+func (s *Store) quick(ctx context.Context, key string, cur Cursor, n int) (ids []string, next Cursor, ok bool, err error) {
+	if cur.Member != "" && cur.Next <= 0 {
+		return nil, cur, false, nil
+	}
+	start, stop := cur.Next, cur.Next+int64(n)-1
+	if cur.Member == "" {
+		start, stop = 0, int64(n)-1
+	}
+	var anchor, last, tail *redis.ZSliceCmd
+	var idCmd *redis.StringSliceCmd
+	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		if cur.Member != "" {
+			anchor = p.ZRangeWithScores(ctx, key, start-1, start-1)
+		}
+		idCmd = p.ZRange(ctx, key, start, stop)
+		last = p.ZRangeWithScores(ctx, key, stop, stop)
+		tail = p.ZRangeWithScores(ctx, key, -1, -1)
+		return nil
+	})
+	if err != nil {
+		return nil, cur, false, err
+	}
+	if anchor != nil {
+		a := anchor.Val()
+		if len(a) != 1 || a[0].Member != cur.Member || int64(a[0].Score) != cur.Score {
+			return nil, cur, false, nil
+		}
+	}
+	ids = idCmd.Val()
+	if len(ids) == 0 {
+		return nil, cur, true, nil
+	}
+	lz := last.Val()
+	if len(lz) == 0 {
+		lz = tail.Val()
+	}
+	if len(lz) != 1 || lz[0].Member != ids[len(ids)-1] {
+		return nil, cur, false, fmt.Errorf("page by rank: last member %v is not the page's last %q", lz, ids[len(ids)-1])
+	}
+	return ids, Cursor{Score: int64(lz[0].Score), Member: ids[len(ids)-1], Next: start + int64(len(ids))}, true, nil
+}
+
+// past reports whether z sorts after end. Members of equal score sort
+// bytewise, in Redis as in Go's string comparison.
+func past(z member, end wishes.Bound) bool {
+	return z.score > end.Score || (z.score == end.Score && z.member > end.Member)
+}
+
+// upTo is the length of the prefix of zs (in set order) that is not after
+// end.
+func upTo(zs []member, end wishes.Bound) int {
+	for i, z := range zs {
+		if past(z, end) {
 			return i
 		}
 	}
-	return len(raw)
+	return len(zs)
 }
 
 // Checkpoint reads the progress of a fan-out (zero when it has not begun).

@@ -24,8 +24,11 @@ var env *testenv.Env
 func TestMain(m *testing.M) { os.Exit(testenv.Main(m, &env)) }
 
 // TestPageCursor pages through wishlisters with many equal wishlist times
-// while the wishlister under the cursor (and others) leave: every remaining
-// wishlister comes exactly once, earliest first, ties by user id.
+// while the wishlister under the cursor (and others) leave and earlier ones
+// come and go: every remaining wishlister after the cursor comes exactly
+// once, earliest first, ties by user id, and each page's ranks are the
+// set's. The cursor carries the rank hint the fan-out passes, so the pages
+// after a change before the cursor test that a stale hint is caught.
 func TestPageCursor(t *testing.T) {
 	r := env.Redis(t)
 	rdb := redis.NewClient(&redis.Options{Addr: r.Addr})
@@ -33,6 +36,7 @@ func TestPageCursor(t *testing.T) {
 	st := store.New(rdb)
 	ctx := context.Background()
 	sku := testenv.Unique(t, "sku")
+	key := store.UsersKey(sku, "us-east-1")
 	base := time.UnixMilli(1_700_000_000_000)
 	var puts []wishes.Entry
 	for i := range 40 {
@@ -48,43 +52,118 @@ func TestPageCursor(t *testing.T) {
 		want = append(want, fmt.Sprintf("%d/%s", e.Since.UnixMilli(), e.UserID))
 	}
 	slices.Sort(want)
+	remove := func(user string) {
+		t.Helper()
+		old := []*wishes.Entry{{UserID: user, SKU: sku, Region: "us-east-1"}}
+		if err := st.Write(ctx, nil, []wishes.Entry{{UserID: user, SKU: sku}}, old); err != nil {
+			t.Fatal(err)
+		}
+	}
 
 	var (
 		cur     store.Cursor
 		got     []string
+		seen    []string
 		removed = map[string]bool{}
+		early   int64
 	)
 	for page := 0; ; page++ {
-		ws, err := st.Page(ctx, sku, "us-east-1", cur, nil, 3)
+		ws, next, err := st.Page(ctx, sku, "us-east-1", cur, nil, 3)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if len(ws) == 0 {
+			if next != cur {
+				t.Fatalf("an empty page moved the cursor from %+v to %+v", cur, next)
+			}
 			break
 		}
 		for _, w := range ws {
 			if w.Entry == nil || w.Entry.Region != "us-east-1" {
 				t.Fatalf("wishlister %s without its entry", w.UserID)
 			}
-			got = append(got, fmt.Sprintf("%d/%s", w.Score, w.UserID))
+			got = append(got, fmt.Sprintf("%d/%s", w.Entry.Since.UnixMilli(), w.UserID))
+			seen = append(seen, w.UserID)
 		}
-		last := ws[len(ws)-1]
-		cur = store.Cursor{Score: last.Score, Member: last.UserID}
-		if page%2 == 0 {
+		last := ws[len(ws)-1].UserID
+		score, rank := rdb.ZScore(ctx, key, last).Val(), rdb.ZRank(ctx, key, last).Val()
+		if next != (store.Cursor{Score: int64(score), Member: last, Next: rank + 1}) {
+			t.Fatalf("page %d: next cursor %+v; %s has score %.0f and rank %d", page, next, last, score, rank)
+		}
+		cur = next
+		switch page % 3 {
+		case 0:
 			// The cursor's own member leaves: the next page must still
 			// start right after it.
-			old := []*wishes.Entry{{UserID: last.UserID, SKU: sku, Region: "us-east-1"}}
-			if err := st.Write(ctx, nil, []wishes.Entry{{UserID: last.UserID, SKU: sku}}, old); err != nil {
+			remove(last)
+			removed[last] = true
+		case 1:
+			// One before the cursor leaves: the hint is one too far.
+			for _, u := range seen {
+				if !removed[u] {
+					remove(u)
+					removed[u] = true
+					break
+				}
+			}
+		case 2:
+			// One joins before everyone: the hint is one too near. It
+			// wished before the cursor, so this fan-out passes it by.
+			e := wishes.Entry{UserID: fmt.Sprintf("early%02d", page), SKU: sku, Region: "us-east-1", Channels: []string{"app"}, Since: base.Add(-time.Millisecond)}
+			if err := st.Write(ctx, []wishes.Entry{e}, nil, []*wishes.Entry{nil}); err != nil {
 				t.Fatal(err)
 			}
-			removed[last.UserID] = true
+			early++
 		}
 	}
 	if !slices.Equal(got, want) {
 		t.Fatalf("paged order:\n got %v\nwant %v", got, want)
 	}
-	if n := rdb.ZCard(ctx, store.UsersKey(sku, "us-east-1")).Val(); n != int64(40-len(removed)) {
-		t.Fatalf("%d left after %d removals", n, len(removed))
+	if n := rdb.ZCard(ctx, key).Val(); n != int64(40-len(removed))+early {
+		t.Fatalf("%d left after %d removals and %d additions", n, len(removed), early)
+	}
+}
+
+// TestPageHintNeedsTheScore: the cursor's member is still at the hinted
+// rank but under a new score (it wished again, after one before it left).
+// The rank alone would skip b, which comes after the cursor's old place;
+// the anchor's score tells the hint is stale.
+func TestPageHintNeedsTheScore(t *testing.T) {
+	r := env.Redis(t)
+	rdb := redis.NewClient(&redis.Options{Addr: r.Addr})
+	defer rdb.Close()
+	st := store.New(rdb)
+	ctx := context.Background()
+	sku := testenv.Unique(t, "sku")
+	key := store.UsersKey(sku, "us-east-1")
+	base := time.UnixMilli(1_700_000_000_000)
+	var puts []wishes.Entry
+	for i, u := range []string{"a", "x", "b", "c"} {
+		puts = append(puts, wishes.Entry{UserID: u, SKU: sku, Region: "us-east-1", Channels: []string{"app"}, Since: base.Add(time.Duration(2*i) * time.Millisecond)})
+	}
+	if err := st.Write(ctx, puts, nil, make([]*wishes.Entry, len(puts))); err != nil {
+		t.Fatal(err)
+	}
+	ws, next, err := st.Page(ctx, sku, "us-east-1", store.Cursor{}, nil, 2)
+	if err != nil || len(ws) != 2 || next != (store.Cursor{Score: base.Add(2 * time.Millisecond).UnixMilli(), Member: "x", Next: 2}) {
+		t.Fatalf("first page %v, next %+v, %v", ws, next, err)
+	}
+	// a leaves; x moves between b and c: x keeps rank 1.
+	rdb.ZRem(ctx, key, "a")
+	rdb.ZAdd(ctx, key, redis.Z{Score: float64(base.Add(5 * time.Millisecond).UnixMilli()), Member: "x"})
+	if rank := rdb.ZRank(ctx, key, "x").Val(); rank != 1 {
+		t.Fatalf("x at rank %d, the case needs 1", rank)
+	}
+	ws, _, err = st.Page(ctx, sku, "us-east-1", next, nil, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, w := range ws {
+		got = append(got, w.UserID)
+	}
+	if want := []string{"b", "x", "c"}; !slices.Equal(got, want) {
+		t.Fatalf("page after the cursor: %v, want %v", got, want)
 	}
 }
 
@@ -141,7 +220,7 @@ func TestScrubCheckpoint(t *testing.T) {
 	if o, _ := st.Checkpoint(ctx, other, "us-east-1"); o.Member != "b2" {
 		t.Fatalf("another user's checkpoint changed: %+v", o)
 	}
-	page, err := st.Page(ctx, sku, "us-east-1", store.Cursor{Score: got.Score, Member: got.Member}, nil, 10)
+	page, _, err := st.Page(ctx, sku, "us-east-1", store.Cursor{Score: got.Score, Member: got.Member}, nil, 10)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -231,7 +310,7 @@ func TestPlanSegmentsCoverEachWishlisterOnce(t *testing.T) {
 		for _, end := range ends {
 			cur, n := from, 0
 			for {
-				ws, err := st.Page(ctx, sku, "us-east-1", cur, end, 3)
+				ws, next, err := st.Page(ctx, sku, "us-east-1", cur, end, 3)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -239,11 +318,10 @@ func TestPlanSegmentsCoverEachWishlisterOnce(t *testing.T) {
 					break
 				}
 				for _, w := range ws {
-					got = append(got, fmt.Sprintf("%d/%s", w.Score, w.UserID))
+					got = append(got, fmt.Sprintf("%d/%s", w.Entry.Since.UnixMilli(), w.UserID))
 				}
 				n += len(ws)
-				last := ws[len(ws)-1]
-				cur = store.Cursor{Score: last.Score, Member: last.UserID}
+				cur = next
 			}
 			per = append(per, n)
 			if end != nil {
