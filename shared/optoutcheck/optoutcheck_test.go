@@ -3,7 +3,10 @@ package optoutcheck_test
 import (
 	"context"
 	"os"
+	"strconv"
 	"testing"
+
+	"github.com/redis/go-redis/v9"
 
 	"backinstock/shared/optoutcheck"
 	"backinstock/shared/redisconn"
@@ -71,5 +74,40 @@ func TestStatesFailsWhenRedisIsAway(t *testing.T) {
 	cancel()
 	if _, err := optoutcheck.New(rdb).States(ctx, []string{"a"}); err == nil {
 		t.Fatal("a lookup that reached no Redis reported no error: the caller would send")
+	}
+}
+
+// TestStatesPathsAgree: the single-node MGET read (over several chunks) and
+// the per-key GET pipeline a sharded client gets find the same records.
+func TestStatesPathsAgree(t *testing.T) {
+	ctx := context.Background()
+	addr := env.Redis(t).Addr
+	single := redis.NewClient(&redis.Options{Addr: addr})
+	defer single.Close()
+	ring := redis.NewRing(&redis.RingOptions{Addrs: map[string]string{"one": addr}})
+	defer ring.Close()
+	p := testenv.Unique(t, "u")
+	users := make([]string, 2500)
+	for i := range users {
+		users[i] = p + "-" + strconv.Itoa(i)
+		if i%7 == 0 {
+			if err := single.Set(ctx, optout.Key(users[i]), "sms", 0).Err(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for name, rdb := range map[string]redis.UniversalClient{"mget": single, "get": ring} {
+		got, err := optoutcheck.New(rdb).States(ctx, append(users, users[:10]...))
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if len(got) != (len(users)+6)/7 {
+			t.Fatalf("%s: %d users with a record, want %d", name, len(got), (len(users)+6)/7)
+		}
+		for i, u := range users {
+			if reason, _ := got[u].Suppresses("sms"); (reason != "") != (i%7 == 0) {
+				t.Fatalf("%s: user %d on sms: reason %q", name, i, reason)
+			}
+		}
 	}
 }
