@@ -624,8 +624,8 @@ type member struct {
 // the cursor after the last of them.
 //
 // Where the set is read from the start, or cur.Next is right, one
-// transaction reads them by rank (quick). Otherwise, and for a page that
-// passes end (once per segment), pageScript finds the cursor by score and
+// transaction reads them by rank (quick). Otherwise, and at a segment's
+// end (a page that passes it), pageScript finds the cursor by score and
 // member. The script's cost for Redis was in Lua, not in the range: it
 // turns every member into a Lua string and back, about as much again as
 // the ZRANGE itself (make bench-e2e, INFO commandstats).
