@@ -69,39 +69,49 @@ const mgetChunk = 1000
 
 // read returns each user's record, nil where there is none.
 func (r *Reader) read(ctx context.Context, users []string) ([]*string, error) {
-	out := make([]*string, 0, len(users))
-	if _, single := r.rdb.(*redis.Client); single {
-		var cmds []*redis.SliceCmd
-		_, err := r.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-			for start := 0; start < len(users); start += mgetChunk {
-				chunk := users[start:min(start+mgetChunk, len(users))]
-				keys := make([]string, len(chunk))
-				for i, u := range chunk {
-					keys[i] = optout.Key(u)
-				}
-				cmds = append(cmds, p.MGet(ctx, keys...))
-			}
-			return nil
-		})
-		if err != nil {
-			return nil, err
-		}
-		for _, c := range cmds {
-			for _, v := range c.Val() {
-				var rec *string
-				if s, ok := v.(string); ok {
-					rec = &s
-				}
-				out = append(out, rec)
-			}
-		}
-		if len(out) != len(users) {
-			return nil, fmt.Errorf("%d answers to %d users", len(out), len(users))
-		}
-		return out, nil
+	if c, single := r.rdb.(*redis.Client); single {
+		return readMGet(ctx, c, users)
 	}
+	return readGet(ctx, r.rdb, users)
+}
+
+// readMGet is read on a single node: one MGET per mgetChunk users.
+func readMGet(ctx context.Context, rdb *redis.Client, users []string) ([]*string, error) {
+	var cmds []*redis.SliceCmd
+	_, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for start := 0; start < len(users); start += mgetChunk {
+			chunk := users[start:min(start+mgetChunk, len(users))]
+			keys := make([]string, len(chunk))
+			for i, u := range chunk {
+				keys[i] = optout.Key(u)
+			}
+			cmds = append(cmds, p.MGet(ctx, keys...))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*string, 0, len(users))
+	for _, c := range cmds {
+		for _, v := range c.Val() {
+			var rec *string
+			if s, ok := v.(string); ok {
+				rec = &s
+			}
+			out = append(out, rec)
+		}
+	}
+	if len(out) != len(users) {
+		return nil, fmt.Errorf("%d answers to %d users", len(out), len(users))
+	}
+	return out, nil
+}
+
+// readGet is read on a cluster or ring: one GET per user, pipelined.
+func readGet(ctx context.Context, rdb redis.UniversalClient, users []string) ([]*string, error) {
 	cmds := make([]*redis.StringCmd, len(users))
-	_, err := r.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+	_, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, u := range users {
 			cmds[i] = p.Get(ctx, optout.Key(u))
 		}
@@ -110,6 +120,7 @@ func (r *Reader) read(ctx context.Context, users []string) ([]*string, error) {
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return nil, err
 	}
+	out := make([]*string, 0, len(users))
 	for _, c := range cmds {
 		v, err := c.Result()
 		switch {

@@ -81,11 +81,7 @@ func TestStatesFailsWhenRedisIsAway(t *testing.T) {
 // the per-key GET pipeline a sharded client gets find the same records.
 func TestStatesPathsAgree(t *testing.T) {
 	ctx := context.Background()
-	addr := env.Redis(t).Addr
-	single := redis.NewClient(&redis.Options{Addr: addr})
-	defer single.Close()
-	ring := redis.NewRing(&redis.RingOptions{Addrs: map[string]string{"one": addr}})
-	defer ring.Close()
+	single, ring := env.Redis(t).SingleAndSharded(t)
 	p := testenv.Unique(t, "u")
 	users := make([]string, 2500)
 	for i := range users {

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"syscall"
+	"testing"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
@@ -104,6 +105,20 @@ func (r *Redis) start() error {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// SingleAndSharded returns a single-node client and a one-shard ring on
+// this server, closed when tb ends: code with a single-node fast path (one
+// command over many keys) and a per-key path for sharded clients (whose
+// keys are in different slots) is tested both ways on the same data.
+func (r *Redis) SingleAndSharded(tb testing.TB) (*redis.Client, *redis.Ring) {
+	single := redis.NewClient(&redis.Options{Addr: r.Addr, Password: r.o.Password})
+	ring := redis.NewRing(&redis.RingOptions{Addrs: map[string]string{"one": r.Addr}, Password: r.o.Password})
+	tb.Cleanup(func() {
+		_ = single.Close()
+		_ = ring.Close()
+	})
+	return single, ring
 }
 
 // URL is the REDIS_URL for this server.

@@ -18,19 +18,17 @@ type cmdStat struct {
 
 // redisCommands reads INFO commandstats: what each command cost the
 // server, so a run can say where redis-server's CPU per notification went.
+// go-redis splits the sections and lines; each value is
+// "calls=…,usec=…,…".
 func redisCommands(ctx context.Context, rdb *redis.Client) (map[string]cmdStat, error) {
-	info, err := rdb.Info(ctx, "commandstats").Result()
+	info, err := rdb.InfoMap(ctx, "commandstats").Result()
 	if err != nil {
 		return nil, err
 	}
 	out := map[string]cmdStat{}
-	for _, line := range strings.Split(info, "\n") {
-		name, rest, ok := strings.Cut(strings.TrimSpace(line), ":")
-		if !ok || !strings.HasPrefix(name, "cmdstat_") {
-			continue
-		}
+	for name, fields := range info["Commandstats"] {
 		var s cmdStat
-		for _, kv := range strings.Split(rest, ",") {
+		for _, kv := range strings.Split(fields, ",") {
 			k, v, _ := strings.Cut(kv, "=")
 			n, _ := strconv.ParseInt(v, 10, 64)
 			switch k {

@@ -77,11 +77,7 @@ func TestMarkersAndHeldSet(t *testing.T) {
 // client alike.
 func TestSentOverSetsAndChunks(t *testing.T) {
 	ctx := context.Background()
-	addr := env.Redis(t).Addr
-	single := redis.NewClient(&redis.Options{Addr: addr})
-	defer single.Close()
-	ring := redis.NewRing(&redis.RingOptions{Addrs: map[string]string{"one": addr}})
-	defer ring.Close()
+	single, ring := env.Redis(t).SingleAndSharded(t)
 	region := testenv.Unique(t, "r")
 	// Most refs are one episode and channel, so each shard's set of it
 	// holds about 3 commands' worth of members; the rest spread over

@@ -367,17 +367,16 @@ func (f *Fanout) stream(ctx context.Context, stopping <-chan struct{}, ev events
 		}
 	}()
 
+	// pos is cur's place in the set, with the rank hint Page leaves.
+	pos := store.Cursor{Score: cur.Score, Member: cur.Member}
 	// Without a wave limit the next page is read while this one is
 	// produced, so Redis and Kafka work at the same time.
 	var pf *prefetcher
 	if limit < 0 {
-		pf = f.prefetch(ctx, ev.SKU, store.Cursor{Score: cur.Score, Member: cur.Member}, end)
+		pf = f.prefetch(ctx, ev.SKU, pos, end)
 		defer pf.stop()
 	}
-	var (
-		loopErr error
-		next    int64 // the next page's rank, a hint for Page
-	)
+	var loopErr error
 loop:
 	for !failed.Load() {
 		select {
@@ -393,14 +392,11 @@ loop:
 			}
 			n = int(min(int64(n), cur.WaveLeft))
 		}
-		var (
-			ws    []store.Wishlister
-			after store.Cursor
-		)
+		var ws []store.Wishlister
 		if limit < 0 {
-			ws, after, err = pf.next(ctx)
+			ws, pos, err = pf.next(ctx)
 		} else {
-			ws, after, err = f.store.Page(ctx, ev.SKU, f.cfg.Region, store.Cursor{Score: cur.Score, Member: cur.Member, Next: next}, end, n)
+			ws, pos, err = f.store.Page(ctx, ev.SKU, f.cfg.Region, pos, end, n)
 		}
 		if err != nil {
 			loopErr = err
@@ -449,7 +445,7 @@ loop:
 			msgs[i] = &all[i]
 			begin = r.end
 		}
-		cur.Score, cur.Member, next = after.Score, after.Member, after.Next
+		cur.Score, cur.Member = pos.Score, pos.Member
 		cur.Users += int64(len(ws))
 		cur.Records += int64(len(msgs))
 		cur.Notified += notified

@@ -23,6 +23,33 @@ var env *testenv.Env
 
 func TestMain(m *testing.M) { os.Exit(testenv.Main(m, &env)) }
 
+// openStore is a store on the test's Redis, and a client to look inside.
+func openStore(t *testing.T) (*redis.Client, *store.Store) {
+	t.Helper()
+	rdb := redis.NewClient(&redis.Options{Addr: env.Redis(t).Addr})
+	t.Cleanup(func() { _ = rdb.Close() })
+	return rdb, store.New(rdb)
+}
+
+// forty wishlist sku in us-east-1: four wishlist times, ten users each,
+// inserted out of id order, so pages and segments meet equal scores.
+func forty(sku string, base time.Time) []wishes.Entry {
+	var puts []wishes.Entry
+	for i := range 40 {
+		puts = append(puts, wishes.Entry{UserID: fmt.Sprintf("u%02d", (i*7)%40), SKU: sku, Region: "us-east-1", Channels: []string{"app"},
+			Since: base.Add(time.Duration(i/10) * time.Millisecond)})
+	}
+	return puts
+}
+
+// writeNew writes entries none of which were there before.
+func writeNew(t *testing.T, st *store.Store, puts []wishes.Entry) {
+	t.Helper()
+	if err := st.Write(context.Background(), puts, nil, make([]*wishes.Entry, len(puts))); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestPageCursor pages through wishlisters with many equal wishlist times
 // while the wishlister under the cursor (and others) leave and earlier ones
 // come and go: every remaining wishlister after the cursor comes exactly
@@ -30,23 +57,13 @@ func TestMain(m *testing.M) { os.Exit(testenv.Main(m, &env)) }
 // set's. The cursor carries the rank hint the fan-out passes, so the pages
 // after a change before the cursor test that a stale hint is caught.
 func TestPageCursor(t *testing.T) {
-	r := env.Redis(t)
-	rdb := redis.NewClient(&redis.Options{Addr: r.Addr})
-	defer rdb.Close()
-	st := store.New(rdb)
+	rdb, st := openStore(t)
 	ctx := context.Background()
 	sku := testenv.Unique(t, "sku")
 	key := store.UsersKey(sku, "us-east-1")
 	base := time.UnixMilli(1_700_000_000_000)
-	var puts []wishes.Entry
-	for i := range 40 {
-		// Four wishlist times, ten users each, inserted out of id order.
-		puts = append(puts, wishes.Entry{UserID: fmt.Sprintf("u%02d", (i*7)%40), SKU: sku, Region: "us-east-1", Channels: []string{"app"},
-			Since: base.Add(time.Duration(i/10) * time.Millisecond)})
-	}
-	if err := st.Write(ctx, puts, nil, make([]*wishes.Entry, len(puts))); err != nil {
-		t.Fatal(err)
-	}
+	puts := forty(sku, base)
+	writeNew(t, st, puts)
 	var want []string
 	for _, e := range puts {
 		want = append(want, fmt.Sprintf("%d/%s", e.Since.UnixMilli(), e.UserID))
@@ -110,9 +127,7 @@ func TestPageCursor(t *testing.T) {
 			// One joins before everyone: the hint is one too near. It
 			// wished before the cursor, so this fan-out passes it by.
 			e := wishes.Entry{UserID: fmt.Sprintf("early%02d", page), SKU: sku, Region: "us-east-1", Channels: []string{"app"}, Since: base.Add(-time.Millisecond)}
-			if err := st.Write(ctx, []wishes.Entry{e}, nil, []*wishes.Entry{nil}); err != nil {
-				t.Fatal(err)
-			}
+			writeNew(t, st, []wishes.Entry{e})
 			early++
 		}
 	}
@@ -129,10 +144,7 @@ func TestPageCursor(t *testing.T) {
 // The rank alone would skip b, which comes after the cursor's old place;
 // the anchor's score tells the hint is stale.
 func TestPageHintNeedsTheScore(t *testing.T) {
-	r := env.Redis(t)
-	rdb := redis.NewClient(&redis.Options{Addr: r.Addr})
-	defer rdb.Close()
-	st := store.New(rdb)
+	rdb, st := openStore(t)
 	ctx := context.Background()
 	sku := testenv.Unique(t, "sku")
 	key := store.UsersKey(sku, "us-east-1")
@@ -141,9 +153,7 @@ func TestPageHintNeedsTheScore(t *testing.T) {
 	for i, u := range []string{"a", "x", "b", "c"} {
 		puts = append(puts, wishes.Entry{UserID: u, SKU: sku, Region: "us-east-1", Channels: []string{"app"}, Since: base.Add(time.Duration(2*i) * time.Millisecond)})
 	}
-	if err := st.Write(ctx, puts, nil, make([]*wishes.Entry, len(puts))); err != nil {
-		t.Fatal(err)
-	}
+	writeNew(t, st, puts)
 	ws, next, err := st.Page(ctx, sku, "us-east-1", store.Cursor{}, nil, 2)
 	if err != nil || len(ws) != 2 || next != (store.Cursor{Score: base.Add(2 * time.Millisecond).UnixMilli(), Member: "x", Next: 2}) {
 		t.Fatalf("first page %v, next %+v, %v", ws, next, err)
@@ -172,10 +182,7 @@ func TestPageHintNeedsTheScore(t *testing.T) {
 // starts at the first wishlister of the cursor's millisecond (repeating
 // only those, which the notifier absorbs), skipping none after it.
 func TestScrubCheckpoint(t *testing.T) {
-	r := env.Redis(t)
-	rdb := redis.NewClient(&redis.Options{Addr: r.Addr})
-	defer rdb.Close()
-	st := store.New(rdb)
+	rdb, st := openStore(t)
 	ctx := context.Background()
 	sku := testenv.Unique(t, "sku")
 	base := time.UnixMilli(1_700_000_000_000)
@@ -188,9 +195,7 @@ func TestScrubCheckpoint(t *testing.T) {
 		}
 		puts = append(puts, wishes.Entry{UserID: u, SKU: sku, Region: "us-east-1", Channels: []string{"app"}, Since: since})
 	}
-	if err := st.Write(ctx, puts, nil, make([]*wishes.Entry, len(puts))); err != nil {
-		t.Fatal(err)
-	}
+	writeNew(t, st, puts)
 	event := testenv.Unique(t, "ev")
 	ck := wishes.Checkpoint{Score: base.Add(time.Millisecond).UnixMilli(), Member: "c3", Users: 3, Records: 3}
 	if err := st.SaveCheckpoint(ctx, event, "us-east-1", ck, time.Hour); err != nil {
@@ -283,21 +288,12 @@ func TestSetPrefsWritesTheOptOutRecord(t *testing.T) {
 // gives one segment; after an erased boundary is scrubbed, the segments
 // still cover every remaining wishlister once.
 func TestPlanSegmentsCoverEachWishlisterOnce(t *testing.T) {
-	r := env.Redis(t)
-	rdb := redis.NewClient(&redis.Options{Addr: r.Addr})
-	defer rdb.Close()
-	st := store.New(rdb)
+	rdb, st := openStore(t)
 	ctx := context.Background()
 	sku := testenv.Unique(t, "sku")
 	base := time.UnixMilli(1_700_000_000_000)
-	var puts []wishes.Entry
-	for i := range 40 {
-		puts = append(puts, wishes.Entry{UserID: fmt.Sprintf("u%02d", (i*7)%40), SKU: sku, Region: "us-east-1", Channels: []string{"app"},
-			Since: base.Add(time.Duration(i/10) * time.Millisecond)})
-	}
-	if err := st.Write(ctx, puts, nil, make([]*wishes.Entry, len(puts))); err != nil {
-		t.Fatal(err)
-	}
+	puts := forty(sku, base)
+	writeNew(t, st, puts)
 	var all []string
 	for _, e := range puts {
 		all = append(all, fmt.Sprintf("%d/%s", e.Since.UnixMilli(), e.UserID))
@@ -413,10 +409,7 @@ func TestPlanSegmentsCoverEachWishlisterOnce(t *testing.T) {
 // lease, only the holder moves its checkpoint, a lease given up or run out
 // can be taken by another, and folding the round closes it.
 func TestSegmentLeasesFenceTheCheckpoint(t *testing.T) {
-	r := env.Redis(t)
-	rdb := redis.NewClient(&redis.Options{Addr: r.Addr})
-	defer rdb.Close()
-	st := store.New(rdb)
+	_, st := openStore(t)
 	ctx := context.Background()
 	id, region := testenv.Unique(t, "ev"), "eu-west-1"
 	segs := []wishes.Segment{{To: &wishes.Bound{Score: 5, Member: "m"}}, {Checkpoint: wishes.Checkpoint{Score: 5, Member: "m"}}}
