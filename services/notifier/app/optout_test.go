@@ -96,10 +96,14 @@ func TestOptOutsHonouredBeforeTheEdge(t *testing.T) {
 		t.Fatalf("held = %v, want 1", got)
 	}
 
-	// The sleeper unsubscribes while held; the quiet hours end.
+	// The sleeper unsubscribes while held; the quiet hours end. The held
+	// gauge is set by the releaser's tick: it reads 0 before the first tick
+	// after the hold too, so the wait is for the release itself.
 	set(sleeper, optout.All)
 	now.Store(time.Date(2026, 1, 10, 6, 0, 1, 0, time.UTC).UnixNano()) // 07:00:01 in Berlin
-	testenv.Eventually(t, 10*time.Second, func() bool { return metric(r.reg, "backinstock_notifier_held_pending") == 0 }, "held set empty")
+	testenv.Eventually(t, 10*time.Second, func() bool {
+		return metric(r.reg, "backinstock_notifier_released_total", "channel", "app") == 1 && metric(r.reg, "backinstock_notifier_held_pending") == 0
+	}, "held notification released")
 	if got := metric(r.reg, "backinstock_notifier_suppressed_total", "channel", "app", "reason", optout.ReasonUnsubscribed); got != 3 {
 		t.Fatalf("suppressed app/unsubscribed after the release = %v, want 3", got)
 	}
