@@ -132,7 +132,9 @@ func TestReadmeCommandsRunAgainstTheStack(t *testing.T) {
 			var script strings.Builder
 			script.WriteString("set -euo pipefail\n")
 			script.WriteString("curl() { command curl --fail-with-body --max-time 30 \"$@\"; }\n")
-			script.WriteString("kcat() { if command -v kcat >/dev/null; then command kcat \"$@\"; else echo 'kcat not installed: skipped' >&2; fi; }\n")
+			// type -P looks for a file on PATH only: command -v would find
+			// this function itself, and a machine without kcat failed here.
+			script.WriteString("kcat() { if type -P kcat >/dev/null; then command kcat \"$@\"; else echo 'kcat not installed: skipped' >&2; fi; }\n")
 			for k, v := range env {
 				if regexp.MustCompile(`^[A-Z_][A-Z0-9_]*$`).MatchString(k) {
 					script.WriteString("export " + k + "='" + strings.ReplaceAll(v, "'", `'\''`) + "'\n")
