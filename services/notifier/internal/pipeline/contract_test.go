@@ -95,30 +95,35 @@ func TestPipelineDeadLettersMisKeyedRecords(t *testing.T) {
 
 // harness builds the pipeline under the handler suite; poison makes the
 // record it must reject, for a topic and region of the harness's own.
+// edgeRig gives a test a region of its own: a Redis client, a publisher
+// on the embedded nats-server and the region's edge streams.
+func edgeRig(tb testing.TB) (region string, rdb *redis.Client, pub *edge.Publisher, js jetstream.JetStream) {
+	region = "hc-" + strconv.FormatInt(regions.Add(1), 10)
+	rdb = redis.NewClient(&redis.Options{Addr: env.Redis(tb).Addr})
+	tb.Cleanup(func() { _ = rdb.Close() })
+	nc, err := nats.Connect(env.NATS(tb).URL())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = natsconn.Drain(nc, 5*time.Second) })
+	if pub, err = edge.NewPublisher(nc, 1024, 5*time.Second); err != nil {
+		tb.Fatal(err)
+	}
+	if js, err = jetstream.New(nc); err != nil {
+		tb.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := edge.EnsureStreams(ctx, js, region, edge.StreamOptions{Duplicates: 2 * time.Minute, MaxAge: time.Hour, Replicas: 1}); err != nil {
+		tb.Fatal(err)
+	}
+	return region, rdb, pub, js
+}
+
 func harness(poison func(tb testing.TB, topic, region string) *sarama.ConsumerMessage) handlertest.Factory {
 	return func(tb testing.TB, o handlertest.Options) handlertest.Harness {
-		region := "hc-" + strconv.FormatInt(regions.Add(1), 10)
 		const channel = events.ChannelApp
-		rdb := redis.NewClient(&redis.Options{Addr: env.Redis(tb).Addr})
-		tb.Cleanup(func() { _ = rdb.Close() })
-		nc, err := nats.Connect(env.NATS(tb).URL())
-		if err != nil {
-			tb.Fatal(err)
-		}
-		tb.Cleanup(func() { _ = natsconn.Drain(nc, 5*time.Second) })
-		pub, err := edge.NewPublisher(nc, 1024, 5*time.Second)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		js, err := jetstream.New(nc)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if err := edge.EnsureStreams(ctx, js, region, edge.StreamOptions{Duplicates: 2 * time.Minute, MaxAge: time.Hour, Replicas: 1}); err != nil {
-			tb.Fatal(err)
-		}
+		region, rdb, pub, js := edgeRig(tb)
 		var limits map[string]ratelimit.Limit
 		if o.Slow {
 			limits = map[string]ratelimit.Limit{channel: {PerSecond: 1.0 / 3600, Burst: 1}}

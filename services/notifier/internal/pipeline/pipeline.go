@@ -24,7 +24,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -202,20 +201,9 @@ func (p *Processor) deliver(ctx context.Context, b *kafka.Batch, channel string,
 	}
 	send := fresh
 	if b != nil {
-		var holds []store.Held
-		now := p.o.Now()
-		send = fresh[:0]
-		for _, c := range fresh {
-			if rel, ok := p.releaseAt(now, c.n); ok {
-				holds = append(holds, store.Held{ID: c.n.NotificationID, Release: rel, Payload: c.data})
-				continue
-			}
-			send = append(send, c)
-		}
-		if err := p.o.Store.Hold(ctx, holds); err != nil {
+		if send, err = p.hold(ctx, channel, fresh); err != nil {
 			return err
 		}
-		m.Held.WithLabelValues(channel).Add(float64(len(holds)))
 	}
 	p.o.Crash(AfterReserve)
 	for len(send) > 0 {
@@ -250,6 +238,27 @@ func (p *Processor) deliver(ctx context.Context, b *kafka.Batch, channel string,
 		}
 	}
 	return nil
+}
+
+// hold keeps the candidates inside their recipient's quiet hours in the
+// held set, to be released when the hours end, and drops them from cands,
+// in place.
+func (p *Processor) hold(ctx context.Context, channel string, cands []cand) ([]cand, error) {
+	var holds []store.Held
+	now := p.o.Now()
+	send := cands[:0]
+	for _, c := range cands {
+		if rel, ok := p.releaseAt(now, c.n); ok {
+			holds = append(holds, store.Held{ID: c.n.NotificationID, Release: rel, Payload: c.data})
+			continue
+		}
+		send = append(send, c)
+	}
+	if err := p.o.Store.Hold(ctx, holds); err != nil {
+		return nil, err
+	}
+	p.o.Metrics.Held.WithLabelValues(channel).Add(float64(len(holds)))
+	return send, nil
 }
 
 // errPaused ends a release of a paused channel's notifications: they stay
@@ -405,7 +414,8 @@ func (p *Processor) ReleaseDue(ctx context.Context, limit int) (int, error) {
 	if err != nil || len(due) == 0 {
 		return 0, err
 	}
-	byChannel := map[string][]cand{}
+	// A channel's held ids are released only if its notifications went out.
+	byChannel, heldIDs := map[string][]cand{}, map[string][]string{}
 	ids := make([]string, 0, len(due))
 	for _, h := range due {
 		n, err := events.DecodeNotification(h.Payload)
@@ -417,28 +427,27 @@ func (p *Processor) ReleaseDue(ctx context.Context, limit int) (int, error) {
 		if p.o.Pause != nil && p.o.Pause.Gate(n.Channel).IsPaused() {
 			continue // stays held until the channel is resumed
 		}
-		ids = append(ids, h.ID)
 		if p.stale(n) {
 			// Sold out again while it waited for the quiet hours to end.
 			p.o.Metrics.DroppedStale.WithLabelValues(n.Channel).Inc()
+			ids = append(ids, h.ID)
 			continue
 		}
 		byChannel[n.Channel] = append(byChannel[n.Channel], cand{n: n, data: h.Payload})
+		heldIDs[n.Channel] = append(heldIDs[n.Channel], h.ID)
 	}
 	for ch, cs := range byChannel {
-		// deliver filters its slice in place; cs is still needed below.
-		if err := p.deliver(ctx, nil, ch, slices.Clone(cs)); err != nil {
+		chIDs := heldIDs[ch]
+		if err := p.deliver(ctx, nil, ch, cs); err != nil {
 			if errors.Is(err, errPaused) {
 				// Paused since the check above: these stay held; what the
 				// other channels published is released below.
-				ids = slices.DeleteFunc(ids, func(id string) bool {
-					return slices.ContainsFunc(cs, func(c cand) bool { return c.n.NotificationID == id })
-				})
 				continue
 			}
 			return 0, err
 		}
-		p.o.Metrics.Released.WithLabelValues(ch).Add(float64(len(cs)))
+		ids = append(ids, chIDs...)
+		p.o.Metrics.Released.WithLabelValues(ch).Add(float64(len(chIDs)))
 	}
 	if len(ids) == 0 {
 		return 0, nil
