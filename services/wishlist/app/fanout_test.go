@@ -248,34 +248,52 @@ func stockAwareWaves(t *testing.T, parallelism, segmentMin int) {
 	}
 	level(2) // what the stock view will show after the first wave
 	reg, _ := startFanout(t, cfg, region)
-	ev := restock(sku, region, 1, 5, &events.Delivery{Mode: events.DeliveryStockAware, PerUnit: 2, MinStock: 1, IntervalMS: 1500})
+	// The interval leaves the test time to sell out before a third wave
+	// reads the stock view, on a loaded CI machine too.
+	const interval = 2500 * time.Millisecond
+	ev := restock(sku, region, 1, 5, &events.Delivery{Mode: events.DeliveryStockAware, PerUnit: 2, MinStock: 1, IntervalMS: interval.Milliseconds()})
 	produceEvent(t, kcfg, catalog.Restock, sku, ev)
 
 	cl := newClient(t, kcfg)
 	topic := catalog.Notify(region, "app")
-	users := func() []string {
-		var out []string
+	// waves splits the users by wave: a wave's records are stamped when its
+	// pages are read, and waves are an interval apart. Reading the topic as
+	// the first wave lands would race the second one.
+	waves := func() (first, rest []string) {
+		var ns []events.Notification
 		testenv.ReadTopic(t, cl, topic, func(m *sarama.ConsumerMessage) {
 			if n, _ := events.DecodeNotification(m.Value); n.SKU == sku {
-				out = append(out, n.UserID)
+				ns = append(ns, n)
 			}
 		})
-		slices.Sort(out)
-		return out
+		if len(ns) == 0 {
+			return nil, nil
+		}
+		start := slices.MinFunc(ns, func(a, b events.Notification) int { return a.CreatedAt.Compare(b.CreatedAt) }).CreatedAt
+		for _, n := range ns {
+			if n.CreatedAt.Before(start.Add(interval / 2)) {
+				first = append(first, n.UserID)
+			} else {
+				rest = append(rest, n.UserID)
+			}
+		}
+		slices.Sort(first)
+		slices.Sort(rest)
+		return first, rest
 	}
 	sorted := func(s []string) []string { s = slices.Clone(s); slices.Sort(s); return s }
 
-	testenv.Eventually(t, 30*time.Second, func() bool { return endOffsets(t, cl, topic) >= 10 }, "first wave")
-	if got, want := users(), sorted(order[:10]); !slices.Equal(got, want) {
-		t.Fatalf("first wave = %v, want the 10 earliest %v", got, want)
-	}
 	testenv.Eventually(t, 30*time.Second, func() bool { return endOffsets(t, cl, topic) >= 14 }, "second wave")
 	level(0) // sold out again
 	rdb := redis.NewClient(&redis.Options{Addr: r.Addr})
 	defer rdb.Close()
 	ck := waitDone(t, rdb, ev.EventID, region, 30*time.Second)
-	if got, want := users(), sorted(order[:14]); !slices.Equal(got, want) {
-		t.Fatalf("after sell-out = %v, want the 14 earliest %v", got, want)
+	first, rest := waves()
+	if want := sorted(order[:10]); !slices.Equal(first, want) {
+		t.Fatalf("first wave = %v, want the 10 earliest %v", first, want)
+	}
+	if want := sorted(order[10:14]); !slices.Equal(rest, want) {
+		t.Fatalf("after sell-out, later waves = %v, want the next 4 %v", rest, want)
 	}
 	if ck.Wave != 2 || ck.Records != 14 || ck.Users != 15 || ck.Round != nil {
 		t.Fatalf("checkpoint = %+v, want 2 waves, 15 wishlisters passed and 14 records, no round left", ck)
