@@ -93,8 +93,6 @@ func TestPipelineDeadLettersMisKeyedRecords(t *testing.T) {
 	}
 }
 
-// harness builds the pipeline under the handler suite; poison makes the
-// record it must reject, for a topic and region of the harness's own.
 // edgeRig gives a test a region of its own: a Redis client, a publisher
 // on the embedded nats-server and the region's edge streams.
 func edgeRig(tb testing.TB) (region string, rdb *redis.Client, pub *edge.Publisher, js jetstream.JetStream) {
@@ -120,6 +118,8 @@ func edgeRig(tb testing.TB) (region string, rdb *redis.Client, pub *edge.Publish
 	return region, rdb, pub, js
 }
 
+// harness builds the pipeline under the handler suite; poison makes the
+// record it must reject, for a topic and region of the harness's own.
 func harness(poison func(tb testing.TB, topic, region string) *sarama.ConsumerMessage) handlertest.Factory {
 	return func(tb testing.TB, o handlertest.Options) handlertest.Harness {
 		const channel = events.ChannelApp

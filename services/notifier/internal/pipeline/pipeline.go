@@ -414,8 +414,13 @@ func (p *Processor) ReleaseDue(ctx context.Context, limit int) (int, error) {
 	if err != nil || len(due) == 0 {
 		return 0, err
 	}
-	// A channel's held ids are released only if its notifications went out.
-	byChannel, heldIDs := map[string][]cand{}, map[string][]string{}
+	// A channel's held ids are taken before deliver filters its cands in
+	// place, and released only if the channel's notifications went out.
+	type release struct {
+		cands []cand
+		ids   []string
+	}
+	byChannel := map[string]*release{}
 	ids := make([]string, 0, len(due))
 	for _, h := range due {
 		n, err := events.DecodeNotification(h.Payload)
@@ -433,12 +438,16 @@ func (p *Processor) ReleaseDue(ctx context.Context, limit int) (int, error) {
 			ids = append(ids, h.ID)
 			continue
 		}
-		byChannel[n.Channel] = append(byChannel[n.Channel], cand{n: n, data: h.Payload})
-		heldIDs[n.Channel] = append(heldIDs[n.Channel], h.ID)
+		r := byChannel[n.Channel]
+		if r == nil {
+			r = &release{}
+			byChannel[n.Channel] = r
+		}
+		r.cands = append(r.cands, cand{n: n, data: h.Payload})
+		r.ids = append(r.ids, h.ID)
 	}
-	for ch, cs := range byChannel {
-		chIDs := heldIDs[ch]
-		if err := p.deliver(ctx, nil, ch, cs); err != nil {
+	for ch, r := range byChannel {
+		if err := p.deliver(ctx, nil, ch, r.cands); err != nil {
 			if errors.Is(err, errPaused) {
 				// Paused since the check above: these stay held; what the
 				// other channels published is released below.
@@ -446,8 +455,8 @@ func (p *Processor) ReleaseDue(ctx context.Context, limit int) (int, error) {
 			}
 			return 0, err
 		}
-		ids = append(ids, chIDs...)
-		p.o.Metrics.Released.WithLabelValues(ch).Add(float64(len(chIDs)))
+		ids = append(ids, r.ids...)
+		p.o.Metrics.Released.WithLabelValues(ch).Add(float64(len(r.ids)))
 	}
 	if len(ids) == 0 {
 		return 0, nil
