@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"backinstock/deploy/check"
@@ -79,17 +80,28 @@ func scratchRepo(t *testing.T) string {
 	return tmp
 }
 
+// real holds what realOptions reads once: the broken-file cases share it
+// (check.Run only reads the tables).
+var real struct {
+	once    sync.Once
+	env     check.EnvTables
+	metrics map[string]bool
+	err     error
+}
+
 // realOptions are the env tables of the real binaries and the metric names
 // of the real sources, so a scratch copy of deploy/ is judged against the
 // real services.
 func realOptions(t *testing.T, root string) check.Options {
 	t.Helper()
-	env := codeEnvTables(t)
-	metrics, err := check.DeclaredMetrics(repoRoot(t))
-	if err != nil {
-		t.Fatal(err)
+	real.once.Do(func() {
+		real.env = codeEnvTables(t)
+		real.metrics, real.err = check.DeclaredMetrics(repoRoot(t))
+	})
+	if real.err != nil {
+		t.Fatal(real.err)
 	}
-	return check.Options{Root: root, Env: env, Metrics: metrics}
+	return check.Options{Root: root, Env: real.env, Metrics: real.metrics}
 }
 
 func run(t *testing.T, opts check.Options) []check.Problem {
