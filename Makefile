@@ -39,7 +39,7 @@ build: ## build every binary into bin/
 # raced in their own packages).
 NORACE_PKGS := backinstock/deploy/check/...
 
-test: $(MAILPIT) ## run every module's tests with the race detector (starts its own Kafka, NATS, Redis and Mailpit)
+test: $(MAILPIT) ## run every module's tests, with the race detector but for deploy/check's (starts its own Kafka, NATS, Redis and Mailpit)
 	$(GO) test -count=1 -timeout 20m $(NORACE_PKGS) & norace=$$!; \
 	$(GO) test -race -count=1 -timeout 20m $(filter-out $(NORACE_PKGS),$(PKGS)); race=$$?; \
 	wait $$norace && exit $$race

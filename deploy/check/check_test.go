@@ -80,28 +80,26 @@ func scratchRepo(t *testing.T) string {
 	return tmp
 }
 
-// real holds what realOptions reads once: the broken-file cases share it
-// (check.Run only reads the tables).
-var real struct {
-	once    sync.Once
-	env     check.EnvTables
-	metrics map[string]bool
-	err     error
-}
+// declaredMetrics parses the sources' metric names once for every case
+// (check.Run only reads them).
+var declaredMetrics = sync.OnceValues(func() (map[string]bool, error) {
+	root, err := filepath.Abs(filepath.Join("..", ".."))
+	if err != nil {
+		return nil, err
+	}
+	return check.DeclaredMetrics(root)
+})
 
 // realOptions are the env tables of the real binaries and the metric names
 // of the real sources, so a scratch copy of deploy/ is judged against the
 // real services.
 func realOptions(t *testing.T, root string) check.Options {
 	t.Helper()
-	real.once.Do(func() {
-		real.env = codeEnvTables(t)
-		real.metrics, real.err = check.DeclaredMetrics(repoRoot(t))
-	})
-	if real.err != nil {
-		t.Fatal(real.err)
+	metrics, err := declaredMetrics()
+	if err != nil {
+		t.Fatal(err)
 	}
-	return check.Options{Root: root, Env: real.env, Metrics: real.metrics}
+	return check.Options{Root: root, Env: codeEnvTables(t), Metrics: metrics}
 }
 
 func run(t *testing.T, opts check.Options) []check.Problem {

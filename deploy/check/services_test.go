@@ -81,11 +81,27 @@ func binaries(t *testing.T) string {
 	return bins.dir
 }
 
+// envTables holds codeEnvTables' result: the binaries' --help is read once
+// for every test that judges deploy/ against them (check.Run only reads it).
+var envTables struct {
+	once   sync.Once
+	tables check.EnvTables
+	err    error
+}
+
 // codeEnvTables are the env names each binary's subcommands bind, read from
 // their --help output: the truth the README tables document.
 func codeEnvTables(t *testing.T) check.EnvTables {
 	t.Helper()
 	dir := binaries(t)
+	envTables.once.Do(func() { envTables.tables, envTables.err = readEnvTables(dir) })
+	if envTables.err != nil {
+		t.Fatal(envTables.err)
+	}
+	return envTables.tables
+}
+
+func readEnvTables(dir string) (check.EnvTables, error) {
 	cmds := map[string][][]string{
 		"inventory":  {{}},
 		"wishlist":   {{"serve"}, {"fanout"}, {"replay"}, {"rebuild"}, {"import"}},
@@ -103,14 +119,14 @@ func codeEnvTables(t *testing.T) check.EnvTables {
 			help, _ := cmd.CombinedOutput() // --help may exit 0 or 2
 			names := check.EnvFromHelp(string(help))
 			if len(names) == 0 {
-				t.Fatalf("%s %v --help names no env variable:\n%s", svc, sub, help)
+				return nil, fmt.Errorf("%s %v --help names no env variable:\n%s", svc, sub, help)
 			}
 			for n := range names {
 				out[svc][n] = true
 			}
 		}
 	}
-	return out
+	return out, nil
 }
 
 // TestDeploymentEnvAgainstBinaries runs every check with the env names the
