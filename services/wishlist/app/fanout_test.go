@@ -27,29 +27,31 @@ import (
 // the segments of a round in progress added.
 func checkpoint(t *testing.T, rdb *redis.Client, eventID, region string) wishes.Checkpoint {
 	t.Helper()
-	var ck wishes.Checkpoint
-	v, err := rdb.Get(context.Background(), store.CheckpointKey(eventID, region)).Bytes()
-	if err == redis.Nil {
-		return ck
-	}
-	if err != nil {
-		t.Fatalf("read checkpoint: %v", err)
-	}
-	if err := json.Unmarshal(v, &ck); err != nil {
-		t.Fatalf("decode checkpoint: %v", err)
-	}
-	if ck.Round != nil {
-		// A round in progress: its segments' progress counts too.
-		segs, err := store.New(rdb).Segments(context.Background(), eventID, region, ck.Round.Segments)
+	st := store.New(rdb)
+	for {
+		ck, err := st.Checkpoint(context.Background(), eventID, region)
 		if err != nil {
+			t.Fatal(err)
+		}
+		if ck.Round == nil {
+			return ck
+		}
+		// A round in progress: its segments' progress counts too.
+		segs, err := st.Segments(context.Background(), eventID, region, ck.Round.Segments)
+		if err != nil {
+			// The round may have ended between the two reads, its segments
+			// with it: then the checkpoint read again has moved on.
+			if now, _ := st.Checkpoint(context.Background(), eventID, region); now.Round == nil || now.Round.ID != ck.Round.ID {
+				continue
+			}
 			t.Fatal(err)
 		}
 		for _, sg := range segs {
 			ck.Users += sg.Users
 			ck.Records += sg.Records
 		}
+		return ck
 	}
-	return ck
 }
 
 func waitDone(t *testing.T, rdb *redis.Client, eventID, region string, timeout time.Duration) wishes.Checkpoint {
