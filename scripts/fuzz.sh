@@ -37,7 +37,8 @@ trap 'rm -f "$log"' EXIT
 for t in "${targets[@]}"; do
   read -r pkg fn <<<"$t"
   echo "--- fuzz $pkg $fn for $time"
-  if go test -run '^$' -fuzz "^${fn}\$" -fuzztime "$time" "backinstock/$pkg" 2>&1 | tee "$log"; [ "${PIPESTATUS[0]}" -eq 0 ]; then
+  # -vet=off: make lint vets every package; here it only delayed each target.
+  if go test -vet=off -run '^$' -fuzz "^${fn}\$" -fuzztime "$time" "backinstock/$pkg" 2>&1 | tee "$log"; [ "${PIPESTATUS[0]}" -eq 0 ]; then
     continue
   fi
   if grep -q '^    context deadline exceeded$' "$log" && ! grep -q 'Failing input written to' "$log"; then
