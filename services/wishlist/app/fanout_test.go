@@ -3,9 +3,11 @@ package app_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -24,34 +26,45 @@ import (
 )
 
 // checkpoint reads a fan-out's progress: its checkpoint, with the counts of
-// the segments of a round in progress added.
+// the segments of a round in progress added. It reads both in one
+// transaction, as store.SaveRound writes them (same slot): a round that ended
+// between two reads would have taken its segments with it.
 func checkpoint(t *testing.T, rdb *redis.Client, eventID, region string) wishes.Checkpoint {
 	t.Helper()
-	st := store.New(rdb)
-	for {
-		ck, err := st.Checkpoint(context.Background(), eventID, region)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if ck.Round == nil {
-			return ck
-		}
-		// A round in progress: its segments' progress counts too.
-		segs, err := st.Segments(context.Background(), eventID, region, ck.Round.Segments)
-		if err != nil {
-			// The round may have ended between the two reads, its segments
-			// with it: then the checkpoint read again has moved on.
-			if now, _ := st.Checkpoint(context.Background(), eventID, region); now.Round == nil || now.Round.ID != ck.Round.ID {
-				continue
-			}
-			t.Fatal(err)
-		}
-		for _, sg := range segs {
-			ck.Users += sg.Users
-			ck.Records += sg.Records
-		}
+	ctx := context.Background()
+	var ckCmd *redis.StringCmd
+	var segCmd *redis.MapStringStringCmd
+	_, err := rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		ckCmd = p.Get(ctx, store.CheckpointKey(eventID, region))
+		segCmd = p.HGetAll(ctx, store.SegmentsKey(eventID, region))
+		return nil
+	})
+	var ck wishes.Checkpoint
+	if errors.Is(err, redis.Nil) {
+		return ck // not begun
+	}
+	if err != nil {
+		t.Fatalf("read checkpoint and segments: %v", err)
+	}
+	if err := json.Unmarshal([]byte(ckCmd.Val()), &ck); err != nil {
+		t.Fatalf("decode checkpoint: %v", err)
+	}
+	if ck.Round == nil {
 		return ck
 	}
+	for i := range ck.Round.Segments {
+		v, ok := segCmd.Val()[strconv.Itoa(i)]
+		var sg wishes.Segment
+		if !ok {
+			t.Fatalf("segment %d of round %d is missing", i, ck.Round.ID)
+		}
+		if err := json.Unmarshal([]byte(v), &sg); err != nil {
+			t.Fatalf("decode segment %d: %v", i, err)
+		}
+		ck.Users += sg.Users
+		ck.Records += sg.Records
+	}
+	return ck
 }
 
 func waitDone(t *testing.T, rdb *redis.Client, eventID, region string, timeout time.Duration) wishes.Checkpoint {
