@@ -104,6 +104,10 @@ bench-e2e: ## end to end: 1,000,000-wishlister restock API → edge, and first-d
 bench-edge-streams: ## edge: JetStream ingest with one stream per channel against one stream per region, exactly once checked (about 1 min)
 	$(MAKE) -C services/notifier streams
 
+.PHONY: bench-kafka-records
+bench-kafka-records: ## kafka: producer and read-back CPU per notification at 1, 10, 50 and 200 notifications per record, every record checked once (about 1 min)
+	cd shared && $(GO) test -run '^$$' -bench NotificationsPerRecord -benchtime 500000x -count 2 ./kafka
+
 .PHONY: bench-scale
 bench-scale: ## scale: the 1M restock at fan-out parallelism 1, 2, 4 with 1, 2, 4 replicas of the region's fan-out worker and notifier, then 3M (about 16 min on 2 cores)
 	$(GO) run backinstock/scripts/cmd/scalebench
