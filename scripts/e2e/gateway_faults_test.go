@@ -289,7 +289,9 @@ func waitSending(t *testing.T, ctx context.Context, p *e2eenv.Proc, since time.T
 // with its other workers busy), and is restarted each time; gateway 1 runs
 // throughout. Then: Mailpit holds an email for every notification; every
 // duplicate (a Message-ID twice) is attributed to the kill just after its
-// first copy and no kill has more than GATEWAY_WORKERS of them (the
+// first copy (or up to half a second before it: Mailpit may store a killed
+// gateway's last send after the exit) and no kill has more than
+// GATEWAY_WORKERS of them (the
 // documented bound: one per send of the killed process between the SMTP
 // server's 250 and the marker), the after-send kill at least one (the
 // crashing send itself); delivery.status.v1 holds exactly one distinct
@@ -364,7 +366,12 @@ func TestGatewaySIGKILLAtEachStep(t *testing.T) {
 
 	// Attribute each duplicate to the first kill at or after its first copy
 	// (Mailpit stamps a message when it receives it, before the 250 the
-	// killed gateway was waiting for).
+	// killed gateway was waiting for). The stamp may come a little after the
+	// exit the test saw: a send whose last bytes were still in Mailpit's
+	// socket when the gateway died is stored after (CI saw two copies
+	// stamped 13 ms after the crash hook's last log line, and flagged them
+	// as unexplained).
+	const storeLag = 500 * time.Millisecond
 	total, extra := 0, 0
 	for _, id := range ids {
 		ts := got[messageID(id)]
@@ -375,13 +382,13 @@ func TestGatewaySIGKILLAtEachStep(t *testing.T) {
 		extra += len(ts) - 1
 		owner := -1
 		for j, k := range kills {
-			if !ts[0].After(k.at) {
+			if !ts[0].After(k.at.Add(storeLag)) {
 				owner = j
 				break
 			}
 		}
 		if owner < 0 {
-			t.Errorf("%s arrived %d times, the first at %s, after the last kill: a duplicate no crash explains", id, len(ts), ts[0].Format(time.RFC3339Nano))
+			t.Errorf("%s arrived %d times, the first at %s, more than %s after the last kill: a duplicate no crash explains", id, len(ts), ts[0].Format(time.RFC3339Nano), storeLag)
 			continue
 		}
 		kills[owner].duplicates += len(ts) - 1
