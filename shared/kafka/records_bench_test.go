@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"sync"
 	"testing"
 	"time"
 
@@ -41,15 +40,7 @@ func BenchmarkNotificationsPerRecord(b *testing.B) {
 	for _, per := range []int{1, 10, 50, 200} {
 		b.Run(fmt.Sprintf("notifications-per-record=%d", per), func(b *testing.B) {
 			topic := testenv.Unique(b, "bench-records")
-			adm, err := kafka.NewClusterAdmin(c)
-			if err != nil {
-				b.Fatal(err)
-			}
-			err = adm.CreateTopic(topic, &sarama.TopicDetail{NumPartitions: 12, ReplicationFactor: 3}, false)
-			_ = adm.Close()
-			if err != nil {
-				b.Fatal(err)
-			}
+			createTopic(b, c, topic, 12)
 			p, err := kafka.NewProducer(c, kafka.ProducerOptions{Linger: 5 * time.Millisecond}, zap.NewNop())
 			if err != nil {
 				b.Fatal(err)
@@ -58,49 +49,28 @@ func BenchmarkNotificationsPerRecord(b *testing.B) {
 			// The values are built before the clock starts: the encoding is
 			// the same work either way.
 			records := (b.N + per - 1) / per
-			msgs := make([]sarama.ProducerMessage, records)
+			msgs := make([]*sarama.ProducerMessage, records)
 			for r := range msgs {
 				n := min(per, b.N-r*per)
 				v := make([]byte, 0, n*(len(one)+1))
 				for range n {
 					v = append(append(v, one...), '\n')
 				}
-				msgs[r] = sarama.ProducerMessage{Topic: topic, Key: sarama.StringEncoder(fmt.Sprintf("u%07d", r)), Value: sarama.ByteEncoder(v)}
+				msgs[r] = &sarama.ProducerMessage{Topic: topic, Key: sarama.StringEncoder(fmt.Sprintf("u%07d", r)), Value: sarama.ByteEncoder(v)}
 			}
-			var (
-				wg   sync.WaitGroup
-				mu   sync.Mutex
-				errs []error
-			)
-			wg.Add(records)
-			ack := func(_ *sarama.ProducerMessage, err error) {
-				if err != nil {
-					mu.Lock()
-					errs = append(errs, err)
-					mu.Unlock()
-				}
-				wg.Done()
-			}
-			ctx := context.Background()
 			cpu0 := processCPU(b)
 			b.ResetTimer()
-			for i := range msgs {
-				if err := p.Send(ctx, &msgs[i], ack); err != nil {
-					b.Fatal(err)
-				}
+			if err := p.SendAll(context.Background(), msgs); err != nil {
+				b.Fatal(err)
 			}
-			wg.Wait()
 			b.StopTimer()
 			b.ReportMetric((processCPU(b)-cpu0)*1e9/float64(b.N), "cpu-ns/op")
-			if len(errs) > 0 {
-				b.Fatalf("%d records not acknowledged: %v", len(errs), errs[0])
-			}
 			seen := make(map[string]int, records)
 			cpu1 := processCPU(b)
 			testenv.ReadTopic(b, p.Client(), topic, func(m *sarama.ConsumerMessage) { seen[string(m.Key)]++ })
 			b.ReportMetric((processCPU(b)-cpu1)*1e9/float64(b.N), "read-cpu-ns/op")
-			for r := range msgs {
-				if key := string(msgs[r].Key.(sarama.StringEncoder)); seen[key] != 1 {
+			for _, m := range msgs {
+				if key := string(m.Key.(sarama.StringEncoder)); seen[key] != 1 {
 					b.Fatalf("record %s is in the topic %d times, want once", key, seen[key])
 				}
 			}

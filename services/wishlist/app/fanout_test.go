@@ -3,11 +3,9 @@ package app_test
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"maps"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -26,43 +24,12 @@ import (
 )
 
 // checkpoint reads a fan-out's progress: its checkpoint, with the counts of
-// the segments of a round in progress added. It reads both in one
-// transaction, as store.SaveRound writes them (same slot): a round that ended
-// between two reads would have taken its segments with it.
+// the segments of a round in progress added (store.Progress).
 func checkpoint(t *testing.T, rdb *redis.Client, eventID, region string) wishes.Checkpoint {
 	t.Helper()
-	ctx := context.Background()
-	var ckCmd *redis.StringCmd
-	var segCmd *redis.MapStringStringCmd
-	_, err := rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		ckCmd = p.Get(ctx, store.CheckpointKey(eventID, region))
-		segCmd = p.HGetAll(ctx, store.SegmentsKey(eventID, region))
-		return nil
-	})
-	var ck wishes.Checkpoint
-	if errors.Is(err, redis.Nil) {
-		return ck // not begun
-	}
+	ck, err := store.New(rdb).Progress(context.Background(), eventID, region)
 	if err != nil {
-		t.Fatalf("read checkpoint and segments: %v", err)
-	}
-	if err := json.Unmarshal([]byte(ckCmd.Val()), &ck); err != nil {
-		t.Fatalf("decode checkpoint: %v", err)
-	}
-	if ck.Round == nil {
-		return ck
-	}
-	for i := range ck.Round.Segments {
-		v, ok := segCmd.Val()[strconv.Itoa(i)]
-		var sg wishes.Segment
-		if !ok {
-			t.Fatalf("segment %d of round %d is missing", i, ck.Round.ID)
-		}
-		if err := json.Unmarshal([]byte(v), &sg); err != nil {
-			t.Fatalf("decode segment %d: %v", i, err)
-		}
-		ck.Users += sg.Users
-		ck.Records += sg.Records
+		t.Fatal(err)
 	}
 	return ck
 }

@@ -169,6 +169,41 @@ func (s *Store) Segments(ctx context.Context, eventID, region string, n int) ([]
 	return segs, nil
 }
 
+// Progress is how far a fan-out has come: its checkpoint, with the users
+// and records of a round in progress's segments added. It reads both in one
+// transaction, as SaveRound writes them (same slot): read apart, a round
+// that ended between the reads would have taken its segments with it.
+func (s *Store) Progress(ctx context.Context, eventID, region string) (wishes.Checkpoint, error) {
+	var (
+		ckCmd  *redis.StringCmd
+		segCmd *redis.MapStringStringCmd
+	)
+	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		ckCmd = p.Get(ctx, CheckpointKey(eventID, region))
+		segCmd = p.HGetAll(ctx, SegmentsKey(eventID, region))
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return wishes.Checkpoint{}, fmt.Errorf("read progress of %s/%s: %w", eventID, region, err)
+	}
+	v, err := ckCmd.Bytes()
+	ck, err := decodeCheckpoint(v, err, eventID, region)
+	if err != nil || ck.Round == nil {
+		return ck, err
+	}
+	all := segCmd.Val()
+	for i := range ck.Round.Segments {
+		var sg wishes.Segment
+		v, ok := all[strconv.Itoa(i)]
+		if err := decodeSegment(&sg, v, ok, eventID, region, i); err != nil {
+			return ck, err
+		}
+		ck.Users += sg.Users
+		ck.Records += sg.Records
+	}
+	return ck, nil
+}
+
 // Segment reads the progress of segment i of the round in progress.
 func (s *Store) Segment(ctx context.Context, eventID, region string, i int) (wishes.Segment, error) {
 	var sg wishes.Segment

@@ -744,8 +744,12 @@ func upTo(zs []member, end wishes.Bound) int {
 
 // Checkpoint reads the progress of a fan-out (zero when it has not begun).
 func (s *Store) Checkpoint(ctx context.Context, eventID, region string) (wishes.Checkpoint, error) {
-	var ck wishes.Checkpoint
 	v, err := s.rdb.Get(ctx, CheckpointKey(eventID, region)).Bytes()
+	return decodeCheckpoint(v, err, eventID, region)
+}
+
+func decodeCheckpoint(v []byte, err error, eventID, region string) (wishes.Checkpoint, error) {
+	var ck wishes.Checkpoint
 	if errors.Is(err, redis.Nil) {
 		return ck, nil
 	}

@@ -489,3 +489,36 @@ func TestSegmentLeasesFenceTheCheckpoint(t *testing.T) {
 		t.Fatalf("folded round read back: %+v, %v", j, err)
 	}
 }
+
+// TestProgressAddsTheRoundsSegments: a fan-out not begun has no progress;
+// with a round open, the checkpoint's counts plus its segments'; with a
+// segment gone from the round, an error naming it (not a short count); the
+// round folded, the checkpoint alone.
+func TestProgressAddsTheRoundsSegments(t *testing.T) {
+	ctx := context.Background()
+	rdb, st := openStore(t)
+	id, region := testenv.Unique(t, "ev"), "us-east-1"
+	if ck, err := st.Progress(ctx, id, region); err != nil || ck != (wishes.Checkpoint{}) {
+		t.Fatalf("not begun: %+v, %v; want zero", ck, err)
+	}
+	ck := wishes.Checkpoint{Users: 5, Records: 6, Round: &wishes.Round{ID: 3, Segments: 2}}
+	segs := []wishes.Segment{{Checkpoint: wishes.Checkpoint{Users: 10, Records: 11}}, {Checkpoint: wishes.Checkpoint{Users: 20, Records: 22}}}
+	if err := st.SaveRound(ctx, id, region, ck, segs, nil, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := st.Progress(ctx, id, region); err != nil || got.Users != 35 || got.Records != 39 || got.Round == nil || got.Round.ID != 3 {
+		t.Fatalf("round open: %+v, %v; want 35 users, 39 records, round 3", got, err)
+	}
+	if err := rdb.HDel(ctx, store.SegmentsKey(id, region), "1").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Progress(ctx, id, region); err == nil || !strings.Contains(err.Error(), "segment 1 of "+id) {
+		t.Fatalf("segment 1 deleted: error %v, want one naming it", err)
+	}
+	if err := st.SaveRound(ctx, id, region, wishes.Checkpoint{Users: 35, Records: 39}, nil, nil, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := st.Progress(ctx, id, region); err != nil || got != (wishes.Checkpoint{Users: 35, Records: 39}) {
+		t.Fatalf("round folded: %+v, %v; want the checkpoint alone", got, err)
+	}
+}
